@@ -1,0 +1,95 @@
+//! The connection pool (deadpool over `diesel-async`'s `AsyncPgConnection`).
+
+use std::time::Duration;
+
+use diesel_async::{
+    AsyncPgConnection,
+    pooled_connection::{
+        AsyncDieselConnectionManager,
+        deadpool::{Object, Pool as Deadpool},
+    },
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::StoreError;
+
+/// Pool sizing and timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// Most connections held open.
+    pub max_size: usize,
+    /// How long a caller waits for a free connection (or a new one to be
+    /// established) before [`StoreError::Unavailable`].
+    pub timeout: Duration,
+}
+
+/// A cheap-to-clone handle on the pool.
+#[derive(Clone)]
+pub struct Pool(Deadpool<AsyncPgConnection>);
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Pool").field(&self.status()).finish()
+    }
+}
+
+/// A snapshot of the pool, exported as metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Configured maximum.
+    pub max_size: usize,
+    /// Connections open now.
+    pub size: usize,
+    /// Open connections not in use.
+    pub idle: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+}
+
+/// A connection checked out of the pool; returned to it on drop.
+pub type PooledConnection = Object<AsyncPgConnection>;
+
+impl Pool {
+    /// Builds a pool for `database_url`. Connections are opened lazily, so
+    /// this succeeds while the database is down; [`Pool::get`] then fails.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the pool cannot be built.
+    pub fn new(database_url: &SecretString, settings: PoolSettings) -> Result<Self, StoreError> {
+        let manager =
+            AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url.expose_secret());
+        let pool = Deadpool::builder(manager)
+            .max_size(settings.max_size)
+            .wait_timeout(Some(settings.timeout))
+            .create_timeout(Some(settings.timeout))
+            .recycle_timeout(Some(settings.timeout))
+            .runtime(deadpool_runtime())
+            .build()
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        Ok(Self(pool))
+    }
+
+    /// Checks out a connection.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when none is free within the timeout or the
+    /// database cannot be reached.
+    pub async fn get(&self) -> Result<PooledConnection, StoreError> {
+        Ok(self.0.get().await?)
+    }
+
+    /// Current size, idle and waiting counts.
+    pub fn status(&self) -> PoolStatus {
+        let s = self.0.status();
+        PoolStatus {
+            max_size: s.max_size,
+            size: s.size,
+            idle: s.available,
+            waiting: s.waiting,
+        }
+    }
+}
+
+fn deadpool_runtime() -> deadpool::Runtime {
+    deadpool::Runtime::Tokio1
+}

@@ -1,0 +1,2 @@
+DROP TABLE plans;
+DROP TABLE products;
