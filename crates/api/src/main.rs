@@ -1,1 +1,120 @@
-fn main() {}
+//! The `tenantry` binary: see `tenantry --help`.
+
+use std::process::ExitCode;
+
+use tenantry_api::{
+    Application,
+    cli::{CatalogAction, Cli, Command, MigrateAction},
+    config::Settings,
+    error::error_chain,
+    telemetry,
+};
+use tenantry_store::migrations;
+
+fn main() -> ExitCode {
+    let cli = match Cli::parse_from_with_config(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let settings = Settings::from(cli.settings);
+    telemetry::init(&settings.log, settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tenantry: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %error_chain(e.as_ref()), "tenantry failed");
+            eprintln!("tenantry: {}", error_chain(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate { action } => migrate(action, &settings).await,
+        Command::Openapi => {
+            print!("{}", tenantry_api::openapi::to_pretty_json()?);
+            Ok(())
+        }
+        Command::Catalog {
+            action: CatalogAction::Load { file },
+        } => {
+            let report = tenantry_api::catalog_file::load(&settings, &file).await?;
+            println!(
+                "catalog {}: {} product(s) created, {} updated; {} plan(s) created, {} updated; {} unchanged",
+                file.display(),
+                report.products_created,
+                report.products_updated,
+                report.plans_created,
+                report.plans_updated,
+                report.unchanged
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let url = settings.require_database_url()?;
+    let applied = migrations::run_pending(url).await?;
+    for name in &applied {
+        tracing::info!(migration = %name, "applied migration");
+    }
+    let app = Application::build(&settings)?;
+    tracing::info!(
+        listen = %settings.listen,
+        port = app.port(),
+        docs = %format!("http://{}:{}/docs/", settings.listen.ip(), app.port()),
+        "serving the Tenantry API"
+    );
+    app.run_until_stopped().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn migrate(action: MigrateAction, settings: &Settings) -> anyhow::Result<()> {
+    let url = settings.require_database_url()?;
+    match action {
+        MigrateAction::Up => {
+            let applied = migrations::run_pending(url).await?;
+            if applied.is_empty() {
+                println!("no pending migration");
+            }
+            for name in applied {
+                println!("applied {name}");
+            }
+        }
+        MigrateAction::Down { n } => {
+            let reverted = migrations::revert(url, n as usize).await?;
+            if reverted.is_empty() {
+                println!("no applied migration to revert");
+            }
+            for name in reverted {
+                println!("reverted {name}");
+            }
+        }
+        MigrateAction::Status => {
+            for m in migrations::status(url).await? {
+                println!("[{}] {}", if m.applied { "X" } else { " " }, m.name);
+            }
+        }
+    }
+    Ok(())
+}

@@ -82,9 +82,10 @@ fn lock(conn: &mut Wrapper, function: &str) -> Result<(), MigrationError> {
 /// [`MigrationError`]; a failing migration is rolled back with its transaction.
 pub async fn run_pending(url: &SecretString) -> Result<Vec<String>, MigrationError> {
     with_locked_connection(url, |conn| {
-        conn.run_pending_migrations(MIGRATIONS)
-            .map(|v| v.iter().map(ToString::to_string).collect())
-            .map_err(|e| MigrationError::Failed(e.to_string()))
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(|e| MigrationError::Failed(e.to_string()))?;
+        names_of(applied.iter().map(ToString::to_string))
     })
     .await
 }
@@ -109,7 +110,7 @@ pub async fn revert(url: &SecretString, n: usize) -> Result<Vec<String>, Migrati
                 .map_err(|e| MigrationError::Failed(e.to_string()))?;
             reverted.push(v.to_string());
         }
-        Ok(reverted)
+        names_of(reverted)
     })
     .await
 }
@@ -136,6 +137,19 @@ pub async fn status(url: &SecretString) -> Result<Vec<MigrationStatus>, Migratio
             .collect())
     })
     .await
+}
+
+/// The directory names of the migrations with these versions.
+fn names_of(versions: impl IntoIterator<Item = String>) -> Result<Vec<String>, MigrationError> {
+    let all = embedded()?;
+    Ok(versions
+        .into_iter()
+        .map(|v| {
+            all.iter()
+                .find(|(version, _)| *version == v)
+                .map_or(v, |(_, name)| name.clone())
+        })
+        .collect())
 }
 
 /// `(version, name)` of every embedded migration, oldest first.

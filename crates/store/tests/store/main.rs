@@ -1,3 +1,5 @@
+#![expect(clippy::expect_used, reason = "test helpers fail loudly")]
+
 //! Store integration tests against a real PostgreSQL: one database per test.
 
 mod catalog;

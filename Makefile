@@ -1,0 +1,42 @@
+# Tenantry — developer commands. `make run` and `make test` are the two a
+# newcomer needs (see README.md); the rest are for working on the code.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help run test fmt lint check-layers openapi schema tools bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+run: ## start the control plane (private PostgreSQL under $TENANTRY_DATA_DIR unless DATABASE_URL is set)
+	@scripts/run
+
+test: ## fmt check, clippy -D warnings, layer check, every test (starts its own PostgreSQL unless DATABASE_URL is set)
+	@scripts/test
+
+fmt: ## format the code
+	cargo fmt --all
+
+lint: ## clippy with warnings as errors
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+check-layers: ## prove `domain` depends on no diesel, actix or tokio
+	@scripts/check-layers
+
+openapi: ## regenerate openapi/openapi.json from the handlers
+	cargo run --quiet --locked --bin tenantry -- openapi > openapi/openapi.json
+	@echo "openapi/openapi.json refreshed"
+
+schema: ## regenerate crates/store/src/schema.rs from the migrations (needs a PostgreSQL: DATABASE_URL or the test cluster)
+	@scripts/schema
+
+tools: ## install the tools `make test` needs (cargo-nextest, diesel CLI)
+	@command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+	@command -v diesel >/dev/null || cargo install diesel_cli --no-default-features --features postgres --locked
+
+clean: ## remove build output and the local data dir (stops its PostgreSQL first)
+	-scripts/pg-cluster stop "$${TENANTRY_DATA_DIR:-./var}/postgres"
+	-scripts/pg-cluster stop ./var/test-postgres
+	cargo clean
+	rm -rf ./var

@@ -1,0 +1,89 @@
+//! Loading a catalog file (`tenantry catalog load FILE`).
+
+use std::path::Path;
+
+use tenantry_domain::{CatalogInput, catalog::ProductSpec};
+use tenantry_store::{Pool, PoolSettings, catalog::LoadReport};
+
+use crate::config::Settings;
+
+/// Parses and validates a TOML (`.toml`) or JSON (`.json`) catalog.
+///
+/// # Errors
+/// Unreadable file, unknown extension, a parse error naming the field path,
+/// or every validation error with its path.
+pub fn read(path: &Path) -> anyhow::Result<Vec<ProductSpec>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let input: CatalogInput = match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => {
+            let de = toml::Deserializer::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            serde_path_to_error::deserialize(de)
+                .map_err(|e| anyhow::anyhow!("{}: {}: {}", path.display(), e.path(), e.inner()))?
+        }
+        Some("json") => {
+            let de = &mut serde_json::Deserializer::from_str(&text);
+            serde_path_to_error::deserialize(de)
+                .map_err(|e| anyhow::anyhow!("{}: {}: {}", path.display(), e.path(), e.inner()))?
+        }
+        _ => anyhow::bail!(
+            "{}: a catalog file must end in .toml or .json",
+            path.display()
+        ),
+    };
+    input
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{}: invalid catalog: {e}", path.display()))
+}
+
+/// Reads `path` and creates or updates its products and plans in one
+/// transaction; loading the same file twice changes nothing.
+///
+/// # Errors
+/// [`read`]'s errors, or a database error (nothing is changed then).
+pub async fn load(settings: &Settings, path: &Path) -> anyhow::Result<LoadReport> {
+    let specs = read(path)?;
+    let pool = Pool::new(
+        settings.require_database_url()?,
+        PoolSettings {
+            max_size: 1,
+            timeout: settings.db_timeout,
+        },
+    )?;
+    let mut conn = pool.get().await?;
+    Ok(tenantry_store::catalog::load_catalog(&mut conn, &specs).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_catalog_is_valid() {
+        let specs = read(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../catalog/demo.toml"
+        )))
+        .unwrap();
+        let slugs: Vec<_> = specs.iter().map(|s| s.slug.as_str()).collect();
+        assert_eq!(slugs, ["odoo", "inventory"]);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let dir = std::env::temp_dir().join(format!("tenantry-cat-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.json");
+        std::fs::write(&f, r#"{"products":[{"slug":"odoo","name":"Odoo","driver":"proxmox","lxc_template":"t","internal_port":1,"plans":[{"code":"x","name":"X","tier_rank":1,"price":"1.00","currency":"USD","interval":"week","deployment":"shared","cpu_cores":1,"memory_mib":512,"storage_gib":1,"backup_schedule":"none"}]}]}"#).unwrap();
+        let err = read(&f).unwrap_err().to_string();
+        assert!(err.contains("products[0].plans[0].interval"), "{err}");
+        std::fs::write(&f, r#"{"products":[{"slug":"odoo","colour":"red"}]}"#).unwrap();
+        let err = read(&f).unwrap_err().to_string();
+        assert!(
+            err.contains("products[0]") && err.contains("colour"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

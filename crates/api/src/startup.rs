@@ -1,0 +1,119 @@
+//! Building and running the HTTP server.
+
+use std::net::TcpListener;
+
+use actix_web::{
+    App, HttpServer,
+    dev::Server,
+    middleware::{Compress, from_fn},
+    web,
+};
+use prometheus::Registry;
+use tenantry_store::{Pool, PoolSettings};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{config::Settings, metrics, middleware::request_context, openapi::ApiDoc, routes};
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database pool.
+    pub pool: Pool,
+    /// The Prometheus registry `/metrics` reads.
+    pub registry: Registry,
+}
+
+/// A bound, not yet running, HTTP server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+impl Application {
+    /// Builds the pool and the app and binds the listen address. Does not
+    /// touch the database: the server starts (and answers `/readyz` with
+    /// 503) while the database is down.
+    ///
+    /// # Errors
+    /// When `DATABASE_URL` is missing or the address cannot be bound.
+    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let pool = Pool::new(
+            settings.require_database_url()?,
+            PoolSettings {
+                max_size: settings.db_pool_size as usize,
+                timeout: settings.db_timeout,
+            },
+        )?;
+        let (registry, http_metrics) = metrics::build(&pool)?;
+        let state = web::Data::new(AppState { pool, registry });
+        let listener = TcpListener::bind(settings.listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let max_body = settings.max_body_bytes;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .configure(configure)
+                .wrap(Compress::default())
+                .wrap(from_fn(request_context))
+                .wrap(http_metrics.clone())
+        })
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .listen(listener)?;
+        if let Some(n) = settings.http_workers {
+            server = server.workers(n);
+        }
+        Ok(Self {
+            port,
+            server: server.run(),
+        })
+    }
+
+    /// The port bound (useful when the listen address had port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT (or the server handle stops it), then
+    /// stops accepting, lets in-flight requests finish within the shutdown
+    /// timeout, and returns.
+    ///
+    /// # Errors
+    /// An I/O error of the server.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// A handle to stop the server from elsewhere (tests).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+/// Mounts every route, the docs and the 404 fallback.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(routes::health::healthz)
+        .service(routes::health::readyz)
+        .service(routes::health::metrics)
+        .configure(routes::v1)
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
+        .route(
+            "/docs",
+            web::get().to(|| async {
+                actix_web::HttpResponse::PermanentRedirect()
+                    .insert_header(("Location", "/docs/"))
+                    .finish()
+            }),
+        )
+        .default_service(web::to(routes::not_found));
+}

@@ -1,0 +1,258 @@
+use actix_web::{App, HttpResponse, middleware::from_fn, test, web};
+use serde::Deserialize;
+use tenantry_api::{error::ApiResult, extract, middleware::request_context};
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn unknown_route_is_a_404_problem() {
+    let app = spawn_app().await;
+    let body = app.get_problem("/v1/nope", 404).await;
+    assert_eq!(body["type"], "https://tenantry.dev/problems/not-found");
+    assert_eq!(body["instance"], "/v1/nope");
+    assert!(body["detail"].as_str().unwrap().contains("/v1/nope"));
+}
+
+#[tokio::test]
+async fn an_unrouted_method_is_a_404_problem_too() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .delete(app.url("/v1/products"))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(res, 404).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("DELETE /v1/products"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn request_id_is_echoed_or_generated() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("X-Request-Id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "abc-123");
+
+    let a = app.get("/healthz").await.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let b = app.get("/healthz").await.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(a, b);
+    assert!(uuid::Uuid::parse_str(&a).is_ok());
+
+    // A problem body carries the same id.
+    let res = app
+        .client
+        .get(app.url("/v1/nope"))
+        .header("X-Request-Id", "trace-9")
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(res, 404).await;
+    assert_eq!(body["request_id"], "trace-9");
+}
+
+#[tokio::test]
+async fn a_hostile_request_id_is_replaced() {
+    let app = spawn_app().await;
+    let long = "x".repeat(500);
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("X-Request-Id", &long)
+        .send()
+        .await
+        .unwrap();
+    let id = res.headers()["x-request-id"].to_str().unwrap();
+    assert_ne!(id, long);
+    assert!(uuid::Uuid::parse_str(id).is_ok());
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "fields exist to be deserialised")]
+struct Body {
+    name: String,
+    limits: Limits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "fields exist to be deserialised")]
+struct Limits {
+    cpu_cores: u32,
+}
+
+async fn echo(extract::Json(body): extract::Json<Body>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().body(format!("{body:?}")))
+}
+
+async fn boom() -> HttpResponse {
+    panic!("kaboom")
+}
+
+macro_rules! test_app {
+    () => {
+        test::init_service(
+            App::new()
+                .app_data(web::PayloadConfig::new(1024))
+                .route("/echo", web::post().to(echo))
+                .wrap(from_fn(request_context)),
+        )
+        .await
+    };
+}
+
+async fn post(body: &str) -> (u16, serde_json::Value) {
+    let app = test_app!();
+    let res = test::call_service(
+        &app,
+        test::TestRequest::post()
+            .uri("/echo")
+            .insert_header(("content-type", "application/json"))
+            .set_payload(body.to_owned())
+            .to_request(),
+    )
+    .await;
+    let status = res.status().as_u16();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = test::read_body(res).await;
+    if status == 200 {
+        return (status, serde_json::Value::Null);
+    }
+    assert_eq!(ct.as_deref(), Some("application/problem+json"));
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[actix_web::test]
+async fn malformed_json_is_400() {
+    let (status, body) = post("{\"name\": ").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["type"],
+        "https://tenantry.dev/problems/malformed-request"
+    );
+}
+
+#[actix_web::test]
+async fn unknown_and_mistyped_fields_are_422_naming_the_field() {
+    let (status, body) = post(r#"{"name":"a","limits":{"cpu_cores":1,"gpu":2}}"#).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        body["type"],
+        "https://tenantry.dev/problems/validation-failed"
+    );
+    assert_eq!(body["errors"][0]["field"], "limits.gpu");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gpu")
+    );
+
+    let (status, body) = post(r#"{"name":"a","limits":{"cpu_cores":"two"}}"#).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["errors"][0]["field"], "limits.cpu_cores");
+
+    let (status, body) = post(r#"{"limits":{"cpu_cores":1}}"#).await;
+    assert_eq!(status, 422);
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("name")
+    );
+
+    let (status, _) = post(r#"{"name":"a","limits":{"cpu_cores":1}}"#).await;
+    assert_eq!(status, 200);
+}
+
+#[actix_web::test]
+async fn an_oversized_body_is_413() {
+    let (status, body) = post(&format!("{{\"name\":\"{}\"}}", "x".repeat(4096))).await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        body["type"],
+        "https://tenantry.dev/problems/payload-too-large"
+    );
+}
+
+#[tokio::test]
+async fn a_panic_becomes_a_500_problem_and_the_server_keeps_serving() {
+    let server = actix_web::HttpServer::new(|| {
+        App::new()
+            .route("/boom", web::get().to(boom))
+            .route(
+                "/ok",
+                web::get().to(|| async { HttpResponse::Ok().finish() }),
+            )
+            .wrap(from_fn(request_context))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let port = server.addrs()[0].port();
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let client = reqwest::Client::new();
+    for _ in 0..2 {
+        let res = client
+            .get(format!("http://127.0.0.1:{port}/boom"))
+            .header("X-Request-Id", "panic-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["x-request-id"], "panic-1");
+        let body = assert_problem(res, 500).await;
+        assert_eq!(body["type"], "https://tenantry.dev/problems/internal-error");
+        assert_eq!(body["request_id"], "panic-1");
+        assert!(
+            !body.to_string().contains("kaboom"),
+            "the panic message is logged, not sent"
+        );
+    }
+    let ok = client
+        .get(format!("http://127.0.0.1:{port}/ok"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "the worker survived");
+    handle.stop(false).await;
+}
+
+#[tokio::test]
+async fn bad_query_parameters_are_400_naming_the_parameter() {
+    let app = spawn_app().await;
+    let body = app.get_problem("/v1/products?limit=abc", 400).await;
+    assert_eq!(body["errors"][0]["field"], "limit");
+    let body = app.get_problem("/v1/products?limit=0", 400).await;
+    assert_eq!(body["errors"][0]["field"], "limit");
+    let body = app.get_problem("/v1/plans?cursor=zzz", 400).await;
+    assert_eq!(body["errors"][0]["field"], "cursor");
+    let body = app.get_problem("/v1/plans?prodcut=odoo", 400).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("prodcut")
+    );
+}

@@ -1,0 +1,15 @@
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+//! API integration tests: the real app on a free port, its own database each.
+
+mod catalog;
+mod cli;
+mod errors;
+mod helpers;
+mod make_run;
+mod operations;

@@ -1,0 +1,160 @@
+use crate::helpers::{assert_problem, spawn_app, spawn_app_on};
+
+#[tokio::test]
+async fn healthz_answers_without_touching_the_database() {
+    let app = spawn_app_on("postgres://nobody@127.0.0.1:1/none");
+    let res = app.get("/healthz").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["status"],
+        "ok"
+    );
+}
+
+#[tokio::test]
+async fn readyz_is_ready_on_a_migrated_database() {
+    let app = spawn_app().await;
+    let body: serde_json::Value = app.get_json("/readyz").await;
+    assert_eq!(body["status"], "ready");
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_a_migration_is_pending() {
+    let app = spawn_app().await;
+    let url = secrecy::SecretString::from(app.db.as_ref().unwrap().url().to_owned());
+    tenantry_store::migrations::revert(&url, 1).await.unwrap();
+    let res = app.get("/readyz").await;
+    assert!(res.headers().contains_key("retry-after"));
+    let body = assert_problem(res, 503).await;
+    assert_eq!(
+        body["type"],
+        "https://tenantry.dev/problems/service-unavailable"
+    );
+}
+
+#[tokio::test]
+async fn database_unreachable_is_503_with_retry_after() {
+    let app = spawn_app_on("postgres://nobody@127.0.0.1:1/none");
+    for path in ["/readyz", "/v1/products", "/v1/plans", "/v1/products/odoo"] {
+        let res = app.get(path).await;
+        assert_eq!(res.headers()["retry-after"], "5", "{path}");
+        assert_problem(res, 503).await;
+    }
+}
+
+#[tokio::test]
+async fn an_exhausted_pool_is_503_not_a_hang() {
+    let db = tenantry_test_db::TestDatabase::new().await;
+    let mut settings = tenantry_api::config::Settings::for_tests(db.url());
+    settings.db_pool_size = 1;
+    settings.db_timeout = std::time::Duration::from_millis(300);
+    let pool = tenantry_store::Pool::new(
+        settings.database_url.as_ref().unwrap(),
+        tenantry_store::PoolSettings {
+            max_size: 1,
+            timeout: settings.db_timeout,
+        },
+    )
+    .unwrap();
+    // Hold the only connection of a state built like the app's, and ask through it.
+    let held = pool.get().await.unwrap();
+    let state = tenantry_api::AppState {
+        pool: pool.clone(),
+        registry: prometheus::Registry::new(),
+    };
+    let app = actix_web::test::init_service(
+        actix_web::App::new()
+            .app_data(actix_web::web::Data::new(state))
+            .configure(tenantry_api::startup::configure)
+            .wrap(actix_web::middleware::from_fn(
+                tenantry_api::middleware::request_context,
+            )),
+    )
+    .await;
+    let res = actix_web::test::call_service(
+        &app,
+        actix_web::test::TestRequest::get()
+            .uri("/v1/products")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers().get("retry-after").unwrap(), "5");
+    assert_eq!(pool.status().waiting, 0);
+    drop(held);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_and_report_the_pool() {
+    let app = spawn_app().await;
+    app.get("/v1/products/odoo").await;
+    app.get("/v1/products/nope").await;
+    app.get("/no/such/route").await;
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains(r#"tenantry_http_requests_total{endpoint="/v1/products/{slug}",method="GET",status="404"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"endpoint="UNMATCHED""#),
+        "unmatched paths are masked: {text}"
+    );
+    assert!(
+        text.contains("tenantry_http_requests_duration_seconds_bucket{"),
+        "{text}"
+    );
+    for gauge in [
+        "tenantry_db_pool_max_size 4",
+        "tenantry_db_pool_size",
+        "tenantry_db_pool_idle",
+        "tenantry_db_pool_waiting 0",
+    ] {
+        assert!(text.contains(gauge), "{gauge} missing: {text}");
+    }
+}
+
+#[tokio::test]
+async fn openapi_json_and_the_offline_docs_page_are_served() {
+    let app = spawn_app().await;
+    let spec: serde_json::Value = app.get_json("/openapi.json").await;
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert!(spec["paths"]["/v1/products"].is_object());
+
+    let res = app.get("/docs").await;
+    assert_eq!(res.status(), 308);
+    let res = app.get("/docs/").await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    // Every asset the page loads is served by us: no CDN, works offline.
+    for asset in [
+        "/docs/swagger-ui.css",
+        "/docs/swagger-ui-bundle.js",
+        "/docs/swagger-initializer.js",
+    ] {
+        assert_eq!(app.get(asset).await.status(), 200, "{asset}");
+    }
+    assert!(
+        !html.contains("https://"),
+        "the docs page must not load anything remote"
+    );
+}
+
+#[tokio::test]
+async fn the_committed_openapi_spec_is_current() {
+    let generated = tenantry_api::openapi::to_pretty_json().unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi/openapi.json");
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        generated == committed,
+        "openapi/openapi.json is out of date with the handlers: run `make openapi` and commit it"
+    );
+}
