@@ -70,6 +70,111 @@ mod tests {
         assert_eq!(slugs, ["odoo", "inventory"]);
     }
 
+    /// The shape the foundation issue asks of the demo catalog, which scripts
+    /// and tests refer to by slug and code.
+    #[test]
+    fn the_demo_catalog_has_the_promised_plans() {
+        use tenantry_domain::{BillingInterval, DeploymentKind, DriverKind};
+        let specs = read(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../catalog/demo.toml"
+        )))
+        .unwrap();
+        let plan = |product: &str, code: &str| {
+            specs
+                .iter()
+                .find(|p| p.slug.as_str() == product)
+                .and_then(|p| p.plans.iter().find(|q| q.code.as_str() == code))
+                .unwrap_or_else(|| panic!("{product}/{code} missing"))
+                .clone()
+        };
+        let odoo = &specs[0];
+        assert_eq!(odoo.driver, DriverKind::Proxmox);
+        for (code, price, deployment, cpu, mem, disk, backup, sla) in [
+            (
+                "basic",
+                "29.00",
+                DeploymentKind::Shared,
+                1,
+                2048,
+                10,
+                Some(168),
+                "99",
+            ),
+            (
+                "pro",
+                "49.00",
+                DeploymentKind::Dedicated,
+                2,
+                4096,
+                50,
+                Some(24),
+                "99.5",
+            ),
+            (
+                "enterprise",
+                "99.00",
+                DeploymentKind::DedicatedHa,
+                4,
+                8192,
+                100,
+                Some(6),
+                "99.9",
+            ),
+        ] {
+            let p = plan("odoo", code);
+            assert_eq!(p.price.amount().to_string(), price, "{code}");
+            assert_eq!(p.price.currency().code(), "USD");
+            assert_eq!(p.interval, BillingInterval::Month);
+            assert_eq!(p.deployment, deployment, "{code}");
+            assert_eq!(
+                (
+                    p.resources.cpu_cores,
+                    p.resources.memory_mib,
+                    p.resources.storage_gib
+                ),
+                (cpu, mem, disk)
+            );
+            assert_eq!(p.backup_schedule.interval_hours(), backup, "{code}");
+            assert_eq!(p.sla_percent.unwrap().get().to_string(), sla, "{code}");
+        }
+        let inventory = &specs[1];
+        assert_eq!(inventory.driver, DriverKind::Docker);
+        let ports = inventory.dedicated_ports.unwrap();
+        assert_eq!((ports.start().get(), ports.end().get()), (8100, 8199));
+        assert!(plan("inventory", "free").price.amount().is_zero());
+        for (code, deployment) in [
+            ("free", DeploymentKind::Shared),
+            ("starter", DeploymentKind::Shared),
+            ("business", DeploymentKind::Shared),
+            ("enterprise", DeploymentKind::Dedicated),
+            ("lifetime", DeploymentKind::Dedicated),
+        ] {
+            assert_eq!(plan("inventory", code).deployment, deployment, "{code}");
+        }
+        assert_eq!(
+            plan("inventory", "lifetime").interval,
+            BillingInterval::Lifetime
+        );
+        // Every paid monthly plan has a `<code>-yearly` twin at ten times the price.
+        for product in &specs {
+            for monthly in product
+                .plans
+                .iter()
+                .filter(|p| p.interval == BillingInterval::Month && !p.price.amount().is_zero())
+            {
+                let yearly = plan(product.slug.as_str(), &format!("{}-yearly", monthly.code));
+                assert_eq!(yearly.interval, BillingInterval::Year);
+                assert_eq!(
+                    yearly.price.amount(),
+                    monthly.price.amount() * rust_decimal::Decimal::TEN
+                );
+                assert_eq!(yearly.deployment, monthly.deployment);
+                assert_eq!(yearly.tier_rank, monthly.tier_rank);
+            }
+        }
+    }
+
     #[test]
     fn errors_name_the_field() {
         let dir = std::env::temp_dir().join(format!("tenantry-cat-{}", uuid::Uuid::new_v4()));

@@ -5,6 +5,7 @@
 //! builds on these types. Newtypes have a private field and a `parse()` that
 //! returns an error naming the broken rule, so a value that exists is valid.
 
+pub mod billing;
 pub mod catalog;
 pub mod money;
 pub mod slug;
