@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use diesel_async::{
-    AsyncPgConnection,
+    AsyncConnection, AsyncPgConnection,
     pooled_connection::{
-        AsyncDieselConnectionManager,
+        AsyncDieselConnectionManager, ManagerConfig,
         deadpool::{Object, Pool as Deadpool},
     },
 };
+use futures_util::FutureExt;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::StoreError;
@@ -56,8 +57,30 @@ impl Pool {
     /// # Errors
     /// [`StoreError::Unavailable`] when the pool cannot be built.
     pub fn new(database_url: &SecretString, settings: PoolSettings) -> Result<Self, StoreError> {
-        let manager =
-            AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url.expose_secret());
+        // A connection's driver task lives on the runtime that established
+        // it. actix-web runs each HTTP worker on a runtime of its own that
+        // ends at shutdown, so connections made there would die under
+        // requests still in flight on other workers. Establish them on the
+        // runtime that built the pool (the process's main one) instead.
+        let mut config = ManagerConfig::<AsyncPgConnection>::default();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            config.custom_setup = Box::new(move |url| {
+                let url = url.to_owned();
+                let task = handle.spawn(async move { AsyncPgConnection::establish(&url).await });
+                async move {
+                    task.await.unwrap_or_else(|e| {
+                        Err(diesel::ConnectionError::BadConnection(format!(
+                            "connection task failed: {e}"
+                        )))
+                    })
+                }
+                .boxed()
+            });
+        }
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+            database_url.expose_secret(),
+            config,
+        );
         let pool = Deadpool::builder(manager)
             .max_size(settings.max_size)
             .wait_timeout(Some(settings.timeout))

@@ -3,7 +3,6 @@
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
-    time::Duration,
 };
 
 use tenantry_test_db::TestDatabase;
@@ -107,8 +106,10 @@ async fn migrate_up_down_status_and_catalog_load() {
     assert!(out.contains("[ ] 2026-11-21-000001_catalog"), "{out}");
 }
 
-#[tokio::test]
-async fn serve_migrates_then_stops_cleanly_on_sigterm() {
+/// SIGTERM: the server stops accepting, lets a request that is in flight
+/// (blocked on a table lock held by this test) finish, then exits 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_migrates_then_finishes_in_flight_requests_on_sigterm() {
     let db = TestDatabase::empty().await;
     let mut child = tenantry(Some(db.url()))
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -117,42 +118,88 @@ async fn serve_migrates_then_stops_cleanly_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Read the log until the server says where it listens.
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut next_json = move || {
+        let line = lines.next().expect("server exited early").unwrap();
+        serde_json::from_str::<serde_json::Value>(&line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"))
+    };
     let port = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        let v = next_json();
         if v["message"] == "serving the Tenantry API" {
             break v["port"].as_u64().unwrap();
         }
     };
-    let client = reqwest::Client::new();
-    let ready = client
-        .get(format!("http://127.0.0.1:{port}/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200, "serve applied the migrations");
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
+    // Hold a lock the catalog query needs, so the next request stays in flight.
+    let (pg, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    pg.batch_execute("BEGIN; LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let in_flight = tokio::spawn(reqwest::get(format!("{base}/v1/products")));
+    loop {
+        let waiting: i64 = pg
+            .query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[])
+            .await
             .unwrap()
-            .success()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+
+    crate::helpers::sigterm(child.id());
+    let stderr_task = tokio::task::spawn_blocking(move || {
+        // Wait until the server has begun its graceful shutdown.
+        loop {
+            let v = next_json();
+            if v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("graceful shutdown"))
+            {
+                return next_json;
+            }
+        }
+    });
+    let mut next_json = stderr_task.await.unwrap();
+    assert!(
+        reqwest::get(format!("{base}/healthz")).await.is_err(),
+        "no new connection is accepted during shutdown"
     );
+    pg.batch_execute("COMMIT").await.unwrap();
+
+    let res = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    let code = res.status();
+    let body = res.text().await.unwrap();
+    if code != 200 {
+        let log = tokio::task::spawn_blocking(move || {
+            (0..6).map(|_| next_json().to_string()).collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        panic!("{body}\n{log:#?}");
+    }
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()
         .unwrap();
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:?}");
-    let _ = Duration::ZERO;
+    let stopped = tokio::task::spawn_blocking(move || {
+        loop {
+            if next_json()["message"] == "stopped" {
+                return true;
+            }
+        }
+    });
+    assert!(stopped.await.unwrap());
 }

@@ -116,3 +116,12 @@ pub async fn assert_problem(res: reqwest::Response, status: u16) -> Value {
     assert!(body["title"].is_string() && body["detail"].is_string());
     body
 }
+
+/// Sends SIGTERM to a child process.
+pub fn sigterm(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -TERM {pid}");
+}
