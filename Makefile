@@ -2,6 +2,8 @@
 # newcomer needs (see README.md); the rest are for working on the code.
 
 SHELL := /bin/bash
+# The schema check compares against this version's `diesel print-schema` output.
+DIESEL_CLI_VERSION := 2.3.14
 .DEFAULT_GOAL := help
 
 .PHONY: help run test fmt lint check-layers openapi schema tools bench clean
@@ -33,7 +35,7 @@ schema: ## regenerate crates/store/src/schema.rs from the migrations (needs a Po
 
 tools: ## install the tools `make test` needs (cargo-nextest, diesel CLI)
 	@command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
-	@command -v diesel >/dev/null || cargo install diesel_cli --no-default-features --features postgres --locked
+	@diesel --version 2>/dev/null | grep -q "$(DIESEL_CLI_VERSION)" || cargo install diesel_cli --version $(DIESEL_CLI_VERSION) --no-default-features --features postgres --locked
 
 clean: ## remove build output and the local data dir (stops its PostgreSQL first)
 	-scripts/pg-cluster stop "$${TENANTRY_DATA_DIR:-./var}/postgres"

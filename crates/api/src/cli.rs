@@ -20,8 +20,9 @@ Also read by `make run` / `make test` (not by this binary):
 #[command(name = "tenantry", version, about, after_help = AFTER_HELP, after_long_help = AFTER_HELP)]
 pub struct Cli {
     /// Optional TOML file of settings.
+    /// (An empty value, as `.env.sample` ships it, means none.)
     #[arg(long, env = "TENANTRY_CONFIG", global = true)]
-    pub config: Option<PathBuf>,
+    pub config: Option<String>,
 
     /// Settings.
     #[command(flatten)]
@@ -91,7 +92,9 @@ fn config_path(args: &[OsString]) -> Option<PathBuf> {
             return Some(PathBuf::from(v));
         }
     }
-    std::env::var_os("TENANTRY_CONFIG").map(PathBuf::from)
+    std::env::var_os("TENANTRY_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 impl std::fmt::Debug for Cli {

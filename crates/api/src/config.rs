@@ -24,7 +24,13 @@ pub enum LogFormat {
 #[derive(Clone, Args)]
 pub struct SettingsArgs {
     /// PostgreSQL URL, e.g. postgres://tenantry:PASSWORD@db:5432/tenantry (a secret: never logged).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        hide_default_value = true,
+        global = true
+    )]
     pub database_url: Option<String>,
 
     /// Address the HTTP server listens on.
@@ -182,8 +188,9 @@ impl Settings {
 pub fn read_config_file(path: &PathBuf) -> anyhow::Result<Vec<(String, String)>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+    // Only the message: the error's excerpt of the file could show a secret.
     let table: toml::Table = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("config file {}: {}", path.display(), e.message()))?;
     table
         .into_iter()
         .map(|(k, v)| {

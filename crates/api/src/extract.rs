@@ -51,8 +51,20 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
+        let mut field = e.path().to_string();
         let inner = e.into_inner();
+        // serde reports a missing field at its parent's path: name the field itself.
+        if let Some(missing) = inner
+            .to_string()
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            field = if field == "." {
+                missing.to_owned()
+            } else {
+                format!("{field}.{missing}")
+            };
+        }
         match inner.classify() {
             serde_json::error::Category::Data => ApiError::Validation {
                 detail: format!("invalid request body: {inner}"),

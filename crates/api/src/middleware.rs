@@ -84,6 +84,9 @@ pub async fn request_context(
         request_id = %ctx.request_id,
         method = %method,
         path = %ctx.path,
+        route = tracing::field::Empty,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
     );
     let header_value = HeaderValue::from_str(&ctx.request_id).ok();
     let outcome = CONTEXT
@@ -122,6 +125,9 @@ pub async fn request_context(
     let status = res.status().as_u16();
     let route = res.request().match_pattern().unwrap_or_else(|| "-".into());
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.record("route", route.as_str());
+    span.record("status", status);
+    span.record("latency_ms", latency_ms);
     span.in_scope(|| tracing::info!(route = %route, status, latency_ms, "request finished"));
     Ok(res)
 }

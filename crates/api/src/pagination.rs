@@ -13,6 +13,7 @@ use crate::{ApiError, error::FieldProblem};
 /// `limit` and `cursor` query parameters.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// Most items to return, 1–200 (default 50).
     #[param(minimum = 1, maximum = 200)]

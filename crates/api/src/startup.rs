@@ -69,6 +69,9 @@ impl Application {
                 .wrap(http_metrics.clone())
         })
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        // actix stops at once on SIGINT; we want Ctrl-C to be as graceful as
+        // SIGTERM, so signals are ours (see `run_until_stopped`).
+        .disable_signals()
         .listen(listener)?;
         if let Some(n) = settings.http_workers {
             server = server.workers(n);
@@ -84,19 +87,44 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM/SIGINT (or the server handle stops it), then
+    /// Serves until SIGTERM or SIGINT (or the server handle stops it), then
     /// stops accepting, lets in-flight requests finish within the shutdown
     /// timeout, and returns.
     ///
     /// # Errors
     /// An I/O error of the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let on_signal = tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown signal received: finishing in-flight requests");
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        on_signal.abort();
+        result
     }
 
     /// A handle to stop the server from elsewhere (tests).
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+}
+
+/// Resolves at the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+            let _ = ctrl_c.await;
+        }
     }
 }
 

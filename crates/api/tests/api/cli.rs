@@ -106,10 +106,20 @@ async fn migrate_up_down_status_and_catalog_load() {
     assert!(out.contains("[ ] 2026-11-21-000001_catalog"), "{out}");
 }
 
-/// SIGTERM: the server stops accepting, lets a request that is in flight
-/// (blocked on a table lock held by this test) finish, then exits 0.
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_migrates_then_finishes_in_flight_requests_on_sigterm() {
+    stops_gracefully_on("TERM").await;
+}
+
+/// Ctrl-C is as graceful as SIGTERM (actix alone would drop in-flight requests).
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_also_finishes_in_flight_requests() {
+    stops_gracefully_on("INT").await;
+}
+
+/// On `signal` the server stops accepting, lets a request that is in flight
+/// (blocked on a table lock held by this test) finish, then exits 0.
+async fn stops_gracefully_on(signal: &str) {
     let db = TestDatabase::empty().await;
     let mut child = tenantry(Some(db.url()))
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -145,7 +155,7 @@ async fn serve_migrates_then_finishes_in_flight_requests_on_sigterm() {
     let in_flight = tokio::spawn(reqwest::get(format!("{base}/v1/products")));
     loop {
         let waiting: i64 = pg
-            .query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[])
+            .query_one("SELECT count(*) FROM pg_locks WHERE relation = 'products'::regclass AND NOT granted", &[])
             .await
             .unwrap()
             .get(0);
@@ -155,15 +165,12 @@ async fn serve_migrates_then_finishes_in_flight_requests_on_sigterm() {
         tokio::task::yield_now().await;
     }
 
-    crate::helpers::sigterm(child.id());
+    crate::helpers::signal(child.id(), signal);
     let stderr_task = tokio::task::spawn_blocking(move || {
         // Wait until the server has begun its graceful shutdown.
         loop {
             let v = next_json();
-            if v["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("graceful shutdown"))
-            {
+            if v["message"] == "accept thread stopped" {
                 return next_json;
             }
         }

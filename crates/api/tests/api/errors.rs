@@ -174,12 +174,15 @@ async fn unknown_and_mistyped_fields_are_422_naming_the_field() {
 
     let (status, body) = post(r#"{"limits":{"cpu_cores":1}}"#).await;
     assert_eq!(status, 422);
+    assert_eq!(body["errors"][0]["field"], "name");
     assert!(
         body["errors"][0]["message"]
             .as_str()
             .unwrap()
             .contains("name")
     );
+    let (_, body) = post(r#"{"name":"a","limits":{}}"#).await;
+    assert_eq!(body["errors"][0]["field"], "limits.cpu_cores");
 
     let (status, _) = post(r#"{"name":"a","limits":{"cpu_cores":1}}"#).await;
     assert_eq!(status, 200);

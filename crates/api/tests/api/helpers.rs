@@ -117,11 +117,11 @@ pub async fn assert_problem(res: reqwest::Response, status: u16) -> Value {
     body
 }
 
-/// Sends SIGTERM to a child process.
-pub fn sigterm(pid: u32) {
+/// Sends a signal (`TERM`, `INT`…) to a child process.
+pub fn signal(pid: u32, signal: &str) {
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args([&format!("-{signal}"), &pid.to_string()])
         .status()
         .expect("kill");
-    assert!(status.success(), "kill -TERM {pid}");
+    assert!(status.success(), "kill -{signal} {pid}");
 }

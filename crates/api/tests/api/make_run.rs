@@ -68,7 +68,7 @@ async fn wait_ready(child: &mut Child, http_port: u16) {
 }
 
 async fn stop(child: Child) -> String {
-    crate::helpers::sigterm(child.id());
+    crate::helpers::signal(child.id(), "TERM");
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
