@@ -52,6 +52,27 @@ pub enum Command {
         #[command(subcommand)]
         action: CatalogAction,
     },
+    /// Manage platform administrators.
+    Admin {
+        /// Admin action.
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+/// `tenantry admin …`
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Create an admin user (e.g. the first one). The password is read from
+    /// standard input, never from the command line.
+    Create {
+        /// The admin's email.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
 }
 
 /// `tenantry migrate …`

@@ -82,6 +82,120 @@ pub struct SettingsArgs {
     /// Largest request body accepted, in bytes; larger bodies get 413.
     #[arg(long, env = "TENANTRY_MAX_BODY_BYTES", default_value_t = 256 * 1024, global = true)]
     pub max_body_bytes: usize,
+
+    /// JWT signing keys, `KID:BASE64` comma-separated (≥ 32 bytes each); the first signs, all verify (a secret).
+    #[arg(
+        long,
+        env = "TENANTRY_JWT_KEYS",
+        hide_env_values = true,
+        hide_default_value = true,
+        global = true
+    )]
+    pub jwt_keys: Option<String>,
+
+    /// Keys sealing secrets at rest (TOTP seeds, node credentials), `KID:BASE64` of 32 bytes; the first seals (a secret).
+    #[arg(
+        long,
+        env = "TENANTRY_SECRET_KEYS",
+        hide_env_values = true,
+        hide_default_value = true,
+        global = true
+    )]
+    pub secret_keys: Option<String>,
+
+    /// Lifetime of access tokens, seconds.
+    #[arg(
+        long,
+        env = "TENANTRY_ACCESS_TOKEN_TTL_SECS",
+        default_value_t = 900,
+        global = true
+    )]
+    pub access_token_ttl_secs: u64,
+
+    /// Lifetime of refresh tokens (the login session), seconds.
+    #[arg(long, env = "TENANTRY_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600, global = true)]
+    pub refresh_token_ttl_secs: u64,
+
+    /// Development only: send the refresh cookie without `Secure` (plain-HTTP hosts other than localhost).
+    #[arg(
+        long,
+        env = "TENANTRY_INSECURE_COOKIES",
+        default_value_t = false,
+        global = true
+    )]
+    pub insecure_cookies: bool,
+
+    /// argon2id memory cost, KiB (OWASP: 19456).
+    #[arg(
+        long,
+        env = "TENANTRY_ARGON2_MEMORY_KIB",
+        default_value_t = 19_456,
+        global = true
+    )]
+    pub argon2_memory_kib: u32,
+
+    /// argon2id iterations (OWASP: 2).
+    #[arg(
+        long,
+        env = "TENANTRY_ARGON2_ITERATIONS",
+        default_value_t = 2,
+        global = true
+    )]
+    pub argon2_iterations: u32,
+
+    /// argon2id parallelism (OWASP: 1).
+    #[arg(
+        long,
+        env = "TENANTRY_ARGON2_PARALLELISM",
+        default_value_t = 1,
+        global = true
+    )]
+    pub argon2_parallelism: u32,
+
+    /// Failed logins in a row that lock an account.
+    #[arg(long, env = "TENANTRY_LOGIN_MAX_FAILURES", default_value_t = 5, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub login_max_failures: u32,
+
+    /// How long a locked account stays locked, seconds.
+    #[arg(
+        long,
+        env = "TENANTRY_LOGIN_LOCK_SECS",
+        default_value_t = 900,
+        global = true
+    )]
+    pub login_lock_secs: u64,
+
+    /// Login attempts allowed per client IP per minute (burst of the same size).
+    #[arg(long, env = "TENANTRY_LOGIN_RATE_PER_MINUTE", default_value_t = 10, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub login_rate_per_minute: u32,
+
+    /// Proxies whose `X-Forwarded-For` is believed: comma-separated IPs or CIDRs.
+    #[arg(
+        long,
+        env = "TENANTRY_TRUSTED_PROXIES",
+        default_value = "",
+        global = true
+    )]
+    pub trusted_proxies: String,
+
+    /// Browser origins allowed by CORS (with credentials), comma-separated, e.g. https://app.example.com.
+    #[arg(long, env = "TENANTRY_CORS_ORIGINS", default_value = "", global = true)]
+    pub cors_origins: String,
+
+    /// Send `Strict-Transport-Security` (when served over TLS, directly or behind a proxy).
+    #[arg(long, env = "TENANTRY_HSTS", default_value_t = false, global = true)]
+    pub hsts: bool,
+
+    /// Issuer shown in authenticator apps.
+    #[arg(
+        long,
+        env = "TENANTRY_TOTP_ISSUER",
+        default_value = "Tenantry",
+        global = true
+    )]
+    pub totp_issuer: String,
 }
 
 impl fmt::Debug for SettingsArgs {
@@ -111,6 +225,82 @@ pub struct Settings {
     pub http_workers: Option<usize>,
     /// Request body limit, bytes.
     pub max_body_bytes: usize,
+    /// Identity and access settings.
+    pub auth: AuthSettings,
+    /// `TENANTRY_TRUSTED_PROXIES` as given, validated at start-up.
+    pub raw_trusted_proxies: String,
+}
+
+/// Identity and access settings.
+#[derive(Clone)]
+pub struct AuthSettings {
+    /// JWT signing keys (secret).
+    pub jwt_keys: Option<SecretString>,
+    /// Secret-sealing keys (secret).
+    pub secret_keys: Option<SecretString>,
+    /// Access token lifetime.
+    pub access_token_ttl: Duration,
+    /// Refresh token lifetime.
+    pub refresh_token_ttl: Duration,
+    /// Omit `Secure` on the refresh cookie (development only).
+    pub insecure_cookies: bool,
+    /// argon2id memory cost, KiB.
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations.
+    pub argon2_iterations: u32,
+    /// argon2id parallelism.
+    pub argon2_parallelism: u32,
+    /// Failures that lock an account.
+    pub login_max_failures: u32,
+    /// Lock duration.
+    pub login_lock: Duration,
+    /// Login attempts per IP per minute.
+    pub login_rate_per_minute: u32,
+    /// Trusted proxies.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// CORS origins.
+    pub cors_origins: Vec<String>,
+    /// Send HSTS.
+    pub hsts: bool,
+    /// TOTP issuer.
+    pub totp_issuer: String,
+}
+
+impl fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("jwt_keys", &self.jwt_keys.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "secret_keys",
+                &self.secret_keys.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("insecure_cookies", &self.insecure_cookies)
+            .field("login_max_failures", &self.login_max_failures)
+            .field("login_lock", &self.login_lock)
+            .field("login_rate_per_minute", &self.login_rate_per_minute)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("cors_origins", &self.cors_origins)
+            .field("hsts", &self.hsts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses a comma-separated list of IPs or CIDRs (a bare IP is a /32 or /128).
+///
+/// # Errors
+/// A message naming the bad entry.
+pub fn parse_proxies(s: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            e.parse::<ipnet::IpNet>()
+                .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("TENANTRY_TRUSTED_PROXIES: {e:?} is not an IP or CIDR"))
+        })
+        .collect()
 }
 
 impl fmt::Debug for Settings {
@@ -128,7 +318,8 @@ impl fmt::Debug for Settings {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("http_workers", &self.http_workers)
             .field("max_body_bytes", &self.max_body_bytes)
-            .finish()
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
     }
 }
 
@@ -147,6 +338,34 @@ impl From<SettingsArgs> for Settings {
             shutdown_timeout: Duration::from_secs(a.shutdown_timeout_secs),
             http_workers: a.http_workers,
             max_body_bytes: a.max_body_bytes,
+            raw_trusted_proxies: a.trusted_proxies.clone(),
+            auth: AuthSettings {
+                jwt_keys: a.jwt_keys.filter(|k| !k.is_empty()).map(SecretString::from),
+                secret_keys: a
+                    .secret_keys
+                    .filter(|k| !k.is_empty())
+                    .map(SecretString::from),
+                access_token_ttl: Duration::from_secs(a.access_token_ttl_secs),
+                refresh_token_ttl: Duration::from_secs(a.refresh_token_ttl_secs),
+                insecure_cookies: a.insecure_cookies,
+                argon2_memory_kib: a.argon2_memory_kib,
+                argon2_iterations: a.argon2_iterations,
+                argon2_parallelism: a.argon2_parallelism,
+                login_max_failures: a.login_max_failures,
+                login_lock: Duration::from_secs(a.login_lock_secs),
+                login_rate_per_minute: a.login_rate_per_minute,
+                // Validated again (with an error) when the server starts.
+                trusted_proxies: parse_proxies(&a.trusted_proxies).unwrap_or_default(),
+                cors_origins: a
+                    .cors_origins
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                hsts: a.hsts,
+                totp_issuer: a.totp_issuer,
+            },
         }
     }
 }
@@ -177,8 +396,36 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(5),
             http_workers: Some(1),
             max_body_bytes: 256 * 1024,
+            raw_trusted_proxies: String::new(),
+            auth: AuthSettings {
+                jwt_keys: Some(SecretString::from(random_key_list("test-jwt"))),
+                secret_keys: Some(SecretString::from(random_key_list("test-seal"))),
+                access_token_ttl: Duration::from_secs(900),
+                refresh_token_ttl: Duration::from_secs(3600),
+                insecure_cookies: false,
+                // Cheap hashing keeps tests fast; production uses the OWASP defaults.
+                argon2_memory_kib: 1024,
+                argon2_iterations: 1,
+                argon2_parallelism: 1,
+                login_max_failures: 5,
+                login_lock: Duration::from_secs(900),
+                login_rate_per_minute: 1000,
+                trusted_proxies: Vec::new(),
+                cors_origins: vec!["https://app.example.test".into()],
+                hsts: true,
+                totp_issuer: "Tenantry".into(),
+            },
         }
     }
+}
+
+/// A fresh `KID:BASE64` list of one random 32-byte key.
+pub fn random_key_list(kid: &str) -> String {
+    use base64::{Engine as _, engine::general_purpose::STANDARD};
+    use rand::RngCore as _;
+    let mut key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    format!("{kid}:{}", STANDARD.encode(key))
 }
 
 /// Reads a TOML config file into `(key, value)` pairs for the flags' defaults.

@@ -83,9 +83,38 @@ pub enum ApiError {
         /// Fields at fault.
         errors: Vec<FieldProblem>,
     },
-    /// `409 conflict`: the change conflicts with the current state.
-    #[error("{0}")]
-    Conflict(String),
+    /// `409`: the change conflicts with the current state; `code` says how
+    /// (`conflict`, `totp-already-enabled`…).
+    #[error("{detail}")]
+    Conflict {
+        /// Machine code, the last segment of the problem type.
+        code: &'static str,
+        /// What conflicts.
+        detail: String,
+    },
+    /// `401` with `WWW-Authenticate: Bearer`: no, bad or expired credentials;
+    /// `code` is `unauthorized`, `invalid-credentials`, `totp-required` or `totp-invalid`.
+    #[error("{detail}")]
+    Unauthorized {
+        /// Machine code.
+        code: &'static str,
+        /// What is missing.
+        detail: String,
+    },
+    /// `403`: authenticated but not allowed; `code` is `forbidden` or `csrf-check-failed`.
+    #[error("{detail}")]
+    Forbidden {
+        /// Machine code.
+        code: &'static str,
+        /// What is not allowed.
+        detail: String,
+    },
+    /// `429 too-many-requests` with `Retry-After`.
+    #[error("too many requests")]
+    TooManyRequests {
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+    },
     /// `413 payload-too-large`.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -106,7 +135,10 @@ impl ApiError {
             Self::MethodNotAllowed => "method-not-allowed",
             Self::BadRequest { .. } => "malformed-request",
             Self::Validation { .. } => "validation-failed",
-            Self::Conflict(_) => "conflict",
+            Self::Conflict { code, .. }
+            | Self::Unauthorized { code, .. }
+            | Self::Forbidden { code, .. } => code,
+            Self::TooManyRequests { .. } => "too-many-requests",
             Self::PayloadTooLarge => "payload-too-large",
             Self::Unavailable(_) => "service-unavailable",
             Self::Internal(_) => "internal-error",
@@ -119,7 +151,10 @@ impl ApiError {
             Self::MethodNotAllowed => "Method not allowed",
             Self::BadRequest { .. } => "Malformed request",
             Self::Validation { .. } => "Validation failed",
-            Self::Conflict(_) => "Conflict",
+            Self::Conflict { .. } => "Conflict",
+            Self::Unauthorized { .. } => "Unauthorized",
+            Self::Forbidden { .. } => "Forbidden",
+            Self::TooManyRequests { .. } => "Too many requests",
             Self::PayloadTooLarge => "Payload too large",
             Self::Unavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal error",
@@ -161,6 +196,7 @@ impl ApiError {
             404 => Self::NotFound("no such resource".into()),
             405 => Self::MethodNotAllowed,
             413 => Self::PayloadTooLarge,
+            429 => Self::TooManyRequests { retry_after: 1 },
             400..=499 => Self::BadRequest {
                 detail: status
                     .canonical_reason()
@@ -199,9 +235,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::NotFound("resource not found".into()),
-            StoreError::Conflict { constraint } => Self::Conflict(format!(
-                "conflicts with an existing resource ({constraint})"
-            )),
+            StoreError::Conflict { constraint } => Self::Conflict {
+                code: "conflict",
+                detail: format!("conflicts with an existing resource ({constraint})"),
+            },
             e @ StoreError::Unavailable(_) => Self::Unavailable(e.into()),
             e @ StoreError::Query(_) => Self::Internal(e.into()),
         }
@@ -227,7 +264,10 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -242,8 +282,17 @@ impl ResponseError for ApiError {
         }
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
-        if matches!(self, Self::Unavailable(_)) {
-            res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        match self {
+            Self::Unavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+            }
+            Self::TooManyRequests { retry_after } => {
+                res.insert_header((header::RETRY_AFTER, (*retry_after).max(1).to_string()));
+            }
+            Self::Unauthorized { .. } => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
         }
         res.json(self.problem())
     }

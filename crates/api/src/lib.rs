@@ -8,6 +8,9 @@
 //!   service function and map the result;
 //! - [`openapi`]: the OpenAPI 3.1 document generated from the handlers.
 
+pub mod admin;
+pub mod audit;
+pub mod auth;
 pub mod catalog_file;
 pub mod cli;
 pub mod config;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use tenantry_api::{
     Application,
-    cli::{CatalogAction, Cli, Command, MigrateAction},
+    cli::{AdminAction, CatalogAction, Cli, Command, MigrateAction},
     config::Settings,
     error::error_chain,
     telemetry,
@@ -51,6 +51,21 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Migrate { action } => migrate(action, &settings).await,
         Command::Openapi => {
             print!("{}", tenantry_api::openapi::to_pretty_json()?);
+            Ok(())
+        }
+        Command::Admin {
+            action:
+                AdminAction::Create {
+                    email,
+                    password_stdin: _,
+                },
+        } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password =
+                secrecy::SecretString::from(password.trim_end_matches(['\r', '\n']).to_owned());
+            let user = tenantry_api::admin::create_admin(&settings, &email, &password).await?;
+            println!("created admin {} ({})", user.email, user.id);
             Ok(())
         }
         Command::Catalog {

@@ -116,7 +116,16 @@ pub async fn request_context(
         // actix's own answers (405 of a resource, 413 of a payload limit...)
         // come without a body: give them the same problem+json shape.
         let error = ApiError::from_status(res.status());
-        let body = CONTEXT.sync_scope(ctx, || error.error_response());
+        let mut body = CONTEXT.sync_scope(ctx, || error.error_response());
+        // Keep what the original response said beyond its body (Retry-After
+        // of a rate limiter, Allow of a 405…).
+        for (name, value) in res.headers() {
+            if name != actix_web::http::header::CONTENT_TYPE
+                && name != actix_web::http::header::CONTENT_LENGTH
+            {
+                body.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
         res = res.into_response(body);
     }
     if let Some(v) = header_value {

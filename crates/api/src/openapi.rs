@@ -2,7 +2,10 @@
 //! `openapi/openapi.json` is this document, committed; a test fails when
 //! they differ (`make openapi` refreshes the file).
 
-use utoipa::OpenApi;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
 
 use crate::{error, routes};
 
@@ -21,17 +24,59 @@ use crate::{error, routes};
         routes::health::healthz,
         routes::health::readyz,
         routes::health::metrics,
+        routes::auth::login,
+        routes::auth::refresh,
+        routes::auth::logout,
+        routes::auth::me,
+        routes::auth::totp_setup,
+        routes::auth::totp_enable,
+        routes::auth::totp_disable,
+        routes::api_tokens::create,
+        routes::api_tokens::list,
+        routes::api_tokens::revoke,
+        routes::activity::list,
         routes::catalog::list_products,
         routes::catalog::get_product,
         routes::catalog::list_plans,
+        routes::catalog_admin::create_product,
+        routes::catalog_admin::update_product,
+        routes::catalog_admin::deactivate_product,
+        routes::catalog_admin::create_plan,
+        routes::catalog_admin::update_plan,
+        routes::catalog_admin::deactivate_plan,
     ),
     components(schemas(error::Problem, error::FieldProblem)),
+    modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "auth", description = "Sign-in, sessions and two-factor authentication (one login for every role)"),
+        (name = "api-tokens", description = "Long-lived tokens for scripts (`Authorization: Bearer tnt_…`)"),
+        (name = "activity", description = "The audit trail"),
         (name = "catalog", description = "Products and plans"),
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme: a JWT access token or a `tnt_` API token.
+#[derive(Debug)]
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A JWT access token from POST /v1/auth/login, or an API token (tnt_…) from POST /v1/api-tokens",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The document as pretty JSON with a trailing newline, as committed.
 ///

@@ -2,10 +2,11 @@
 
 use std::net::TcpListener;
 
+use actix_cors::Cors;
 use actix_web::{
     App, HttpServer,
     dev::Server,
-    middleware::{Compress, from_fn},
+    middleware::{Compress, DefaultHeaders, from_fn},
     web,
 };
 use prometheus::Registry;
@@ -13,7 +14,9 @@ use tenantry_store::{Pool, PoolSettings};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{config::Settings, metrics, middleware::request_context, openapi::ApiDoc, routes};
+use crate::{
+    auth::Auth, config::Settings, metrics, middleware::request_context, openapi::ApiDoc, routes,
+};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -22,6 +25,8 @@ pub struct AppState {
     pub pool: Pool,
     /// The Prometheus registry `/metrics` reads.
     pub registry: Registry,
+    /// Keys, hasher and settings of identity and access.
+    pub auth: Auth,
 }
 
 /// A bound, not yet running, HTTP server.
@@ -54,17 +59,26 @@ impl Application {
             },
         )?;
         let (registry, http_metrics) = metrics::build(&pool)?;
-        let state = web::Data::new(AppState { pool, registry });
+        crate::config::parse_proxies(&settings.raw_trusted_proxies).map_err(anyhow::Error::msg)?;
+        let auth = Auth::new(&settings.auth)?;
+        let state = web::Data::new(AppState {
+            pool,
+            registry,
+            auth,
+        });
         let listener = TcpListener::bind(settings.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let port = listener.local_addr()?.port();
         let max_body = settings.max_body_bytes;
         let mut server = HttpServer::new(move || {
+            let auth_settings = state.auth.settings.clone();
             App::new()
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
-                .configure(configure)
+                .configure(|cfg| configure(cfg, &auth_settings))
                 .wrap(Compress::default())
+                .wrap(security_headers(auth_settings.hsts))
+                .wrap(cors(&auth_settings.cors_origins))
                 .wrap(from_fn(request_context))
                 .wrap(http_metrics.clone())
         })
@@ -128,12 +142,50 @@ async fn shutdown_signal() {
     }
 }
 
+/// Security headers on every response (OWASP Secure Headers): no MIME
+/// sniffing, no framing, no referrer, and HSTS when served over TLS.
+pub fn security_headers(hsts: bool) -> DefaultHeaders {
+    let mut headers = DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"));
+    if hsts {
+        headers = headers.add((
+            "Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains",
+        ));
+    }
+    headers
+}
+
+/// CORS: only the configured origins, with credentials (the refresh
+/// cookie), the methods and headers the API uses.
+pub fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH", "PUT", "DELETE"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::HeaderName::from_static(routes::auth::CSRF_HEADER),
+            actix_web::http::header::HeaderName::from_static("idempotency-key"),
+            actix_web::http::header::HeaderName::from_static("if-match"),
+            actix_web::http::header::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers(["x-request-id", "etag", "retry-after"])
+        .supports_credentials()
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
 /// Mounts every route, the docs and the 404 fallback.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut web::ServiceConfig, auth: &crate::config::AuthSettings) {
     cfg.service(routes::health::healthz)
         .service(routes::health::readyz)
         .service(routes::health::metrics)
-        .configure(routes::v1)
+        .configure(|cfg| routes::v1(cfg, auth))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
         .route(
             "/docs",

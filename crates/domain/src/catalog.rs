@@ -8,46 +8,9 @@
 use std::{fmt, num::NonZeroU32, str::FromStr};
 
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Currency, Money, Slug, ValidationErrors};
-
-macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($(#[$vmeta])* $variant),+ }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-
-            /// The wire and database spelling.
-            pub fn as_str(&self) -> &'static str {
-                match self { $(Self::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($text => Ok(Self::$variant),)+
-                    other => Err(format!(
-                        "{other:?} is not one of {}",
-                        [$($text),+].join(", ")
-                    )),
-                }
-            }
-        }
-    };
-}
 
 string_enum! {
     /// Which provisioning driver runs a product's instances.
@@ -342,7 +305,8 @@ fn non_blank(s: &str) -> Result<String, String> {
 
 /// Settings of a product's shared instance: how many tenants one holds and
 /// what it reserves on its node.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SharedInstanceInput {
     /// Most tenants one shared instance holds before another is created.
@@ -356,7 +320,8 @@ pub struct SharedInstanceInput {
 }
 
 /// An inclusive host port range as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PortRangeInput {
     /// First port.
@@ -366,7 +331,8 @@ pub struct PortRangeInput {
 }
 
 /// A product as an operator writes it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
     /// Product slug, e.g. `odoo`.
@@ -401,7 +367,8 @@ pub struct ProductInput {
 }
 
 /// A plan as an operator writes it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PlanInput {
     /// Code unique within the product.
@@ -411,6 +378,7 @@ pub struct PlanInput {
     /// Rank among the product's tiers: a higher rank is an upgrade.
     pub tier_rank: i64,
     /// Price per interval as a decimal string in the currency's major unit, e.g. `"29.00"`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "29.00"))]
     pub price: Decimal,
     /// ISO 4217 code, e.g. `USD`.
     pub currency: String,
@@ -426,8 +394,9 @@ pub struct PlanInput {
     pub storage_gib: i64,
     /// `none`, `hourly`, `daily`, `weekly` or `<hours>h`.
     pub backup_schedule: String,
-    /// Availability target in percent; omitted for best effort.
+    /// Availability target in percent (decimal string); omitted for best effort.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "99.9"))]
     pub sla_percent: Option<Decimal>,
     /// Whether the plan is offered; inactive plans keep their subscribers.
     #[serde(default = "yes")]

@@ -5,8 +5,48 @@
 //! builds on these types. Newtypes have a private field and a `parse()` that
 //! returns an error naming the broken rule, so a value that exists is valid.
 
+/// Declares an enum whose values have a fixed wire and database spelling,
+/// with `as_str`, `Display`, `FromStr` and `ALL`.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The wire and database spelling.
+            pub fn as_str(&self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(format!(
+                        "{other:?} is not one of {}",
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
 pub mod billing;
 pub mod catalog;
+pub mod identity;
 pub mod money;
 pub mod slug;
 pub mod validation;
@@ -15,6 +55,7 @@ pub use catalog::{
     BackupSchedule, BillingInterval, CatalogInput, DeploymentKind, DriverKind, PlanCode, PlanSpec,
     Port, PortRange, ProductSpec, Resources, SlaPercent,
 };
+pub use identity::{Email, Role, Scope, UserStatus};
 pub use money::{Currency, Money, MoneyError};
 pub use slug::{Slug, SlugError};
 pub use validation::{FieldError, ValidationErrors};

@@ -441,3 +441,150 @@ async fn upsert_plan(
     }
     Ok(())
 }
+
+/// The product with this slug, active or not.
+///
+/// # Errors
+/// [`StoreError::NotFound`].
+pub async fn find_product(conn: &mut AsyncPgConnection, slug: &str) -> Result<Product, StoreError> {
+    Ok(products::table
+        .filter(products::slug.eq(slug))
+        .select(Product::as_select())
+        .first(conn)
+        .await?)
+}
+
+/// Every plan of a product, active or not, by tier rank then code.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn plans_of(
+    conn: &mut AsyncPgConnection,
+    product_id: Uuid,
+) -> Result<Vec<Plan>, StoreError> {
+    Ok(plans::table
+        .filter(plans::product_id.eq(product_id))
+        .order((plans::tier_rank, plans::code))
+        .select(Plan::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// The plan `code` of a product, active or not.
+///
+/// # Errors
+/// [`StoreError::NotFound`].
+pub async fn find_plan(
+    conn: &mut AsyncPgConnection,
+    product_id: Uuid,
+    code: &str,
+) -> Result<Plan, StoreError> {
+    Ok(plans::table
+        .filter(plans::product_id.eq(product_id))
+        .filter(plans::code.eq(code))
+        .select(Plan::as_select())
+        .first(conn)
+        .await?)
+}
+
+/// Creates a product and its plans in one transaction.
+///
+/// # Errors
+/// [`StoreError::Conflict`] when the slug (or a plan code) is taken.
+pub async fn create_product(
+    conn: &mut AsyncPgConnection,
+    spec: &ProductSpec,
+) -> Result<Product, StoreError> {
+    conn.transaction::<_, StoreError, _>(async |conn| {
+        let product: Product = diesel::insert_into(products::table)
+            .values((products::id.eq(Uuid::now_v7()), &ProductValues::from(spec)))
+            .returning(Product::as_returning())
+            .get_result(conn)
+            .await?;
+        for plan in &spec.plans {
+            create_plan(conn, product.id, plan).await?;
+        }
+        Ok(product)
+    })
+    .await
+}
+
+/// Replaces a product's own fields (not its plans, not `active`).
+///
+/// # Errors
+/// [`StoreError::NotFound`], or [`StoreError::Conflict`] for a taken slug.
+pub async fn update_product(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    spec: &ProductSpec,
+) -> Result<Product, StoreError> {
+    let current = products::table
+        .find(id)
+        .select(Product::as_select())
+        .first(conn)
+        .await?;
+    let mut values = ProductValues::from(spec);
+    values.active = current.active;
+    Ok(diesel::update(products::table.find(id))
+        .set((&values, products::updated_at.eq(diesel::dsl::now)))
+        .returning(Product::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Activates or deactivates a product (its plans stay as they are).
+///
+/// # Errors
+/// [`StoreError::NotFound`].
+pub async fn set_product_active(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    active: bool,
+) -> Result<Product, StoreError> {
+    Ok(diesel::update(products::table.find(id))
+        .set((
+            products::active.eq(active),
+            products::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Product::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Adds a plan to a product.
+///
+/// # Errors
+/// [`StoreError::Conflict`] (`plans_code_unique_per_product`) when the code is taken.
+pub async fn create_plan(
+    conn: &mut AsyncPgConnection,
+    product_id: Uuid,
+    spec: &PlanSpec,
+) -> Result<Plan, StoreError> {
+    Ok(diesel::insert_into(plans::table)
+        .values((
+            plans::id.eq(Uuid::now_v7()),
+            &PlanValues::new(product_id, spec),
+        ))
+        .returning(Plan::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Replaces a plan's fields.
+///
+/// # Errors
+/// [`StoreError::NotFound`], or [`StoreError::Conflict`] for a taken code.
+pub async fn update_plan(
+    conn: &mut AsyncPgConnection,
+    plan: &Plan,
+    spec: &PlanSpec,
+) -> Result<Plan, StoreError> {
+    Ok(diesel::update(plans::table.find(plan.id))
+        .set((
+            &PlanValues::new(plan.product_id, spec),
+            plans::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Plan::as_returning())
+        .get_result(conn)
+        .await?)
+}

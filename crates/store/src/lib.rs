@@ -6,8 +6,11 @@
 //! [`StoreError`], whose variants tell "not there" from "conflict" from
 //! "database unavailable" so the API can answer 404, 409 or 503.
 
+pub mod activity;
 pub mod catalog;
+pub mod crypto;
 pub mod error;
+pub mod identity;
 pub mod migrations;
 pub mod pagination;
 pub mod pool;

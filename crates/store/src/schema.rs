@@ -1,6 +1,41 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    activity_log (id) {
+        id -> Uuid,
+        occurred_at -> Timestamptz,
+        actor_id -> Nullable<Uuid>,
+        actor_token_id -> Nullable<Uuid>,
+        actor_label -> Text,
+        tenant_id -> Nullable<Uuid>,
+        action -> Text,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
+        client_ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        token_hash -> Text,
+        prefix -> Text,
+        scopes -> Array<Nullable<Text>>,
+        tenant_id -> Nullable<Uuid>,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     plans (id) {
         id -> Uuid,
         product_id -> Uuid,
@@ -45,6 +80,59 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(plans -> products (product_id));
+diesel::table! {
+    recovery_codes (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
 
-diesel::allow_tables_to_appear_in_same_query!(plans, products,);
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Uuid,
+        family_id -> Uuid,
+        user_id -> Uuid,
+        token_hash -> Text,
+        expires_at -> Timestamptz,
+        rotated_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        password_hash -> Text,
+        role -> Text,
+        tenant_id -> Nullable<Uuid>,
+        status -> Text,
+        totp_secret -> Nullable<Bytea>,
+        totp_key_id -> Nullable<Text>,
+        totp_enabled -> Bool,
+        totp_last_step -> Nullable<Int8>,
+        failed_logins -> Int4,
+        locked_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(plans -> products (product_id));
+diesel::joinable!(recovery_codes -> users (user_id));
+diesel::joinable!(refresh_tokens -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    activity_log,
+    api_tokens,
+    plans,
+    products,
+    recovery_codes,
+    refresh_tokens,
+    users,
+);

@@ -69,6 +69,8 @@ pub struct PlanDto {
     /// Availability target in percent (decimal string), `null` for best effort.
     #[schema(example = "99.9")]
     pub sla_percent: Option<String>,
+    /// Offered to new customers (public lists show active plans only).
+    pub active: bool,
 }
 
 /// Shared instance settings of a product.
@@ -114,10 +116,44 @@ pub struct ProductDto {
     pub shared: Option<SharedInstanceDto>,
     /// Host ports for dedicated tenants, when the product has dedicated plans.
     pub dedicated_ports: Option<PortRangeDto>,
+    /// Offered to new customers (public lists show active products only).
+    pub active: bool,
     /// When created (RFC 3339).
     pub created_at: DateTime<Utc>,
     /// When last changed (RFC 3339).
     pub updated_at: DateTime<Utc>,
+}
+
+/// A product with every plan, active or not, as catalog administration shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminProductDto {
+    /// The product.
+    #[serde(flatten)]
+    pub product: ProductDto,
+    /// All its plans, by tier rank then code.
+    pub plans: Vec<PlanDto>,
+}
+
+impl AdminProductDto {
+    /// The product's slug.
+    pub fn slug(&self) -> &str {
+        &self.product.slug
+    }
+}
+
+/// Builds the admin view of a product.
+///
+/// # Errors
+/// [`ApiError::Internal`] for a stored plan with a bad currency.
+pub fn admin_product_dto(product: Product, plans: Vec<Plan>) -> ApiResult<AdminProductDto> {
+    let slug = product.slug.clone();
+    Ok(AdminProductDto {
+        product: product_dto(product),
+        plans: plans
+            .into_iter()
+            .map(|p| plan_dto(p, slug.clone()))
+            .collect::<ApiResult<_>>()?,
+    })
 }
 
 /// A product with its active plans.
@@ -165,6 +201,7 @@ fn product_dto(p: Product) -> ProductDto {
         internal_port: p.internal_port,
         shared,
         dedicated_ports,
+        active: p.active,
         created_at: p.created_at,
         updated_at: p.updated_at,
     }
@@ -193,6 +230,7 @@ fn plan_dto(plan: Plan, product: String) -> ApiResult<PlanDto> {
         },
         backup_schedule: plan.backup_schedule,
         sla_percent: plan.sla_percent.map(|d| d.normalize().to_string()),
+        active: plan.active,
     })
 }
 

@@ -1,19 +1,40 @@
 //! Route handlers, one module per resource.
 
+pub mod activity;
+pub mod api_tokens;
+pub mod auth;
 pub mod catalog;
+pub mod catalog_admin;
 pub mod health;
 
 use actix_web::{HttpRequest, web};
 
-use crate::ApiError;
+use crate::{ApiError, config::AuthSettings};
 
 /// Mounts every `/v1` route.
-pub fn v1(cfg: &mut web::ServiceConfig) {
+pub fn v1(cfg: &mut web::ServiceConfig, auth: &AuthSettings) {
     cfg.service(
         web::scope("/v1")
+            .configure(|cfg| auth::register_login(cfg, auth))
+            .service(auth::refresh)
+            .service(auth::logout)
+            .service(auth::me)
+            .service(auth::totp_setup)
+            .service(auth::totp_enable)
+            .service(auth::totp_disable)
+            .service(api_tokens::create)
+            .service(api_tokens::list)
+            .service(api_tokens::revoke)
+            .service(activity::list)
             .service(catalog::list_products)
             .service(catalog::get_product)
-            .service(catalog::list_plans),
+            .service(catalog::list_plans)
+            .service(catalog_admin::create_product)
+            .service(catalog_admin::update_product)
+            .service(catalog_admin::deactivate_product)
+            .service(catalog_admin::create_plan)
+            .service(catalog_admin::update_plan)
+            .service(catalog_admin::deactivate_plan),
     );
 }
 

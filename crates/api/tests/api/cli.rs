@@ -9,7 +9,18 @@ use tenantry_test_db::TestDatabase;
 
 fn tenantry(db_url: Option<&str>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantry"));
-    cmd.env_remove("DATABASE_URL").env("TENANTRY_LOG", "warn");
+    cmd.env_remove("DATABASE_URL")
+        .env("TENANTRY_LOG", "warn")
+        .env(
+            "TENANTRY_JWT_KEYS",
+            tenantry_api::config::random_key_list("cli-jwt"),
+        )
+        .env(
+            "TENANTRY_SECRET_KEYS",
+            tenantry_api::config::random_key_list("cli-seal"),
+        )
+        .env("TENANTRY_ARGON2_MEMORY_KIB", "1024")
+        .env("TENANTRY_ARGON2_ITERATIONS", "1");
     if let Some(url) = db_url {
         cmd.env("DATABASE_URL", url);
     }
@@ -98,12 +109,19 @@ async fn migrate_up_down_status_and_catalog_load() {
     assert!(!ok);
     assert!(err.contains("/nonexistent.toml"), "{err}");
 
-    // The catalog's tables hold rows: reverting them is refused? No: down drops them.
+    // `down N` reverts the newest N, newest first.
+    let names: Vec<String> = tenantry_store::migrations::embedded()
+        .unwrap()
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    let newest = names.last().unwrap();
     let (ok, out, err) = run(tenantry(Some(url)).args(["migrate", "down", "1"]));
     assert!(ok, "{err}");
-    assert!(out.contains("reverted 2026-11-21-000001_catalog"), "{out}");
+    assert_eq!(out.trim(), format!("reverted {newest}"));
     let (_, out, _) = run(tenantry(Some(url)).args(["migrate", "status"]));
-    assert!(out.contains("[ ] 2026-11-21-000001_catalog"), "{out}");
+    assert!(out.contains(&format!("[ ] {newest}")), "{out}");
+    assert!(out.contains(&format!("[X] {}", names[0])), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,118 @@
+//! Who is on the other end: the client's IP (honouring `X-Forwarded-For`
+//! only from trusted proxies), user agent and request id, for rate limits and
+//! the activity log.
+
+use std::{future::Ready, net::IpAddr};
+
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+use ipnet::IpNet;
+
+use crate::{ApiError, AppState, middleware::RequestContext};
+
+/// The client's IP: the TCP peer, unless the peer is a trusted proxy, in
+/// which case the right-most `X-Forwarded-For` address that is not itself a
+/// trusted proxy (the left-most entries are whatever the client claims).
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    let peer = peer?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let mut last = peer;
+    for hop in forwarded_for.unwrap_or("").rsplit(',').map(str::trim) {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => last = ip,
+            Ok(ip) => return Some(ip),
+            Err(_) => break,
+        }
+    }
+    Some(last)
+}
+
+/// The client's IP for a request, with the app's trusted proxies.
+pub fn request_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    client_ip(req.peer_addr().map(|a| a.ip()), forwarded, trusted)
+}
+
+/// Client details recorded with every state change.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// Client IP.
+    pub ip: Option<IpAddr>,
+    /// `User-Agent`, truncated to 512 bytes.
+    pub user_agent: Option<String>,
+    /// The request id.
+    pub request_id: Option<String>,
+}
+
+impl FromRequest for ClientInfo {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let trusted = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.auth.settings.trusted_proxies.clone())
+            .unwrap_or_default();
+        let user_agent = req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect());
+        let request_id = req
+            .extensions()
+            .get::<RequestContext>()
+            .map(|c| c.request_id.clone());
+        std::future::ready(Ok(Self {
+            ip: request_ip(req, &trusted),
+            user_agent,
+            request_id,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        // Untrusted peer: its header is ignored.
+        assert_eq!(
+            client_ip(Some(ip("203.0.113.9")), Some("1.2.3.4"), &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        // Trusted proxy: the right-most untrusted hop is the client.
+        assert_eq!(
+            client_ip(
+                Some(ip("10.0.0.2")),
+                Some("6.6.6.6, 198.51.100.7, 10.0.0.5"),
+                &trusted
+            ),
+            Some(ip("198.51.100.7"))
+        );
+        // Nothing untrusted in the chain: the last proxy seen.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.2")), None, &trusted),
+            Some(ip("10.0.0.2"))
+        );
+        // Garbage stops the walk.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.2")), Some("junk, 10.0.0.3"), &trusted),
+            Some(ip("10.0.0.3"))
+        );
+    }
+}
