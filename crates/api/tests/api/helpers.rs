@@ -32,8 +32,14 @@ pub fn demo_catalog_path() -> &'static Path {
 
 /// The app on a fresh, migrated database, with nothing loaded.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The app with settings adjusted by `f`.
+pub async fn spawn_app_with(f: impl FnOnce(&mut Settings)) -> TestApp {
     let db = TestDatabase::new().await;
-    let settings = Settings::for_tests(db.url());
+    let mut settings = Settings::for_tests(db.url());
+    f(&mut settings);
     start(settings, Some(db))
 }
 
@@ -68,7 +74,161 @@ fn start(settings: Settings, db: Option<TestDatabase>) -> TestApp {
     }
 }
 
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: uuid::Uuid,
+    pub email: String,
+    pub password: String,
+    pub access_token: String,
+    /// The refresh cookie's value.
+    pub refresh: String,
+}
+
+pub const PASSWORD: &str = "a long enough password";
+
 impl TestApp {
+    pub fn pool(&self) -> tenantry_store::Pool {
+        tenantry_store::Pool::new(
+            self.settings.database_url.as_ref().unwrap(),
+            tenantry_store::PoolSettings {
+                max_size: 2,
+                timeout: std::time::Duration::from_secs(5),
+            },
+        )
+        .unwrap()
+    }
+
+    /// Creates a user directly (as `tenantry admin create` does for admins).
+    pub async fn create_user(
+        &self,
+        email: &str,
+        role: tenantry_domain::Role,
+        tenant: Option<uuid::Uuid>,
+    ) -> uuid::Uuid {
+        let hasher =
+            std::sync::Arc::new(tenantry_api::auth::password::Hasher::new(1024, 1, 1).unwrap());
+        let password = secrecy::SecretString::from(PASSWORD.to_owned());
+        tenantry_api::auth::service::create_user(
+            &self.pool(),
+            &hasher,
+            email,
+            &password,
+            role,
+            tenant,
+        )
+        .await
+        .unwrap()
+        .id
+    }
+
+    pub async fn login_response(&self, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/auth/login"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in with the test password; panics unless 200.
+    pub async fn login(&self, email: &str) -> Session {
+        let res = self
+            .login_response(serde_json::json!({"email": email, "password": PASSWORD}))
+            .await;
+        assert_eq!(res.status(), 200, "login {email}");
+        let refresh = refresh_cookie(&res).expect("refresh cookie");
+        let body: Value = res.json().await.unwrap();
+        let me: Value = self
+            .client
+            .get(self.url("/v1/me"))
+            .bearer_auth(body["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Session {
+            user_id: me["id"].as_str().unwrap().parse().unwrap(),
+            email: email.to_owned(),
+            password: PASSWORD.to_owned(),
+            access_token: body["access_token"].as_str().unwrap().to_owned(),
+            refresh,
+        }
+    }
+
+    /// A user with `role` (and tenant), signed in.
+    pub async fn user(
+        &self,
+        email: &str,
+        role: tenantry_domain::Role,
+        tenant: Option<uuid::Uuid>,
+    ) -> Session {
+        self.create_user(email, role, tenant).await;
+        self.login(email).await
+    }
+
+    pub async fn admin(&self) -> Session {
+        self.user("admin@example.test", tenantry_domain::Role::Admin, None)
+            .await
+    }
+
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path, token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_as(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, path, token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch_as(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.request(reqwest::Method::PATCH, path, token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST /v1/auth/refresh with a cookie and the CSRF header.
+    pub async fn refresh(&self, cookie: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/auth/refresh"))
+            .header("cookie", format!("tenantry_refresh={cookie}"))
+            .header("x-tenantry-csrf", "1")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Runs SQL on the app's database (for checks a client cannot make).
+    pub async fn sql(&self) -> tokio_postgres::Client {
+        let (client, conn) =
+            tokio_postgres::connect(self.db.as_ref().unwrap().url(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        client
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -124,4 +284,24 @@ pub fn signal(pid: u32, signal: &str) {
         .status()
         .expect("kill");
     assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// The refresh cookie's value in a response, if it sets one.
+pub fn refresh_cookie(res: &reqwest::Response) -> Option<String> {
+    set_cookie(res).and_then(|c| {
+        c.strip_prefix("tenantry_refresh=")
+            .and_then(|rest| rest.split(';').next())
+            .map(str::to_owned)
+            .filter(|v| !v.is_empty())
+    })
+}
+
+/// The raw `Set-Cookie` header of the refresh cookie.
+pub fn set_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("tenantry_refresh="))
+        .map(str::to_owned)
 }

@@ -7,6 +7,7 @@
 
 //! API integration tests: the real app on a free port, its own database each.
 
+mod auth;
 mod catalog;
 mod cli;
 mod errors;
