@@ -14,3 +14,4 @@ mod errors;
 mod helpers;
 mod make_run;
 mod operations;
+mod tokens;
