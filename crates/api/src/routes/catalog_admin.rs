@@ -309,12 +309,15 @@ pub async fn create_plan(
     let product = store::find_product(&mut conn, &slug)
         .await
         .map_err(not_found_product(&slug))?;
+    let existing = store::plans_of(&mut conn, product.id).await?;
+    if existing.iter().any(|p| p.code == input.code) {
+        return Err(ApiError::Conflict {
+            code: "conflict",
+            detail: format!("product {slug:?} already has a plan {:?}", input.code),
+        });
+    }
     let mut check = product_input(&product);
-    check.plans = store::plans_of(&mut conn, product.id)
-        .await?
-        .iter()
-        .map(plan_input)
-        .collect();
+    check.plans = existing.iter().map(plan_input).collect();
     check.plans.push(input.clone());
     validate_with_prefix(&check, check.plans.len() - 1)?;
     let spec = input.validate()?;

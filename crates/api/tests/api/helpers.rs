@@ -259,7 +259,10 @@ impl TestApp {
 
 /// Asserts `res` is an RFC 9457 problem with `status` and returns its body.
 pub async fn assert_problem(res: reqwest::Response, status: u16) -> Value {
-    assert_eq!(res.status().as_u16(), status);
+    if res.status().as_u16() != status {
+        let got = res.status();
+        panic!("expected {status}, got {got}: {}", res.text().await.unwrap_or_default());
+    }
     assert_eq!(
         res.headers()["content-type"].to_str().unwrap(),
         "application/problem+json"

@@ -8,6 +8,7 @@
 //! API integration tests: the real app on a free port, its own database each.
 
 mod auth;
+mod authz;
 mod catalog;
 mod cli;
 mod errors;
