@@ -13,19 +13,40 @@ use crate::helpers::{assert_problem, spawn_app, spawn_app_with_catalog};
 async fn tenant_a_never_reaches_tenant_b_on_any_route() {
     let app = spawn_app_with_catalog().await;
     let (ta, tb) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-    let a = app.user("owner-a@example.test", Role::TenantOwner, Some(ta)).await;
-    let b = app.user("owner-b@example.test", Role::TenantOwner, Some(tb)).await;
+    let a = app
+        .user("owner-a@example.test", Role::TenantOwner, Some(ta))
+        .await;
+    let b = app
+        .user("owner-b@example.test", Role::TenantOwner, Some(tb))
+        .await;
     // B leaves traces: an API token and activity rows.
     let b_token: Value = app
-        .post_as("/v1/api-tokens", &b.access_token, json!({"name": "b-secret-token-name", "scopes": ["tenants:read"]}))
+        .post_as(
+            "/v1/api-tokens",
+            &b.access_token,
+            json!({"name": "b-secret-token-name", "scopes": ["tenants:read"]}),
+        )
         .await
         .json()
         .await
         .unwrap();
     let b_token_id = b_token["id"].as_str().unwrap().to_owned();
-    let b_markers = [tb.to_string(), b.user_id.to_string(), b.email.clone(), b_token_id.clone(), "b-secret-token-name".to_owned()];
+    let b_markers = [
+        tb.to_string(),
+        b.user_id.to_string(),
+        b.email.clone(),
+        b_token_id.clone(),
+        "b-secret-token-name".to_owned(),
+    ];
 
-    let spec: Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi/openapi.json")).unwrap()).unwrap();
+    let spec: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../openapi/openapi.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
     let mut walked = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
         if !path.starts_with("/v1/") {
@@ -51,7 +72,9 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
                 concrete = concrete.replace(&format!("{{{p}}}"), &value);
             }
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let mut req = app.request(m.clone(), &concrete, &a.access_token).header("x-tenantry-csrf", "1");
+            let mut req = app
+                .request(m.clone(), &concrete, &a.access_token)
+                .header("x-tenantry-csrf", "1");
             if m != reqwest::Method::GET && m != reqwest::Method::DELETE {
                 req = req.json(&json!({}));
             }
@@ -61,19 +84,35 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
             walked += 1;
             // The id A sent may be echoed back (`instance`, `detail`); anything else of B's may not.
             for marker in b_markers.iter().filter(|m| !concrete.contains(m.as_str())) {
-                assert!(!body.contains(marker.as_str()), "{method} {concrete} leaked B's data ({marker}): {body}");
+                assert!(
+                    !body.contains(marker.as_str()),
+                    "{method} {concrete} leaked B's data ({marker}): {body}"
+                );
             }
             if params.iter().any(|p| p == "id") {
-                assert!(!status.is_success(), "{method} {concrete} answered {status} for B's resource");
+                assert!(
+                    !status.is_success(),
+                    "{method} {concrete} answered {status} for B's resource"
+                );
             }
-            if ["post", "patch", "put", "delete"].contains(&method.as_str()) && path.starts_with("/v1/products") {
-                assert!(!status.is_success(), "{method} {concrete}: a tenant owner must not change the catalog ({status})");
+            if ["post", "patch", "put", "delete"].contains(&method.as_str())
+                && path.starts_with("/v1/products")
+            {
+                assert!(
+                    !status.is_success(),
+                    "{method} {concrete}: a tenant owner must not change the catalog ({status})"
+                );
             }
         }
     }
     assert!(walked >= 20, "walked {walked} operations");
     // B's token is intact.
-    assert_eq!(app.get_as("/v1/me", b_token["secret"].as_str().unwrap()).await.status(), 200);
+    assert_eq!(
+        app.get_as("/v1/me", b_token["secret"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -91,10 +130,24 @@ async fn protected_routes_need_credentials() {
 async fn a_disabled_user_loses_access_at_once() {
     let app = spawn_app().await;
     let s = app.user("op@example.test", Role::Operator, None).await;
-    app.sql().await.execute("UPDATE users SET status = 'disabled' WHERE id = $1", &[&s.user_id]).await.unwrap();
+    app.sql()
+        .await
+        .execute(
+            "UPDATE users SET status = 'disabled' WHERE id = $1",
+            &[&s.user_id],
+        )
+        .await
+        .unwrap();
     assert_problem(app.get_as("/v1/me", &s.access_token).await, 401).await;
     assert_eq!(app.refresh(&s.refresh).await.status(), 401);
-    assert_eq!(app.login_response(json!({"email": "op@example.test", "password": crate::helpers::PASSWORD})).await.status(), 401);
+    assert_eq!(
+        app.login_response(
+            json!({"email": "op@example.test", "password": crate::helpers::PASSWORD})
+        )
+        .await
+        .status(),
+        401
+    );
 }
 
 #[tokio::test]
@@ -111,14 +164,39 @@ async fn the_tenant_role_check_is_enforced_by_the_database() {
         assert!(sql.execute(stmt, &[]).await.is_err(), "{stmt}");
     }
     app.create_user("dup@example.test", Role::Admin, None).await;
-    let hasher = std::sync::Arc::new(tenantry_api::auth::password::Hasher::new(1024, 1, 1).unwrap());
-    let err = tenantry_api::auth::service::create_user(&app.pool(), &hasher, "DUP@example.test", &secrecy::SecretString::from(crate::helpers::PASSWORD.to_owned()), Role::Admin, None)
-        .await
-        .unwrap_err();
+    let hasher =
+        std::sync::Arc::new(tenantry_api::auth::password::Hasher::new(1024, 1, 1).unwrap());
+    let err = tenantry_api::auth::service::create_user(
+        &app.pool(),
+        &hasher,
+        "DUP@example.test",
+        &secrecy::SecretString::from(crate::helpers::PASSWORD.to_owned()),
+        Role::Admin,
+        None,
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");
-    let phc: String = sql.query_one("SELECT password_hash FROM users WHERE email = 'dup@example.test'", &[]).await.unwrap().get(0);
+    let phc: String = sql
+        .query_one(
+            "SELECT password_hash FROM users WHERE email = 'dup@example.test'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
     assert!(phc.starts_with("$argon2id$"));
-    assert!(sql.execute("UPDATE activity_log SET action = 'x'", &[]).await.is_err() || sql.query_one("SELECT count(*) FROM activity_log", &[]).await.unwrap().get::<_, i64>(0) == 0);
+    assert!(
+        sql.execute("UPDATE activity_log SET action = 'x'", &[])
+            .await
+            .is_err()
+            || sql
+                .query_one("SELECT count(*) FROM activity_log", &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+                == 0
+    );
 }
 
 #[tokio::test]
@@ -126,9 +204,17 @@ async fn the_activity_log_is_append_only() {
     let app = spawn_app().await;
     app.admin().await;
     let sql = app.sql().await;
-    let n: i64 = sql.query_one("SELECT count(*) FROM activity_log", &[]).await.unwrap().get(0);
+    let n: i64 = sql
+        .query_one("SELECT count(*) FROM activity_log", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(n > 0);
-    assert!(sql.execute("UPDATE activity_log SET action = 'x'", &[]).await.is_err());
+    assert!(
+        sql.execute("UPDATE activity_log SET action = 'x'", &[])
+            .await
+            .is_err()
+    );
     assert!(sql.execute("DELETE FROM activity_log", &[]).await.is_err());
 }
 
@@ -149,40 +235,127 @@ mod catalog_admin {
     async fn admins_create_update_and_deactivate_products_and_plans() {
         let app = spawn_app().await;
         let admin = app.admin().await;
-        let res = app.post_as("/v1/products", &admin.access_token, product()).await;
+        let res = app
+            .post_as("/v1/products", &admin.access_token, product())
+            .await;
         assert_eq!(res.status(), 201);
         let created: Value = res.json().await.unwrap();
-        assert_eq!(created["plans"][0]["price"], json!({"amount": "15.00", "currency": "EUR"}));
-        let dup = app.post_as("/v1/products", &admin.access_token, product()).await;
+        assert_eq!(
+            created["plans"][0]["price"],
+            json!({"amount": "15.00", "currency": "EUR"})
+        );
+        let dup = app
+            .post_as("/v1/products", &admin.access_token, product())
+            .await;
         let body = assert_problem(dup, 409).await;
         assert!(body["detail"].as_str().unwrap().contains("erp"));
 
-        let patched: Value = app.patch_as("/v1/products/erp", &admin.access_token, json!({"name": "ERP Suite"})).await.json().await.unwrap();
+        let patched: Value = app
+            .patch_as(
+                "/v1/products/erp",
+                &admin.access_token,
+                json!({"name": "ERP Suite"}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(patched["name"], "ERP Suite");
-        assert_eq!(patched["image"], "erp:1", "a merge patch keeps what it does not name");
+        assert_eq!(
+            patched["image"], "erp:1",
+            "a merge patch keeps what it does not name"
+        );
 
         let plan = json!({"code": "team", "name": "Team", "tier_rank": 2, "price": "45.00", "currency": "EUR", "interval": "month",
                           "deployment": "dedicated", "cpu_cores": 2, "memory_mib": 2048, "storage_gib": 10, "backup_schedule": "daily"});
-        assert_eq!(app.post_as("/v1/products/erp/plans", &admin.access_token, plan.clone()).await.status(), 201);
-        assert_problem(app.post_as("/v1/products/erp/plans", &admin.access_token, plan).await, 409).await;
-        let repriced: Value = app.patch_as("/v1/products/erp/plans/team", &admin.access_token, json!({"price": "49.00"})).await.json().await.unwrap();
-        let team = repriced["plans"].as_array().unwrap().iter().find(|p| p["code"] == "team").unwrap();
+        assert_eq!(
+            app.post_as("/v1/products/erp/plans", &admin.access_token, plan.clone())
+                .await
+                .status(),
+            201
+        );
+        assert_problem(
+            app.post_as("/v1/products/erp/plans", &admin.access_token, plan)
+                .await,
+            409,
+        )
+        .await;
+        let repriced: Value = app
+            .patch_as(
+                "/v1/products/erp/plans/team",
+                &admin.access_token,
+                json!({"price": "49.00"}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let team = repriced["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["code"] == "team")
+            .unwrap();
         assert_eq!(team["price"]["amount"], "49.00");
 
         let plans: Value = app.get_json("/v1/plans?product=erp").await;
         assert_eq!(plans["items"].as_array().unwrap().len(), 2);
-        assert_eq!(app.post_as("/v1/products/erp/plans/team/deactivate", &admin.access_token, json!({})).await.status(), 200);
+        assert_eq!(
+            app.post_as(
+                "/v1/products/erp/plans/team/deactivate",
+                &admin.access_token,
+                json!({})
+            )
+            .await
+            .status(),
+            200
+        );
         let plans: Value = app.get_json("/v1/plans?product=erp").await;
-        assert_eq!(plans["items"].as_array().unwrap().len(), 1, "inactive plans leave the public list");
-        assert_eq!(app.post_as("/v1/products/erp/deactivate", &admin.access_token, json!({})).await.status(), 200);
+        assert_eq!(
+            plans["items"].as_array().unwrap().len(),
+            1,
+            "inactive plans leave the public list"
+        );
+        assert_eq!(
+            app.post_as(
+                "/v1/products/erp/deactivate",
+                &admin.access_token,
+                json!({})
+            )
+            .await
+            .status(),
+            200
+        );
         assert_eq!(app.get("/v1/products/erp").await.status(), 404);
 
-        let log: Value = app.get_as("/v1/activity?limit=200", &admin.access_token).await.json().await.unwrap();
-        let actions: Vec<&str> = log["items"].as_array().unwrap().iter().map(|i| i["action"].as_str().unwrap()).collect();
-        for a in ["product.created", "product.updated", "plan.created", "plan.updated", "plan.deactivated", "product.deactivated"] {
+        let log: Value = app
+            .get_as("/v1/activity?limit=200", &admin.access_token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let actions: Vec<&str> = log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["action"].as_str().unwrap())
+            .collect();
+        for a in [
+            "product.created",
+            "product.updated",
+            "plan.created",
+            "plan.updated",
+            "plan.deactivated",
+            "product.deactivated",
+        ] {
             assert!(actions.contains(&a), "{a} missing from {actions:?}");
         }
-        let update = log["items"].as_array().unwrap().iter().find(|i| i["action"] == "plan.updated").unwrap();
+        let update = log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["action"] == "plan.updated")
+            .unwrap();
         assert_eq!(update["before"]["price"], "45");
         assert_eq!(update["after"]["price"], "49");
     }
@@ -195,18 +368,44 @@ mod catalog_admin {
         p["dedicated_ports"] = json!({"start": 9100, "end": 9000});
         p["plans"][0]["price"] = json!("-1.00");
         p["plans"][0]["currency"] = json!("XYZ");
-        let body = assert_problem(app.post_as("/v1/products", &admin.access_token, p).await, 422).await;
-        let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        let body = assert_problem(
+            app.post_as("/v1/products", &admin.access_token, p).await,
+            422,
+        )
+        .await;
+        let fields: Vec<&str> = body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
         assert_eq!(fields, ["dedicated_ports", "plans[0].currency"]);
         let mut p = product();
         p["dedicated_ports"] = json!({"start": 80, "end": 9000});
-        let body = assert_problem(app.post_as("/v1/products", &admin.access_token, p).await, 422).await;
+        let body = assert_problem(
+            app.post_as("/v1/products", &admin.access_token, p).await,
+            422,
+        )
+        .await;
         assert_eq!(body["errors"][0]["field"], "dedicated_ports.start");
         let mut p = product();
         p["plans"][0]["price"] = json!("-1.00");
-        let body = assert_problem(app.post_as("/v1/products", &admin.access_token, p).await, 422).await;
+        let body = assert_problem(
+            app.post_as("/v1/products", &admin.access_token, p).await,
+            422,
+        )
+        .await;
         assert_eq!(body["errors"][0]["field"], "plans[0].price");
-        let body = assert_problem(app.patch_as("/v1/products/odoo", &admin.access_token, json!({"name": "x"})).await, 404).await;
+        let body = assert_problem(
+            app.patch_as(
+                "/v1/products/odoo",
+                &admin.access_token,
+                json!({"name": "x"}),
+            )
+            .await,
+            404,
+        )
+        .await;
         assert!(body["detail"].as_str().unwrap().contains("odoo"));
     }
 
@@ -214,15 +413,40 @@ mod catalog_admin {
     async fn operators_manage_the_catalog_but_not_prices() {
         let app = spawn_app_with_catalog().await;
         let op = app.user("op@example.test", Role::Operator, None).await;
-        let renamed = app.patch_as("/v1/products/odoo/plans/basic", &op.access_token, json!({"name": "Basic+"})).await;
+        let renamed = app
+            .patch_as(
+                "/v1/products/odoo/plans/basic",
+                &op.access_token,
+                json!({"name": "Basic+"}),
+            )
+            .await;
         assert_eq!(renamed.status(), 200);
-        let body = assert_problem(app.patch_as("/v1/products/odoo/plans/basic", &op.access_token, json!({"price": "1.00"})).await, 403).await;
+        let body = assert_problem(
+            app.patch_as(
+                "/v1/products/odoo/plans/basic",
+                &op.access_token,
+                json!({"price": "1.00"}),
+            )
+            .await,
+            403,
+        )
+        .await;
         assert!(body["detail"].as_str().unwrap().contains("price"));
         let plan = json!({"code": "mini", "name": "Mini", "tier_rank": 0, "price": "5.00", "currency": "USD", "interval": "month",
                           "deployment": "shared", "cpu_cores": 1, "memory_mib": 512, "storage_gib": 1, "backup_schedule": "none"});
-        assert_problem(app.post_as("/v1/products/odoo/plans", &op.access_token, plan).await, 403).await;
+        assert_problem(
+            app.post_as("/v1/products/odoo/plans", &op.access_token, plan)
+                .await,
+            403,
+        )
+        .await;
         let odoo: Value = app.get_json("/v1/products/odoo").await;
-        let basic = odoo["plans"].as_array().unwrap().iter().find(|p| p["code"] == "basic").unwrap();
+        let basic = odoo["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["code"] == "basic")
+            .unwrap();
         assert_eq!(basic["price"]["amount"], "29.00", "nothing changed");
         assert_eq!(basic["name"], "Basic+");
     }
@@ -230,9 +454,29 @@ mod catalog_admin {
     #[tokio::test]
     async fn tenant_users_cannot_touch_the_catalog() {
         let app = spawn_app_with_catalog().await;
-        let member = app.user("m@example.test", Role::TenantMember, Some(uuid::Uuid::now_v7())).await;
-        assert_problem(app.patch_as("/v1/products/odoo", &member.access_token, json!({"name": "x"})).await, 403).await;
-        assert_problem(app.post_as("/v1/products", &member.access_token, product()).await, 403).await;
+        let member = app
+            .user(
+                "m@example.test",
+                Role::TenantMember,
+                Some(uuid::Uuid::now_v7()),
+            )
+            .await;
+        assert_problem(
+            app.patch_as(
+                "/v1/products/odoo",
+                &member.access_token,
+                json!({"name": "x"}),
+            )
+            .await,
+            403,
+        )
+        .await;
+        assert_problem(
+            app.post_as("/v1/products", &member.access_token, product())
+                .await,
+            403,
+        )
+        .await;
         assert_problem(app.get_as("/v1/activity", &member.access_token).await, 403).await;
     }
 }

@@ -228,3 +228,58 @@ async fn stops_gracefully_on(signal: &str) {
     });
     assert!(stopped.await.unwrap());
 }
+
+#[tokio::test]
+async fn admin_create_bootstraps_an_admin_from_stdin() {
+    use std::io::Write as _;
+    let db = TestDatabase::new().await;
+    let create = |email: &str, password: &str| {
+        let mut child = tenantry(Some(db.url()))
+            .args(["admin", "create", "--email", email, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = create("Root@Example.Test", "a very good password");
+    assert!(ok, "{err}");
+    assert!(out.contains("created admin root@example.test"), "{out}");
+    let (ok, _, err) = create("root@example.test", "another good password");
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = create("x@example.test", "short");
+    assert!(!ok && err.contains("password"), "{err}");
+    assert!(
+        !err.contains("short\n"),
+        "the password is not echoed: {err}"
+    );
+    let (ok, _, err) =
+        run(tenantry(Some(db.url())).args(["admin", "create", "--email", "y@example.test"]));
+    assert!(!ok && err.contains("--password-stdin"), "{err}");
+
+    let (client, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = client
+        .query_one(
+            "SELECT role, password_hash FROM users WHERE email = 'root@example.test'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "admin");
+    let hasher = tenantry_api::auth::password::Hasher::new(1024, 1, 1).unwrap();
+    let phc: String = row.get(1);
+    assert!(hasher.verify(
+        &secrecy::SecretString::from("a very good password".to_owned()),
+        Some(&phc)
+    ));
+}

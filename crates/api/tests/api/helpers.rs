@@ -79,7 +79,6 @@ fn start(settings: Settings, db: Option<TestDatabase>) -> TestApp {
 pub struct Session {
     pub user_id: uuid::Uuid,
     pub email: String,
-    pub password: String,
     pub access_token: String,
     /// The refresh cookie's value.
     pub refresh: String,
@@ -152,7 +151,6 @@ impl TestApp {
         Session {
             user_id: me["id"].as_str().unwrap().parse().unwrap(),
             email: email.to_owned(),
-            password: PASSWORD.to_owned(),
             access_token: body["access_token"].as_str().unwrap().to_owned(),
             refresh,
         }
@@ -261,7 +259,10 @@ impl TestApp {
 pub async fn assert_problem(res: reqwest::Response, status: u16) -> Value {
     if res.status().as_u16() != status {
         let got = res.status();
-        panic!("expected {status}, got {got}: {}", res.text().await.unwrap_or_default());
+        panic!(
+            "expected {status}, got {got}: {}",
+            res.text().await.unwrap_or_default()
+        );
     }
     assert_eq!(
         res.headers()["content-type"].to_str().unwrap(),

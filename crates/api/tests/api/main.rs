@@ -7,8 +7,10 @@
 
 //! API integration tests: the real app on a free port, its own database each.
 
+mod activity;
 mod auth;
 mod authz;
+mod browser;
 mod catalog;
 mod cli;
 mod errors;

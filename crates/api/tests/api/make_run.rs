@@ -116,13 +116,33 @@ async fn make_run_starts_reuses_and_stops_a_private_cluster() {
         !cluster_running(&data_dir),
         "SIGTERM stops the private cluster too"
     );
+    // A new data dir gets a demo admin with a printed random password.
+    let password = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("make run: demo admin  email: admin@tenantry.local  password: ")
+        })
+        .unwrap_or_else(|| panic!("no demo admin printed: {out}"))
+        .to_owned();
+    assert!(password.len() >= 20);
 
     // Second run: the same cluster and data, nothing created again.
     let http_port = free_port();
     let mut child = make_run(&data_dir, pg_port, http_port, None);
     wait_ready(&mut child, http_port).await;
     assert_eq!(product_count(http_port).await, 2);
+    let login = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{http_port}/v1/auth/login"))
+        .json(&serde_json::json!({"email": "admin@tenantry.local", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200, "the printed credentials work");
     let out = stop(child).await;
+    assert!(
+        !out.contains("demo admin"),
+        "only a new data dir gets one: {out}"
+    );
     assert!(out.contains("no pending migration"), "{out}");
     assert!(out.contains("16 unchanged"), "{out}");
     assert!(!cluster_running(&data_dir));
@@ -140,5 +160,9 @@ async fn make_run_with_database_url_starts_no_cluster() {
     assert_eq!(product_count(http_port).await, 2);
     let out = stop(child).await;
     assert!(out.contains("using DATABASE_URL"), "{out}");
+    assert!(
+        !out.contains("demo admin"),
+        "never with DATABASE_URL: {out}"
+    );
     assert!(!data_dir.join("postgres").exists(), "no cluster is created");
 }
