@@ -155,6 +155,16 @@ async fn logout_revokes_the_session() {
     assert_eq!(res.status(), 204);
     assert!(set_cookie(&res).unwrap().contains("Max-Age=0"));
     assert_eq!(app.refresh(&s.refresh).await.status(), 401);
+    let actions: Vec<String> = app
+        .sql()
+        .await
+        .query("SELECT action FROM activity_log WHERE actor_id = $1 ORDER BY id", &[&s.user_id])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(actions, ["auth.login", "auth.logout"]);
 }
 
 #[tokio::test]

@@ -283,3 +283,103 @@ async fn admin_create_bootstraps_an_admin_from_stdin() {
         Some(&phc)
     ));
 }
+
+/// Secrets never reach the logs: run the real server at debug level through
+/// a login (with 2FA setup) and an API token, then search everything it wrote.
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_never_reach_the_logs() {
+    let db = TestDatabase::new().await;
+    let jwt_keys = tenantry_api::config::random_key_list("logjwt");
+    let seal_keys = tenantry_api::config::random_key_list("logseal");
+    let password = "correct horse battery staple";
+    let mut create = tenantry(Some(db.url()))
+        .args(["admin", "create", "--email", "log@example.test", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut create.stdin.take().unwrap(), format!("{password}\n").as_bytes()).unwrap();
+    assert!(create.wait().unwrap().success());
+
+    let mut child = tenantry(Some(db.url()))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TENANTRY_LOG", "debug")
+        .env("TENANTRY_LOG_FORMAT", "json")
+        .env("TENANTRY_JWT_KEYS", &jwt_keys)
+        .env("TENANTRY_SECRET_KEYS", &seal_keys)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    let port = loop {
+        let line = lines.next().expect("server exited early").unwrap();
+        log.push(line.clone());
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["message"] == "serving the Tenantry API" {
+            break v["port"].as_u64().unwrap();
+        }
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let login = client
+        .post(format!("{base}/v1/auth/login"))
+        .json(&serde_json::json!({"email": "log@example.test", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let refresh = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("tenantry_refresh=").map(|r| r.split(';').next().unwrap_or("").to_owned()))
+        .unwrap();
+    let access: serde_json::Value = login.json().await.unwrap();
+    let access = access["access_token"].as_str().unwrap().to_owned();
+    let token: serde_json::Value = client
+        .post(format!("{base}/v1/api-tokens"))
+        .bearer_auth(&access)
+        .json(&serde_json::json!({"name": "t", "scopes": ["catalog:read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let setup: serde_json::Value = client
+        .post(format!("{base}/v1/auth/totp/setup"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // A wrong login too: its password must not be logged either.
+    client
+        .post(format!("{base}/v1/auth/login"))
+        .json(&serde_json::json!({"email": "log@example.test", "password": "wrong-secret-guess"}))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::signal(child.id(), "TERM");
+    let rest = tokio::task::spawn_blocking(move || lines.map_while(Result::ok).collect::<Vec<_>>()).await.unwrap();
+    assert!(child.wait().unwrap().success());
+    log.extend(rest);
+    let all = log.join("\n");
+    assert!(all.contains("request finished"), "the requests were logged");
+    let key_material = |spec: &str| spec.split_once(':').unwrap().1.to_owned();
+    for (what, secret) in [
+        ("password", password.to_owned()),
+        ("wrong password", "wrong-secret-guess".to_owned()),
+        ("access token", access.clone()),
+        ("refresh token", refresh),
+        ("API token", token["secret"].as_str().unwrap().to_owned()),
+        ("TOTP secret", setup["secret"].as_str().unwrap().to_owned()),
+        ("JWT key", key_material(&jwt_keys)),
+        ("sealing key", key_material(&seal_keys)),
+        ("database password/URL", db.url().to_owned()),
+    ] {
+        assert!(!all.contains(&secret), "the {what} appeared in the logs");
+    }
+}
