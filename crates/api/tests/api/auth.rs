@@ -158,7 +158,10 @@ async fn logout_revokes_the_session() {
     let actions: Vec<String> = app
         .sql()
         .await
-        .query("SELECT action FROM activity_log WHERE actor_id = $1 ORDER BY id", &[&s.user_id])
+        .query(
+            "SELECT action FROM activity_log WHERE actor_id = $1 ORDER BY id",
+            &[&s.user_id],
+        )
         .await
         .unwrap()
         .iter()

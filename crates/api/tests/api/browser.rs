@@ -74,3 +74,21 @@ async fn security_headers_are_on_every_response() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn bodies_over_the_configured_limit_are_413() {
+    let app = spawn_app_with(|s| s.max_body_bytes = 2048).await;
+    let big = serde_json::json!({"email": "a@example.test", "password": "x".repeat(4096)});
+    let res = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    let body = crate::helpers::assert_problem(res, 413).await;
+    assert_eq!(
+        body["type"],
+        "https://tenantry.dev/problems/payload-too-large"
+    );
+}

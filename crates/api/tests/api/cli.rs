@@ -293,11 +293,21 @@ async fn secrets_never_reach_the_logs() {
     let seal_keys = tenantry_api::config::random_key_list("logseal");
     let password = "correct horse battery staple";
     let mut create = tenantry(Some(db.url()))
-        .args(["admin", "create", "--email", "log@example.test", "--password-stdin"])
+        .args([
+            "admin",
+            "create",
+            "--email",
+            "log@example.test",
+            "--password-stdin",
+        ])
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
-    std::io::Write::write_all(&mut create.stdin.take().unwrap(), format!("{password}\n").as_bytes()).unwrap();
+    std::io::Write::write_all(
+        &mut create.stdin.take().unwrap(),
+        format!("{password}\n").as_bytes(),
+    )
+    .unwrap();
     assert!(create.wait().unwrap().success());
 
     let mut child = tenantry(Some(db.url()))
@@ -332,7 +342,10 @@ async fn secrets_never_reach_the_logs() {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("tenantry_refresh=").map(|r| r.split(';').next().unwrap_or("").to_owned()))
+        .find_map(|c| {
+            c.strip_prefix("tenantry_refresh=")
+                .map(|r| r.split(';').next().unwrap_or("").to_owned())
+        })
         .unwrap();
     let access: serde_json::Value = login.json().await.unwrap();
     let access = access["access_token"].as_str().unwrap().to_owned();
@@ -363,7 +376,9 @@ async fn secrets_never_reach_the_logs() {
         .await
         .unwrap();
     crate::helpers::signal(child.id(), "TERM");
-    let rest = tokio::task::spawn_blocking(move || lines.map_while(Result::ok).collect::<Vec<_>>()).await.unwrap();
+    let rest = tokio::task::spawn_blocking(move || lines.map_while(Result::ok).collect::<Vec<_>>())
+        .await
+        .unwrap();
     assert!(child.wait().unwrap().success());
     log.extend(rest);
     let all = log.join("\n");

@@ -77,7 +77,12 @@ async fn an_api_token_is_shown_once_stored_hashed_and_usable() {
         .unwrap();
     assert_eq!(res.status(), 204);
     assert_problem(app.get_as("/v1/me", &secret).await, 401).await;
-    let revoked: Value = app.get_as("/v1/activity?action=api_token.revoked", &admin.access_token).await.json().await.unwrap();
+    let revoked: Value = app
+        .get_as("/v1/activity?action=api_token.revoked", &admin.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(revoked["items"][0]["target_id"], id);
     assert_eq!(revoked["items"][0]["actor_id"], admin.user_id.to_string());
 }
