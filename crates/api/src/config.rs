@@ -196,6 +196,25 @@ pub struct SettingsArgs {
         global = true
     )]
     pub totp_issuer: String,
+
+    /// The URL clients reach this API at (links in invitations, sandbox checkout pages).
+    #[arg(
+        long,
+        env = "TENANTRY_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub public_url: String,
+
+    /// Signups allowed per client IP per minute (burst of the same size).
+    #[arg(long, env = "TENANTRY_SIGNUP_RATE_PER_MINUTE", default_value_t = 5, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub signup_rate_per_minute: u32,
+
+    /// How long an invitation stays valid, hours.
+    #[arg(long, env = "TENANTRY_INVITATION_TTL_HOURS", default_value_t = 72, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=8760))]
+    pub invitation_ttl_hours: u32,
 }
 
 impl fmt::Debug for SettingsArgs {
@@ -229,6 +248,12 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// `TENANTRY_TRUSTED_PROXIES` as given, validated at start-up.
     pub raw_trusted_proxies: String,
+    /// Public URL of the API.
+    pub public_url: String,
+    /// Signups per IP per minute.
+    pub signup_rate_per_minute: u32,
+    /// Invitation lifetime.
+    pub invitation_ttl: Duration,
 }
 
 /// Identity and access settings.
@@ -339,6 +364,9 @@ impl From<SettingsArgs> for Settings {
             http_workers: a.http_workers,
             max_body_bytes: a.max_body_bytes,
             raw_trusted_proxies: a.trusted_proxies.clone(),
+            public_url: a.public_url.trim_end_matches('/').to_owned(),
+            signup_rate_per_minute: a.signup_rate_per_minute,
+            invitation_ttl: Duration::from_secs(u64::from(a.invitation_ttl_hours) * 3600),
             auth: AuthSettings {
                 jwt_keys: a.jwt_keys.filter(|k| !k.is_empty()).map(SecretString::from),
                 secret_keys: a
@@ -397,6 +425,9 @@ impl Settings {
             http_workers: Some(1),
             max_body_bytes: 256 * 1024,
             raw_trusted_proxies: String::new(),
+            public_url: "http://tenantry.test".into(),
+            signup_rate_per_minute: 1000,
+            invitation_ttl: Duration::from_secs(72 * 3600),
             auth: AuthSettings {
                 jwt_keys: Some(SecretString::from(random_key_list("test-jwt"))),
                 secret_keys: Some(SecretString::from(random_key_list("test-seal"))),

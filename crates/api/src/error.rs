@@ -83,6 +83,14 @@ pub enum ApiError {
         /// Fields at fault.
         errors: Vec<FieldProblem>,
     },
+    /// `422` with a specific code (e.g. `idempotency-key-reused`).
+    #[error("{detail}")]
+    Unprocessable {
+        /// Machine code.
+        code: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
     /// `409`: the change conflicts with the current state; `code` says how
     /// (`conflict`, `totp-already-enabled`…).
     #[error("{detail}")]
@@ -115,6 +123,9 @@ pub enum ApiError {
         /// Seconds until a retry may succeed.
         retry_after: u64,
     },
+    /// `412 precondition-failed`: `If-Match` names a version that is no longer current.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// `413 payload-too-large`.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -136,10 +147,12 @@ impl ApiError {
             Self::BadRequest { .. } => "malformed-request",
             Self::Validation { .. } => "validation-failed",
             Self::Conflict { code, .. }
+            | Self::Unprocessable { code, .. }
             | Self::Unauthorized { code, .. }
             | Self::Forbidden { code, .. } => code,
             Self::TooManyRequests { .. } => "too-many-requests",
             Self::PayloadTooLarge => "payload-too-large",
+            Self::PreconditionFailed(_) => "precondition-failed",
             Self::Unavailable(_) => "service-unavailable",
             Self::Internal(_) => "internal-error",
         }
@@ -152,10 +165,12 @@ impl ApiError {
             Self::BadRequest { .. } => "Malformed request",
             Self::Validation { .. } => "Validation failed",
             Self::Conflict { .. } => "Conflict",
+            Self::Unprocessable { .. } => "Unprocessable request",
             Self::Unauthorized { .. } => "Unauthorized",
             Self::Forbidden { .. } => "Forbidden",
             Self::TooManyRequests { .. } => "Too many requests",
             Self::PayloadTooLarge => "Payload too large",
+            Self::PreconditionFailed(_) => "Precondition failed",
             Self::Unavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal error",
         }
@@ -231,6 +246,12 @@ impl From<ValidationErrors> for ApiError {
     }
 }
 
+impl From<tenantry_store::DieselError> for ApiError {
+    fn from(e: tenantry_store::DieselError) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -265,10 +286,12 @@ impl ResponseError for ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -23,6 +24,7 @@ pub mod pagination;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
+pub mod tenants;
 
 pub use error::ApiError;
 pub use startup::{AppState, Application};

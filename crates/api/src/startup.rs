@@ -27,6 +27,27 @@ pub struct AppState {
     pub registry: Registry,
     /// Keys, hasher and settings of identity and access.
     pub auth: Auth,
+    /// The payment provider.
+    pub gateway: std::sync::Arc<dyn tenantry_billing::PaymentGateway>,
+    /// The process's settings.
+    pub settings: std::sync::Arc<Settings>,
+}
+
+impl AppState {
+    /// The state of an app on `pool`, with the sandbox payment gateway
+    /// (the Stripe issue adds the real one).
+    pub fn new(pool: Pool, registry: Registry, auth: Auth, settings: &Settings) -> Self {
+        Self {
+            pool,
+            registry,
+            auth,
+            gateway: std::sync::Arc::new(tenantry_billing::SandboxGateway::new(format!(
+                "{}/sandbox",
+                settings.public_url
+            ))),
+            settings: std::sync::Arc::new(settings.clone()),
+        }
+    }
 }
 
 /// A bound, not yet running, HTTP server.
@@ -61,21 +82,19 @@ impl Application {
         let (registry, http_metrics) = metrics::build(&pool)?;
         crate::config::parse_proxies(&settings.raw_trusted_proxies).map_err(anyhow::Error::msg)?;
         let auth = Auth::new(&settings.auth)?;
-        let state = web::Data::new(AppState {
-            pool,
-            registry,
-            auth,
-        });
+        let state = web::Data::new(AppState::new(pool, registry, auth, settings));
         let listener = TcpListener::bind(settings.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let port = listener.local_addr()?.port();
         let max_body = settings.max_body_bytes;
         let mut server = HttpServer::new(move || {
             let auth_settings = state.auth.settings.clone();
+            let all_settings = state.settings.clone();
             App::new()
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
-                .configure(|cfg| configure(cfg, &auth_settings))
+                .configure(|cfg| configure(cfg, &all_settings))
+                .wrap(from_fn(crate::idempotency::idempotency))
                 .wrap(Compress::default())
                 .wrap(security_headers(auth_settings.hsts))
                 .wrap(cors(&auth_settings.cors_origins))
@@ -181,11 +200,11 @@ pub fn cors(origins: &[String]) -> Cors {
 }
 
 /// Mounts every route, the docs and the 404 fallback.
-pub fn configure(cfg: &mut web::ServiceConfig, auth: &crate::config::AuthSettings) {
+pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
     cfg.service(routes::health::healthz)
         .service(routes::health::readyz)
         .service(routes::health::metrics)
-        .configure(|cfg| routes::v1(cfg, auth))
+        .configure(|cfg| routes::v1(cfg, settings))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
         .route(
             "/docs",

@@ -1,6 +1,10 @@
-//! Billing: proration, the upgrade/downgrade policy, scheduled plan changes,
-//! the payment gateway (Stripe) and its webhooks.
+//! Billing: the payment gateway, and (with the billing engine and Stripe
+//! issues) proration, the upgrade/downgrade policy, scheduled plan changes
+//! and webhooks.
 //!
 //! Depends on `store` and `domain`, never on `provisioning`: the two meet
 //! through jobs and events recorded in `store` (see DESIGN.md, "Layout").
-//! The billing engine and Stripe issues fill this crate in.
+
+pub mod gateway;
+
+pub use gateway::{CheckoutRequest, CheckoutSession, GatewayError, PaymentGateway, SandboxGateway};

@@ -5,7 +5,7 @@
 //! [`ProductSpec`] whose every field is a validated type, or lists every
 //! broken rule with its field path.
 
-use std::{fmt, num::NonZeroU32, str::FromStr};
+use std::{fmt, num::NonZeroU32};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

@@ -23,13 +23,13 @@ macro_rules! string_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
+        impl ::std::str::FromStr for $name {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
@@ -49,6 +49,7 @@ pub mod catalog;
 pub mod identity;
 pub mod money;
 pub mod slug;
+pub mod tenant;
 pub mod validation;
 
 pub use catalog::{
@@ -58,4 +59,5 @@ pub use catalog::{
 pub use identity::{Email, Role, Scope, UserStatus};
 pub use money::{Currency, Money, MoneyError};
 pub use slug::{Slug, SlugError};
+pub use tenant::{InvalidTransition, SubscriptionStatus, TenantSlug, TenantStatus};
 pub use validation::{FieldError, ValidationErrors};

@@ -10,14 +10,18 @@ pub mod activity;
 pub mod catalog;
 pub mod crypto;
 pub mod error;
+pub mod idempotency;
 pub mod identity;
+pub mod jobs;
 pub mod migrations;
 pub mod pagination;
 pub mod pool;
+pub mod tenants;
 #[rustfmt::skip]
 pub mod schema;
 
-pub use diesel_async::AsyncPgConnection;
+pub use diesel::result::Error as DieselError;
+pub use diesel_async::{AsyncConnection, AsyncPgConnection};
 pub use error::StoreError;
 pub use pagination::{Page, PageRequest};
 pub use pool::{Pool, PoolSettings, PoolStatus};

@@ -36,6 +36,53 @@ diesel::table! {
 }
 
 diesel::table! {
+    idempotency_keys (scope, key) {
+        scope -> Text,
+        key -> Text,
+        request_hash -> Text,
+        status -> Text,
+        response_status -> Nullable<Int4>,
+        response_headers -> Nullable<Jsonb>,
+        response_body -> Nullable<Bytea>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    invitations (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        email -> Text,
+        role -> Text,
+        token_hash -> Text,
+        invited_by -> Nullable<Uuid>,
+        expires_at -> Timestamptz,
+        accepted_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Uuid,
+        kind -> Text,
+        tenant_id -> Nullable<Uuid>,
+        status -> Text,
+        payload -> Jsonb,
+        dedup_key -> Nullable<Text>,
+        attempts -> Int4,
+        max_attempts -> Int4,
+        run_at -> Timestamptz,
+        step -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     plans (id) {
         id -> Uuid,
         product_id -> Uuid,
@@ -104,6 +151,39 @@ diesel::table! {
 }
 
 diesel::table! {
+    subscriptions (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        plan_id -> Uuid,
+        status -> Text,
+        current_period_start -> Nullable<Timestamptz>,
+        current_period_end -> Nullable<Timestamptz>,
+        provider -> Text,
+        provider_customer_id -> Nullable<Text>,
+        provider_subscription_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tenants (id) {
+        id -> Uuid,
+        slug -> Text,
+        company_name -> Text,
+        product_id -> Uuid,
+        plan_id -> Uuid,
+        deployment -> Text,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        provisioned_at -> Nullable<Timestamptz>,
+        version -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Uuid,
         email -> Text,
@@ -122,17 +202,30 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(api_tokens -> tenants (tenant_id));
 diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(invitations -> tenants (tenant_id));
+diesel::joinable!(jobs -> tenants (tenant_id));
 diesel::joinable!(plans -> products (product_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(subscriptions -> plans (plan_id));
+diesel::joinable!(subscriptions -> tenants (tenant_id));
+diesel::joinable!(tenants -> plans (plan_id));
+diesel::joinable!(tenants -> products (product_id));
+diesel::joinable!(users -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     activity_log,
     api_tokens,
+    idempotency_keys,
+    invitations,
+    jobs,
     plans,
     products,
     recovery_codes,
     refresh_tokens,
+    subscriptions,
+    tenants,
     users,
 );

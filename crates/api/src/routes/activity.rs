@@ -49,7 +49,8 @@ pub struct ActivityDto {
     pub request_id: Option<String>,
 }
 
-fn dto(a: Activity) -> ActivityDto {
+/// The API view of an activity row.
+pub fn dto(a: Activity) -> ActivityDto {
     ActivityDto {
         id: a.id,
         occurred_at: a.occurred_at,

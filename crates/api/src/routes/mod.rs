@@ -6,16 +6,33 @@ pub mod auth;
 pub mod catalog;
 pub mod catalog_admin;
 pub mod health;
+pub mod jobs;
+pub mod tenants;
 
 use actix_web::{HttpRequest, web};
 
-use crate::{ApiError, config::AuthSettings};
+use crate::{ApiError, config::Settings};
 
 /// Mounts every `/v1` route.
-pub fn v1(cfg: &mut web::ServiceConfig, auth: &AuthSettings) {
+pub fn v1(cfg: &mut web::ServiceConfig, settings: &Settings) {
     cfg.service(
         web::scope("/v1")
-            .configure(|cfg| auth::register_login(cfg, auth))
+            .configure(|cfg| auth::register_login(cfg, &settings.auth))
+            .configure(|cfg| tenants::register_signup(cfg, settings))
+            .service(tenants::create)
+            .service(tenants::list)
+            .service(tenants::get_one)
+            .service(tenants::update)
+            .service(tenants::pause)
+            .service(tenants::resume)
+            .service(tenants::remove)
+            .service(tenants::tenant_activity)
+            .service(tenants::get_subscription)
+            .service(tenants::members)
+            .service(tenants::invite)
+            .service(tenants::remove_member)
+            .service(tenants::accept)
+            .service(jobs::get_one)
             .service(auth::refresh)
             .service(auth::logout)
             .service(auth::me)

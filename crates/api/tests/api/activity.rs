@@ -9,7 +9,7 @@ use crate::helpers::{PASSWORD, assert_problem, spawn_app};
 async fn rows_carry_actor_tenant_ip_agent_and_request_id() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let tenant = uuid::Uuid::now_v7();
+    let tenant = app.tenant("acme").await;
     app.create_user("owner@example.test", Role::TenantOwner, Some(tenant))
         .await;
     let res = app
@@ -109,7 +109,7 @@ async fn rows_carry_actor_tenant_ip_agent_and_request_id() {
 #[tokio::test]
 async fn tenant_users_see_only_their_tenant() {
     let app = spawn_app().await;
-    let (a, b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let (a, b) = (app.tenant("tenant-a").await, app.tenant("tenant-b").await);
     let owner_a = app.user("a@example.test", Role::TenantOwner, Some(a)).await;
     app.user("b@example.test", Role::TenantOwner, Some(b)).await;
     app.admin().await;

@@ -21,7 +21,7 @@ fn decode_segment(jwt: &str, i: usize) -> Value {
 #[tokio::test]
 async fn login_returns_a_bearer_jwt_and_a_strict_refresh_cookie() {
     let app = spawn_app().await;
-    let tenant = uuid::Uuid::now_v7();
+    let tenant = app.tenant("acme").await;
     let id = app
         .create_user("Owner@Example.Test", Role::TenantOwner, Some(tenant))
         .await;

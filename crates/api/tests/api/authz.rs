@@ -12,7 +12,7 @@ use crate::helpers::{assert_problem, spawn_app, spawn_app_with_catalog};
 #[tokio::test]
 async fn tenant_a_never_reaches_tenant_b_on_any_route() {
     let app = spawn_app_with_catalog().await;
-    let (ta, tb) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let (ta, tb) = (app.tenant("tenant-a").await, app.tenant("tenant-b").await);
     let a = app
         .user("owner-a@example.test", Role::TenantOwner, Some(ta))
         .await;
@@ -31,12 +31,22 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
         .await
         .unwrap();
     let b_token_id = b_token["id"].as_str().unwrap().to_owned();
+    let b_job = {
+        let mut conn = app.pool().get().await.unwrap();
+        tenantry_store::jobs::enqueue(&mut conn, "provision", Some(tb), json!({}), None)
+            .await
+            .unwrap()
+            .id
+            .to_string()
+    };
     let b_markers = [
         tb.to_string(),
         b.user_id.to_string(),
         b.email.clone(),
         b_token_id.clone(),
+        b_job.clone(),
         "b-secret-token-name".to_owned(),
+        "tenant-b".to_owned(),
     ];
 
     let spec: Value = serde_json::from_str(
@@ -63,11 +73,16 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
             // B's ids wherever the route takes one; product slugs and plan codes exist for everyone.
             let mut concrete = path.clone();
             for p in &params {
-                let value = match p.as_str() {
-                    "id" => b_token_id.clone(),
-                    "slug" => "odoo".to_owned(),
-                    "code" => "basic".to_owned(),
-                    other => tb.to_string().replace('-', "") + other,
+                let value = match (p.as_str(), path.split('/').nth(2).unwrap_or("")) {
+                    ("id", "tenants") => tb.to_string(),
+                    ("id", "jobs") => b_job.clone(),
+                    ("id", _) => b_token_id.clone(),
+                    ("user_id", _) => b.user_id.to_string(),
+                    ("slug", _) => "odoo".to_owned(),
+                    ("code", _) => "basic".to_owned(),
+                    (other, _) => panic!(
+                        "the walk does not know path parameter {other:?} of {path}: teach it B's value"
+                    ),
                 };
                 concrete = concrete.replace(&format!("{{{p}}}"), &value);
             }
@@ -89,7 +104,7 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
                     "{method} {concrete} leaked B's data ({marker}): {body}"
                 );
             }
-            if params.iter().any(|p| p == "id") {
+            if params.iter().any(|p| p == "id" || p == "user_id") {
                 assert!(
                     !status.is_success(),
                     "{method} {concrete} answered {status} for B's resource"
@@ -458,7 +473,7 @@ mod catalog_admin {
             .user(
                 "m@example.test",
                 Role::TenantMember,
-                Some(uuid::Uuid::now_v7()),
+                Some(app.tenant("member-co").await),
             )
             .await;
         assert_problem(

@@ -98,6 +98,52 @@ impl TestApp {
         .unwrap()
     }
 
+    /// A tenant (active, on odoo/basic) created directly; loads the demo catalog if needed.
+    pub async fn tenant(&self, slug: &str) -> uuid::Uuid {
+        tenantry_api::catalog_file::load(&self.settings, demo_catalog_path())
+            .await
+            .unwrap();
+        let mut conn = self.pool().get().await.unwrap();
+        let product = tenantry_store::catalog::find_product(&mut conn, "odoo")
+            .await
+            .unwrap();
+        let plan = tenantry_store::catalog::find_plan(&mut conn, product.id, "basic")
+            .await
+            .unwrap();
+        let now = chrono::Utc::now();
+        let tenant = tenantry_store::tenants::Tenant {
+            id: uuid::Uuid::now_v7(),
+            slug: slug.to_owned(),
+            company_name: format!("{slug} Ltd"),
+            product_id: product.id,
+            plan_id: plan.id,
+            deployment: plan.deployment.clone(),
+            status: "active".into(),
+            status_reason: None,
+            provisioned_at: Some(now),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let subscription = tenantry_store::tenants::Subscription {
+            id: uuid::Uuid::now_v7(),
+            tenant_id: tenant.id,
+            plan_id: plan.id,
+            status: "active".into(),
+            current_period_start: Some(now),
+            current_period_end: Some(now + chrono::Duration::days(30)),
+            provider: "none".into(),
+            provider_customer_id: None,
+            provider_subscription_id: None,
+            created_at: now,
+            updated_at: now,
+        };
+        tenantry_store::tenants::insert_tenant(&mut conn, &tenant, &subscription)
+            .await
+            .unwrap();
+        tenant.id
+    }
+
     /// Creates a user directly (as `tenantry admin create` does for admins).
     pub async fn create_user(
         &self,

@@ -59,16 +59,13 @@ async fn an_exhausted_pool_is_503_not_a_hang() {
     // Hold the only connection of a state built like the app's, and ask through it.
     let held = pool.get().await.unwrap();
     let auth = tenantry_api::auth::Auth::new(&settings.auth).unwrap();
-    let auth_settings = settings.auth.clone();
-    let state = tenantry_api::AppState {
-        pool: pool.clone(),
-        registry: prometheus::Registry::new(),
-        auth,
-    };
+    let app_settings = settings.clone();
+    let state =
+        tenantry_api::AppState::new(pool.clone(), prometheus::Registry::new(), auth, &settings);
     let app = actix_web::test::init_service(
         actix_web::App::new()
             .app_data(actix_web::web::Data::new(state))
-            .configure(|cfg| tenantry_api::startup::configure(cfg, &auth_settings))
+            .configure(|cfg| tenantry_api::startup::configure(cfg, &app_settings))
             .wrap(actix_web::middleware::from_fn(
                 tenantry_api::middleware::request_context,
             )),

@@ -190,7 +190,7 @@ async fn scopes_restrict_what_a_token_may_do() {
 #[tokio::test]
 async fn tenant_users_grant_only_what_their_role_has_and_only_their_tenant() {
     let app = spawn_app().await;
-    let tenant = uuid::Uuid::now_v7();
+    let tenant = app.tenant("acme").await;
     let owner = app
         .user("owner@example.test", Role::TenantOwner, Some(tenant))
         .await;
@@ -206,7 +206,7 @@ async fn tenant_users_grant_only_what_their_role_has_and_only_their_tenant() {
         .post_as(
             "/v1/api-tokens",
             &owner.access_token,
-            json!({"name": "x", "scopes": ["tenants:read"], "tenant_id": uuid::Uuid::now_v7()}),
+            json!({"name": "x", "scopes": ["tenants:read"], "tenant_id": app.tenant("other-co").await}),
         )
         .await;
     assert_problem(res, 403).await;
@@ -231,7 +231,7 @@ async fn tenant_users_grant_only_what_their_role_has_and_only_their_tenant() {
 async fn a_staff_token_bound_to_a_tenant_sees_only_that_tenant() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let (a, b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let (a, b) = (app.tenant("tenant-a").await, app.tenant("tenant-b").await);
     app.user("a@example.test", Role::TenantOwner, Some(a)).await;
     app.user("b@example.test", Role::TenantOwner, Some(b)).await;
     let bound: Value = app
