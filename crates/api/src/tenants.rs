@@ -500,19 +500,15 @@ pub async fn rename(
     let view = find(&mut conn, principal, id_or_slug).await?;
     let updated = conn
         .transaction::<_, ApiError, _>(async |conn| {
-            let updated = tenants::update_company_name(
-                conn,
-                view.tenant.id,
-                &company,
-                expected_version,
-            )
-            .await?
-            .ok_or_else(|| {
-                ApiError::PreconditionFailed(
+            let updated =
+                tenants::update_company_name(conn, view.tenant.id, &company, expected_version)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::PreconditionFailed(
                     "the tenant changed since you read it (If-Match is stale): read it again"
                         .into(),
                 )
-            })?;
+                    })?;
             AuditEvent::by(principal, "tenant.updated")
                 .tenant(Some(view.tenant.id))
                 .target("tenant", view.tenant.id)

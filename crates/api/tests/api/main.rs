@@ -17,4 +17,5 @@ mod errors;
 mod helpers;
 mod make_run;
 mod operations;
+mod tenants;
 mod tokens;
