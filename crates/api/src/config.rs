@@ -197,14 +197,9 @@ pub struct SettingsArgs {
     )]
     pub totp_issuer: String,
 
-    /// The URL clients reach this API at (links in invitations, sandbox checkout pages).
-    #[arg(
-        long,
-        env = "TENANTRY_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    pub public_url: String,
+    /// The URL clients reach this API at (links in invitations, sandbox checkout pages) [default: http://LISTEN].
+    #[arg(long, env = "TENANTRY_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
 
     /// Signups allowed per client IP per minute (burst of the same size).
     #[arg(long, env = "TENANTRY_SIGNUP_RATE_PER_MINUTE", default_value_t = 5, global = true,
@@ -364,7 +359,12 @@ impl From<SettingsArgs> for Settings {
             http_workers: a.http_workers,
             max_body_bytes: a.max_body_bytes,
             raw_trusted_proxies: a.trusted_proxies.clone(),
-            public_url: a.public_url.trim_end_matches('/').to_owned(),
+            public_url: a
+                .public_url
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| format!("http://{}", a.listen))
+                .trim_end_matches('/')
+                .to_owned(),
             signup_rate_per_minute: a.signup_rate_per_minute,
             invitation_ttl: Duration::from_secs(u64::from(a.invitation_ttl_hours) * 3600),
             auth: AuthSettings {

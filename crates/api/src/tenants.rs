@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound as _, Utc};
 use secrecy::SecretString;
 use serde_json::json;
 use tenantry_billing::{CheckoutRequest, PaymentGateway};
@@ -84,6 +84,13 @@ pub struct Created {
     pub owner_invitation_url: Option<String>,
 }
 
+/// Now, at the database's precision (microseconds), so what a response shows
+/// is what a later read returns.
+fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    t.duration_trunc(Duration::microseconds(1)).unwrap_or(t)
+}
+
 fn conflict(code: &'static str, detail: String) -> ApiError {
     ApiError::Conflict { code, detail }
 }
@@ -124,7 +131,7 @@ fn price_of(plan: &Plan) -> Result<Money, ApiError> {
 /// The subscription of a new tenant: `active` from now when nothing is to
 /// be paid (free plan or skipped payment), else `incomplete` until paid.
 fn new_subscription(tenant_id: Uuid, plan: &Plan, paid_up: bool) -> Result<Subscription, ApiError> {
-    let now = Utc::now();
+    let now = now();
     let (status, start, end) = if paid_up {
         let interval: BillingInterval = plan
             .billing_interval
@@ -158,7 +165,7 @@ fn new_tenant(
     plan: &Plan,
     status: TenantStatus,
 ) -> Tenant {
-    let now = Utc::now();
+    let now = now();
     Tenant {
         id: Uuid::now_v7(),
         slug: slug.to_string(),
