@@ -75,6 +75,10 @@ async fn a_paid_signup_awaits_payment_with_a_checkout_url() {
         .await
         .unwrap();
     assert_eq!(t["company_name"], "acme Inc");
+    assert_eq!(
+        t["created_at"], body["tenant"]["created_at"],
+        "the signup response shows what is stored"
+    );
     let log: Value = app
         .get_as(&format!("{location}/activity"), &owner.access_token)
         .await
