@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 use tenantry_domain::Role;
-use tenantry_store::{Pool, PoolSettings, identity::User};
+use tenantry_store::identity::User;
 
 use crate::{ApiError, audit::AuditEvent, auth, config::Settings, error::error_chain};
 
@@ -17,13 +17,7 @@ pub async fn create_admin(
     email: &str,
     password: &SecretString,
 ) -> anyhow::Result<User> {
-    let pool = Pool::new(
-        settings.require_database_url()?,
-        PoolSettings {
-            max_size: 1,
-            timeout: settings.db_timeout,
-        },
-    )?;
+    let pool = settings.cli_pool()?;
     let hasher = Arc::new(auth::password::Hasher::new(
         settings.auth.argon2_memory_kib,
         settings.auth.argon2_iterations,

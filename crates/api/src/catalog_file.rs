@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use tenantry_domain::{CatalogInput, catalog::ProductSpec};
-use tenantry_store::{Pool, PoolSettings, catalog::LoadReport};
+use tenantry_store::catalog::LoadReport;
 
 use crate::config::Settings;
 
@@ -44,13 +44,7 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<ProductSpec>> {
 /// [`read`]'s errors, or a database error (nothing is changed then).
 pub async fn load(settings: &Settings, path: &Path) -> anyhow::Result<LoadReport> {
     let specs = read(path)?;
-    let pool = Pool::new(
-        settings.require_database_url()?,
-        PoolSettings {
-            max_size: 1,
-            timeout: settings.db_timeout,
-        },
-    )?;
+    let pool = settings.cli_pool()?;
     let mut conn = pool.get().await?;
     Ok(tenantry_store::catalog::load_catalog(&mut conn, &specs).await?)
 }

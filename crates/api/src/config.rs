@@ -412,6 +412,20 @@ impl Settings {
         })
     }
 
+    /// A one-connection pool, for CLI commands.
+    ///
+    /// # Errors
+    /// When `DATABASE_URL` is missing.
+    pub fn cli_pool(&self) -> anyhow::Result<tenantry_store::Pool> {
+        Ok(tenantry_store::Pool::new(
+            self.require_database_url()?,
+            tenantry_store::PoolSettings {
+                max_size: 1,
+                timeout: self.db_timeout,
+            },
+        )?)
+    }
+
     /// Settings for tests and embedding: defaults, listening on a free port.
     pub fn for_tests(database_url: &str) -> Self {
         Self {

@@ -255,12 +255,7 @@ pub async fn signup(
     let (company, slug, email, (product, plan)) =
         errors.into_result(|| Some((company?, slug?, email?, chosen?)))?;
 
-    let hasher = Arc::clone(&state.auth.hasher);
-    let pw = input.password.clone();
-    let phc = tokio::task::spawn_blocking(move || hasher.hash(&pw))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(ApiError::Internal)?;
+    let phc = password::hash_blocking(&state.auth.hasher, &input.password).await?;
     let free = price_of(&plan)?.amount().is_zero();
     let status = if free {
         TenantStatus::Provisioning
@@ -605,12 +600,7 @@ pub async fn accept_invitation(
     let mut errors = ValidationErrors::new();
     errors.check("password", password::check_new_password(password));
     errors.into_result(|| Some(()))?;
-    let hasher = Arc::clone(&state.auth.hasher);
-    let pw = password.clone();
-    let phc = tokio::task::spawn_blocking(move || hasher.hash(&pw))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(ApiError::Internal)?;
+    let phc = password::hash_blocking(&state.auth.hasher, password).await?;
     let mut conn = state.pool.get().await?;
     let hash = token_hash(token);
     conn.transaction::<_, ApiError, _>(async |conn| {

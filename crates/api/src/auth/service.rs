@@ -50,18 +50,6 @@ fn invalid_credentials() -> ApiError {
     }
 }
 
-async fn verify_password(
-    hasher: &Arc<Hasher>,
-    password: &SecretString,
-    phc: Option<String>,
-) -> Result<bool, ApiError> {
-    let hasher = Arc::clone(hasher);
-    let password = password.clone();
-    tokio::task::spawn_blocking(move || hasher.verify(&password, phc.as_deref()))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))
-}
-
 /// Checks a TOTP code (accepted once per time step) or a recovery code.
 async fn second_factor(
     state: &AppState,
@@ -147,7 +135,8 @@ pub async fn login(
     let mut conn = state.pool.get().await?;
     let user = identity::find_user_by_email(&mut conn, &email).await?;
     let phc = user.as_ref().map(|u| u.password_hash.clone());
-    let password_ok = verify_password(&state.auth.hasher, &input.password, phc).await?;
+    let password_ok =
+        super::password::verify_blocking(&state.auth.hasher, &input.password, phc).await?;
 
     let Some(user) = user else {
         AuditEvent::anonymous(&email, "auth.login_failed")
@@ -409,7 +398,7 @@ pub async fn totp_disable(
             detail: "two-factor authentication is off".into(),
         });
     }
-    if !verify_password(
+    if !super::password::verify_blocking(
         &state.auth.hasher,
         password,
         Some(user.password_hash.clone()),
@@ -454,12 +443,7 @@ pub async fn create_user(
     let email = errors.check("email", Email::parse(email));
     errors.check("password", super::password::check_new_password(password));
     let email = errors.into_result(|| email)?;
-    let hasher2 = Arc::clone(hasher);
-    let pw = password.clone();
-    let phc = tokio::task::spawn_blocking(move || hasher2.hash(&pw))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(ApiError::Internal)?;
+    let phc = super::password::hash_blocking(hasher, password).await?;
     let mut conn = state_pool.get().await?;
     identity::create_user(
         &mut conn,
