@@ -36,6 +36,28 @@ diesel::table! {
 }
 
 diesel::table! {
+    charges (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        subscription_id -> Uuid,
+        kind -> Text,
+        plan_change_id -> Nullable<Uuid>,
+        amount -> Numeric,
+        currency -> Text,
+        status -> Text,
+        period_start -> Nullable<Timestamptz>,
+        period_end -> Nullable<Timestamptz>,
+        attempts -> Int4,
+        next_attempt_at -> Nullable<Timestamptz>,
+        provider_reference -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        idempotency_key -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     idempotency_keys (scope, key) {
         scope -> Text,
         key -> Text,
@@ -79,6 +101,35 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    plan_changes (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        subscription_id -> Uuid,
+        from_plan_id -> Uuid,
+        to_plan_id -> Uuid,
+        from_deployment -> Text,
+        to_deployment -> Text,
+        kind -> Text,
+        timing -> Text,
+        status -> Text,
+        amount -> Numeric,
+        currency -> Text,
+        lines -> Jsonb,
+        proration_date -> Nullable<Timestamptz>,
+        requested_at -> Timestamptz,
+        effective_at -> Nullable<Timestamptz>,
+        applied_at -> Nullable<Timestamptz>,
+        payment_due_by -> Nullable<Timestamptz>,
+        payment_reference -> Nullable<Text>,
+        actor_id -> Nullable<Uuid>,
+        actor_label -> Text,
+        reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -151,6 +202,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    sandbox_clock (singleton) {
+        singleton -> Bool,
+        offset_seconds -> Int8,
+    }
+}
+
+diesel::table! {
     subscriptions (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -163,6 +221,9 @@ diesel::table! {
         provider_subscription_id -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        billing_anchor -> Nullable<Timestamptz>,
+        saved_payment_method -> Bool,
+        past_due_since -> Nullable<Timestamptz>,
     }
 }
 
@@ -204,8 +265,13 @@ diesel::table! {
 
 diesel::joinable!(api_tokens -> tenants (tenant_id));
 diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(charges -> plan_changes (plan_change_id));
+diesel::joinable!(charges -> subscriptions (subscription_id));
+diesel::joinable!(charges -> tenants (tenant_id));
 diesel::joinable!(invitations -> tenants (tenant_id));
 diesel::joinable!(jobs -> tenants (tenant_id));
+diesel::joinable!(plan_changes -> subscriptions (subscription_id));
+diesel::joinable!(plan_changes -> tenants (tenant_id));
 diesel::joinable!(plans -> products (product_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -218,13 +284,16 @@ diesel::joinable!(users -> tenants (tenant_id));
 diesel::allow_tables_to_appear_in_same_query!(
     activity_log,
     api_tokens,
+    charges,
     idempotency_keys,
     invitations,
     jobs,
+    plan_changes,
     plans,
     products,
     recovery_codes,
     refresh_tokens,
+    sandbox_clock,
     subscriptions,
     tenants,
     users,

@@ -1,7 +1,9 @@
 //! Billing rules that need no I/O: billing periods and proration.
 
+pub mod change;
 pub mod period;
 pub mod proration;
 
+pub use change::{ChangeKind, PlanTerms, Requester, Timing, classify, policy};
 pub use period::BillingPeriod;
 pub use proration::{LineKind, PlanPrice, ProrationConvention, ProrationLine, Quote};
