@@ -52,12 +52,27 @@ pub enum Command {
         #[command(subcommand)]
         action: CatalogAction,
     },
+    /// Billing: run the processor (due plan changes, renewals, dunning).
+    Billing {
+        /// Billing action.
+        #[command(subcommand)]
+        action: BillingAction,
+    },
     /// Manage platform administrators.
     Admin {
         /// Admin action.
         #[command(subcommand)]
         action: AdminAction,
     },
+}
+
+/// `tenantry billing …`
+#[derive(Debug, Subcommand)]
+pub enum BillingAction {
+    /// Run the billing processor once, now (for cron): apply due plan
+    /// changes, expire unpaid upgrades, charge renewals, suspend and
+    /// terminate overdue subscriptions. Safe to run alongside `serve`.
+    ProcessDue,
 }
 
 /// `tenantry admin …`

@@ -210,6 +210,51 @@ pub struct SettingsArgs {
     #[arg(long, env = "TENANTRY_INVITATION_TTL_HOURS", default_value_t = 72, global = true,
           value_parser = clap::value_parser!(u32).range(1..=8760))]
     pub invitation_ttl_hours: u32,
+
+    /// Proration convention: `stripe` (per second, Stripe's) or `thirty_day` (price / 30 per whole day).
+    #[arg(long, env = "TENANTRY_PRORATION", default_value = "stripe", global = true,
+          value_parser = ["stripe", "thirty_day"])]
+    pub proration: String,
+
+    /// Hours an upgrade may stay unpaid before it expires.
+    #[arg(
+        long,
+        env = "TENANTRY_PAYMENT_WINDOW_HOURS",
+        default_value_t = 24,
+        global = true
+    )]
+    pub payment_window_hours: u32,
+
+    /// Days a subscription may stay past due before its tenant is suspended.
+    #[arg(
+        long,
+        env = "TENANTRY_DUNNING_GRACE_DAYS",
+        default_value_t = 3,
+        global = true
+    )]
+    pub dunning_grace_days: u32,
+
+    /// Days past due before the subscription ends and the tenant is deprovisioned (after a final backup).
+    #[arg(
+        long,
+        env = "TENANTRY_DUNNING_TERMINATION_DAYS",
+        default_value_t = 14,
+        global = true
+    )]
+    pub dunning_termination_days: u32,
+
+    /// Seconds between billing processor runs inside `serve` (0: none; use `tenantry billing process-due`).
+    #[arg(
+        long,
+        env = "TENANTRY_BILLING_INTERVAL_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub billing_interval_secs: u64,
+
+    /// Sandbox mode: admins may move the billing clock (`POST /v1/sandbox/clock`). Never in production.
+    #[arg(long, env = "TENANTRY_SANDBOX", default_value_t = false, global = true)]
+    pub sandbox: bool,
 }
 
 impl fmt::Debug for SettingsArgs {
@@ -249,6 +294,10 @@ pub struct Settings {
     pub signup_rate_per_minute: u32,
     /// Invitation lifetime.
     pub invitation_ttl: Duration,
+    /// Billing engine settings.
+    pub billing: tenantry_billing::EngineSettings,
+    /// Seconds between processor runs in `serve` (0: none).
+    pub billing_interval: Duration,
 }
 
 /// Identity and access settings.
@@ -367,6 +416,15 @@ impl From<SettingsArgs> for Settings {
                 .to_owned(),
             signup_rate_per_minute: a.signup_rate_per_minute,
             invitation_ttl: Duration::from_secs(u64::from(a.invitation_ttl_hours) * 3600),
+            billing: tenantry_billing::EngineSettings {
+                convention: a.proration.parse().unwrap_or_default(),
+                payment_window: chrono::Duration::hours(i64::from(a.payment_window_hours)),
+                grace: chrono::Duration::days(i64::from(a.dunning_grace_days)),
+                termination: chrono::Duration::days(i64::from(a.dunning_termination_days)),
+                sandbox: a.sandbox,
+                ..tenantry_billing::EngineSettings::default()
+            },
+            billing_interval: Duration::from_secs(a.billing_interval_secs),
             auth: AuthSettings {
                 jwt_keys: a.jwt_keys.filter(|k| !k.is_empty()).map(SecretString::from),
                 secret_keys: a
@@ -442,6 +500,11 @@ impl Settings {
             public_url: "http://tenantry.test".into(),
             signup_rate_per_minute: 1000,
             invitation_ttl: Duration::from_secs(72 * 3600),
+            billing: tenantry_billing::EngineSettings {
+                sandbox: true,
+                ..tenantry_billing::EngineSettings::default()
+            },
+            billing_interval: Duration::ZERO,
             auth: AuthSettings {
                 jwt_keys: Some(SecretString::from(random_key_list("test-jwt"))),
                 secret_keys: Some(SecretString::from(random_key_list("test-seal"))),

@@ -126,6 +126,9 @@ pub enum ApiError {
     /// `412 precondition-failed`: `If-Match` names a version that is no longer current.
     #[error("{0}")]
     PreconditionFailed(String),
+    /// `402 payment-required`: a charge was declined.
+    #[error("{0}")]
+    PaymentRequired(String),
     /// `413 payload-too-large`.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -152,6 +155,7 @@ impl ApiError {
             | Self::Forbidden { code, .. } => code,
             Self::TooManyRequests { .. } => "too-many-requests",
             Self::PayloadTooLarge => "payload-too-large",
+            Self::PaymentRequired(_) => "payment-required",
             Self::PreconditionFailed(_) => "precondition-failed",
             Self::Unavailable(_) => "service-unavailable",
             Self::Internal(_) => "internal-error",
@@ -170,6 +174,7 @@ impl ApiError {
             Self::Forbidden { .. } => "Forbidden",
             Self::TooManyRequests { .. } => "Too many requests",
             Self::PayloadTooLarge => "Payload too large",
+            Self::PaymentRequired(_) => "Payment required",
             Self::PreconditionFailed(_) => "Precondition failed",
             Self::Unavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal error",
@@ -291,6 +296,7 @@ impl ResponseError for ApiError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod billing_processor;
 pub mod catalog_file;
 pub mod cli;
 pub mod config;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use tenantry_api::{
     Application,
-    cli::{AdminAction, CatalogAction, Cli, Command, MigrateAction},
+    cli::{AdminAction, BillingAction, CatalogAction, Cli, Command, MigrateAction},
     config::Settings,
     error::error_chain,
     telemetry,
@@ -51,6 +51,25 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Migrate { action } => migrate(action, &settings).await,
         Command::Openapi => {
             print!("{}", tenantry_api::openapi::to_pretty_json()?);
+            Ok(())
+        }
+        Command::Billing {
+            action: BillingAction::ProcessDue,
+        } => {
+            let started = std::time::Instant::now();
+            let report = tenantry_api::billing_processor::run_once(&settings).await?;
+            println!(
+                "billing: {} change(s) applied, {} upgrade(s) expired, {} renewal(s) paid, {} declined, {} awaiting the customer, {} recovered, {} suspended, {} terminated in {:.2} s",
+                report.applied_changes,
+                report.expired_upgrades,
+                report.renewed,
+                report.declined,
+                report.awaiting_customer,
+                report.recovered,
+                report.suspended,
+                report.terminated,
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Admin {

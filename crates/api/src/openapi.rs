@@ -50,6 +50,13 @@ use crate::{error, routes};
         routes::tenants::remove_member,
         routes::tenants::accept,
         routes::jobs::get_one,
+        routes::billing::preview,
+        routes::billing::request,
+        routes::billing::cancel,
+        routes::billing::history,
+        routes::billing::mark_paid,
+        routes::billing::get_clock,
+        routes::billing::move_clock,
         routes::catalog::list_products,
         routes::catalog::get_product,
         routes::catalog::list_plans,
@@ -70,6 +77,8 @@ use crate::{error, routes};
         (name = "catalog", description = "Products and plans"),
         (name = "tenants", description = "Customer workspaces: signup, lifecycle, members, subscription"),
         (name = "jobs", description = "Background work"),
+        (name = "billing", description = "Plan changes: previews, upgrades on payment, scheduled downgrades, history"),
+        (name = "sandbox", description = "Sandbox-only tools (TENANTRY_SANDBOX=1): the billing clock"),
     )
 )]
 pub struct ApiDoc;

@@ -61,7 +61,8 @@ fn decode_cursor(c: &str) -> Option<Uuid> {
     Uuid::from_slice(&bytes).ok()
 }
 
-fn encode_cursor(id: Uuid) -> String {
+/// The cursor for a page that ends at `id`.
+pub fn encode_cursor(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 

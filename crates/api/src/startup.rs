@@ -41,10 +41,7 @@ impl AppState {
             pool,
             registry,
             auth,
-            gateway: std::sync::Arc::new(tenantry_billing::SandboxGateway::new(format!(
-                "{}/sandbox",
-                settings.public_url
-            ))),
+            gateway: crate::billing_processor::gateway(settings),
             settings: std::sync::Arc::new(settings.clone()),
         }
     }
@@ -54,6 +51,7 @@ impl AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
 }
 
 impl std::fmt::Debug for Application {
@@ -83,6 +81,7 @@ impl Application {
         crate::config::parse_proxies(&settings.raw_trusted_proxies).map_err(anyhow::Error::msg)?;
         let auth = Auth::new(&settings.auth)?;
         let state = web::Data::new(AppState::new(pool, registry, auth, settings));
+        let processor_state = state.clone();
         let listener = TcpListener::bind(settings.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let port = listener.local_addr()?.port();
@@ -112,6 +111,7 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
+            state: processor_state,
         })
     }
 
@@ -127,6 +127,11 @@ impl Application {
     /// # Errors
     /// An I/O error of the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let processor = crate::billing_processor::spawn_periodic(
+            self.state.pool.clone(),
+            self.state.gateway.clone(),
+            self.state.settings.clone(),
+        );
         let handle = self.server.handle();
         let on_signal = tokio::spawn(async move {
             shutdown_signal().await;
@@ -135,6 +140,9 @@ impl Application {
         });
         let result = self.server.await;
         on_signal.abort();
+        if let Some(p) = processor {
+            p.abort();
+        }
         result
     }
 

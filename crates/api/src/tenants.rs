@@ -155,6 +155,9 @@ fn new_subscription(tenant_id: Uuid, plan: &Plan, paid_up: bool) -> Result<Subsc
         provider_subscription_id: None,
         created_at: now,
         updated_at: now,
+        billing_anchor: start,
+        saved_payment_method: false,
+        past_due_since: None,
     })
 }
 
@@ -455,6 +458,19 @@ pub async fn transition(
                 )
             })?;
             let updated = tenants::set_status(conn, id, to.as_str(), None).await?;
+            if to == TenantStatus::Deprovisioning {
+                // Terminating or deleting a tenant cancels its plan change (Lago PR #345).
+                if let Some(c) =
+                    tenantry_store::billing::cancel_open_change(conn, id, &["pending", "scheduled"])
+                        .await?
+                {
+                    AuditEvent::by(principal, "plan_change.canceled")
+                        .tenant(Some(id))
+                        .target("plan_change", c.id)
+                        .record(conn, client)
+                        .await?;
+                }
+            }
             let job = match job_kind {
                 Some(kind) => Some(
                     jobs::enqueue(

@@ -50,10 +50,53 @@ pub enum GatewayError {
 /// A boxed future of a gateway call.
 pub type GatewayFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, GatewayError>> + Send + 'a>>;
 
+/// Money to take from a customer now (a renewal or a prorated upgrade).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeRequest {
+    /// The tenant paying.
+    pub tenant_id: Uuid,
+    /// Its subscription.
+    pub subscription_id: Uuid,
+    /// Exactly what to charge.
+    pub amount: Money,
+    /// Shown on the invoice.
+    pub description: String,
+    /// Sent to the provider so a retry never charges twice (ours: derived from our ids).
+    pub idempotency_key: String,
+    /// Whether the provider holds a payment method it may charge without the customer.
+    pub saved_payment_method: bool,
+}
+
+/// What a charge did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeOutcome {
+    /// Paid with the saved payment method.
+    Paid {
+        /// The provider's reference (charge or invoice id).
+        reference: String,
+    },
+    /// The customer must pay at a checkout.
+    ActionRequired {
+        /// The checkout session id.
+        reference: String,
+        /// Where to send the customer.
+        checkout_url: String,
+    },
+    /// The saved payment method was declined.
+    Declined {
+        /// The provider's reason.
+        reason: String,
+    },
+}
+
 /// A payment provider.
 pub trait PaymentGateway: Send + Sync + std::fmt::Debug {
     /// Opens a checkout for a signup's first payment.
     fn create_checkout(&self, request: CheckoutRequest) -> GatewayFuture<'_, CheckoutSession>;
+
+    /// Charges an amount now: to the saved payment method when there is one,
+    /// else through a checkout.
+    fn charge(&self, request: ChargeRequest) -> GatewayFuture<'_, ChargeOutcome>;
 }
 
 /// A gateway that takes no money: checkout URLs lead to a sandbox page.
@@ -79,6 +122,83 @@ impl PaymentGateway for SandboxGateway {
                 url: format!("{}/checkout/{id}", self.base_url),
                 id,
             })
+        })
+    }
+
+    /// A saved method is "charged" (no money moves); without one, a sandbox checkout.
+    fn charge(&self, request: ChargeRequest) -> GatewayFuture<'_, ChargeOutcome> {
+        Box::pin(async move { Ok(sandbox_outcome(&self.base_url, &request)) })
+    }
+}
+
+fn sandbox_outcome(base_url: &str, request: &ChargeRequest) -> ChargeOutcome {
+    if request.saved_payment_method {
+        ChargeOutcome::Paid {
+            reference: format!("ch_sandbox_{}", request.idempotency_key),
+        }
+    } else {
+        let reference = format!("cs_sandbox_{}", request.idempotency_key.replace(':', "_"));
+        ChargeOutcome::ActionRequired {
+            checkout_url: format!("{base_url}/checkout/{reference}"),
+            reference,
+        }
+    }
+}
+
+/// A sandbox gateway whose saved-method charges for chosen tenants are
+/// declined, and which records every charge asked of it: the test
+/// implementation the billing tests drive dunning with.
+#[derive(Debug, Default)]
+pub struct ScriptedGateway {
+    declined: std::sync::Mutex<std::collections::HashSet<Uuid>>,
+    charges: std::sync::Mutex<Vec<ChargeRequest>>,
+}
+
+impl ScriptedGateway {
+    /// Declines (or, with `false`, accepts again) the tenant's saved method.
+    pub fn decline(&self, tenant_id: Uuid, declined: bool) {
+        if let Ok(mut set) = self.declined.lock() {
+            if declined {
+                set.insert(tenant_id);
+            } else {
+                set.remove(&tenant_id);
+            }
+        }
+    }
+
+    /// Every charge asked so far.
+    pub fn charges(&self) -> Vec<ChargeRequest> {
+        self.charges.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+impl PaymentGateway for ScriptedGateway {
+    fn create_checkout(&self, request: CheckoutRequest) -> GatewayFuture<'_, CheckoutSession> {
+        Box::pin(async move {
+            let id = format!("cs_test_{}", request.subscription_id.simple());
+            Ok(CheckoutSession {
+                url: format!("https://checkout.test/{id}"),
+                id,
+            })
+        })
+    }
+
+    fn charge(&self, request: ChargeRequest) -> GatewayFuture<'_, ChargeOutcome> {
+        Box::pin(async move {
+            if let Ok(mut c) = self.charges.lock() {
+                c.push(request.clone());
+            }
+            let declined = self
+                .declined
+                .lock()
+                .map(|d| d.contains(&request.tenant_id))
+                .unwrap_or(false);
+            if declined && request.saved_payment_method {
+                return Ok(ChargeOutcome::Declined {
+                    reason: "card_declined".into(),
+                });
+            }
+            Ok(sandbox_outcome("https://checkout.test", &request))
         })
     }
 }

@@ -5,6 +5,11 @@
 //! Depends on `store` and `domain`, never on `provisioning`: the two meet
 //! through jobs and events recorded in `store` (see DESIGN.md, "Layout").
 
+pub mod engine;
 pub mod gateway;
 
-pub use gateway::{CheckoutRequest, CheckoutSession, GatewayError, PaymentGateway, SandboxGateway};
+pub use engine::{BillingError, Clock, EngineSettings};
+pub use gateway::{
+    ChargeOutcome, ChargeRequest, CheckoutRequest, CheckoutSession, GatewayError, PaymentGateway,
+    SandboxGateway, ScriptedGateway,
+};

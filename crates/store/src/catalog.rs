@@ -588,3 +588,15 @@ pub async fn update_plan(
         .get_result(conn)
         .await?)
 }
+
+/// A plan's code.
+///
+/// # Errors
+/// [`StoreError::NotFound`].
+pub async fn plan_code(conn: &mut AsyncPgConnection, id: Uuid) -> Result<String, StoreError> {
+    Ok(plans::table
+        .find(id)
+        .select(plans::code)
+        .first(conn)
+        .await?)
+}

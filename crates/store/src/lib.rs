@@ -7,6 +7,7 @@
 //! "database unavailable" so the API can answer 404, 409 or 503.
 
 pub mod activity;
+pub mod billing;
 pub mod catalog;
 pub mod crypto;
 pub mod error;

@@ -77,6 +77,12 @@ pub struct Subscription {
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
+    /// The anchor billing periods count from.
+    pub billing_anchor: Option<DateTime<Utc>>,
+    /// Whether the provider may charge the customer without them (a saved card).
+    pub saved_payment_method: bool,
+    /// Since when a renewal is unpaid.
+    pub past_due_since: Option<DateTime<Utc>>,
 }
 
 /// Inserts a tenant and its subscription.

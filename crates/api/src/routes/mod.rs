@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod api_tokens;
 pub mod auth;
+pub mod billing;
 pub mod catalog;
 pub mod catalog_admin;
 pub mod health;
@@ -33,6 +34,17 @@ pub fn v1(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .service(tenants::remove_member)
             .service(tenants::accept)
             .service(jobs::get_one)
+            .service(billing::preview)
+            .service(billing::request)
+            .service(billing::cancel)
+            .service(billing::history)
+            .service(billing::mark_paid)
+            .configure(|cfg| {
+                // The sandbox clock exists only in sandbox mode.
+                if settings.billing.sandbox {
+                    cfg.service(billing::get_clock).service(billing::move_clock);
+                }
+            })
             .service(auth::refresh)
             .service(auth::logout)
             .service(auth::me)

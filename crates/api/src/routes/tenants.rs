@@ -72,7 +72,7 @@ pub struct SubscriptionDto {
     pub next_charge_amount: Option<MoneyDto>,
     /// Whole days left in the current period.
     pub days_remaining: Option<i64>,
-    /// The scheduled plan change, if any (the billing engine issue fills it in).
+    /// The open plan change, if any: a scheduled downgrade or an upgrade awaiting payment.
     pub scheduled_plan_change: Option<serde_json::Value>,
     /// Payment provider: `none` or `stripe`.
     pub provider: String,
@@ -544,7 +544,12 @@ pub async fn get_subscription(
     let mut conn = state.pool.get().await?;
     let view = service::find(&mut conn, &principal, &id).await?;
     let (sub, plan) = store::subscription_of(&mut conn, view.tenant.id).await?;
-    Ok(web::Json(subscription_dto(sub, &plan)?))
+    let mut dto = subscription_dto(sub, &plan)?;
+    if let Some(change) = tenantry_store::billing::open_change(&mut conn, view.tenant.id).await? {
+        let change = crate::routes::billing::change_dto(&mut conn, change).await?;
+        dto.scheduled_plan_change = serde_json::to_value(change).ok();
+    }
+    Ok(web::Json(dto))
 }
 
 /// A member of a tenant, or someone invited.

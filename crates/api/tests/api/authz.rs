@@ -39,12 +39,25 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
             .id
             .to_string()
     };
+    // B also has a plan change (an upgrade awaiting payment).
+    let b_change: Value = app
+        .post_as(
+            &format!("/v1/tenants/{tb}/plan-change"),
+            &b.access_token,
+            json!({"plan": "pro"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b_change_id = b_change["plan_change"]["id"].as_str().unwrap().to_owned();
     let b_markers = [
         tb.to_string(),
         b.user_id.to_string(),
         b.email.clone(),
         b_token_id.clone(),
         b_job.clone(),
+        b_change_id.clone(),
         "b-secret-token-name".to_owned(),
         "tenant-b".to_owned(),
     ];
@@ -78,6 +91,7 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
                     ("id", "jobs") => b_job.clone(),
                     ("id", _) => b_token_id.clone(),
                     ("user_id", _) => b.user_id.to_string(),
+                    ("change_id", _) => b_change_id.clone(),
                     ("slug", _) => "odoo".to_owned(),
                     ("code", _) => "basic".to_owned(),
                     (other, _) => panic!(
@@ -104,7 +118,10 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
                     "{method} {concrete} leaked B's data ({marker}): {body}"
                 );
             }
-            if params.iter().any(|p| p == "id" || p == "user_id") {
+            if params
+                .iter()
+                .any(|p| p == "id" || p == "user_id" || p == "change_id")
+            {
                 assert!(
                     !status.is_success(),
                     "{method} {concrete} answered {status} for B's resource"

@@ -100,17 +100,27 @@ impl TestApp {
 
     /// A tenant (active, on odoo/basic) created directly; loads the demo catalog if needed.
     pub async fn tenant(&self, slug: &str) -> uuid::Uuid {
+        self.tenant_on(slug, "odoo", "basic").await
+    }
+
+    /// An active tenant on `product`/`plan` whose current period starts now
+    /// (a calendar month or year; no end for lifetime).
+    pub async fn tenant_on(&self, slug: &str, product: &str, plan: &str) -> uuid::Uuid {
         tenantry_api::catalog_file::load(&self.settings, demo_catalog_path())
             .await
             .unwrap();
         let mut conn = self.pool().get().await.unwrap();
-        let product = tenantry_store::catalog::find_product(&mut conn, "odoo")
+        let product = tenantry_store::catalog::find_product(&mut conn, product)
             .await
             .unwrap();
-        let plan = tenantry_store::catalog::find_plan(&mut conn, product.id, "basic")
+        let plan = tenantry_store::catalog::find_plan(&mut conn, product.id, plan)
             .await
             .unwrap();
         let now = chrono::Utc::now();
+        let now =
+            now - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos() % 1000));
+        let interval: tenantry_domain::BillingInterval = plan.billing_interval.parse().unwrap();
+        let period = tenantry_domain::billing::BillingPeriod::nth(now, interval, 0).unwrap();
         let tenant = tenantry_store::tenants::Tenant {
             id: uuid::Uuid::now_v7(),
             slug: slug.to_owned(),
@@ -130,13 +140,16 @@ impl TestApp {
             tenant_id: tenant.id,
             plan_id: plan.id,
             status: "active".into(),
-            current_period_start: Some(now),
-            current_period_end: Some(now + chrono::Duration::days(30)),
+            current_period_start: Some(period.start),
+            current_period_end: period.end,
             provider: "none".into(),
             provider_customer_id: None,
             provider_subscription_id: None,
             created_at: now,
             updated_at: now,
+            billing_anchor: Some(now),
+            saved_payment_method: false,
+            past_due_since: None,
         };
         tenantry_store::tenants::insert_tenant(&mut conn, &tenant, &subscription)
             .await

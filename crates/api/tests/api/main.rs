@@ -10,6 +10,7 @@
 mod activity;
 mod auth;
 mod authz;
+mod billing;
 mod browser;
 mod catalog;
 mod cli;

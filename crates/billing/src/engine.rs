@@ -1,0 +1,1038 @@
+//! The billing engine: quoting, requesting, paying for and applying plan
+//! changes, and the periodic processor (due changes, renewals, dunning).
+//!
+//! Rules come from `domain::billing` (periods, proration, direction and
+//! policy). Outbound payment calls never run inside a database transaction:
+//! the intent (a plan change, a charge row keyed by our ids) is committed
+//! first, the provider is called with that key, and the outcome is recorded
+//! in a second transaction, so a crash anywhere repeats at most an
+//! idempotent provider call.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use tenantry_domain::{
+    BillingInterval, Currency, DeploymentKind, Money,
+    billing::{
+        BillingPeriod, ChangeKind, PlanPrice, PlanTerms, ProrationConvention, ProrationLine,
+        Requester, Timing, change, proration,
+    },
+};
+use tenantry_store::{
+    AsyncConnection as _, AsyncPgConnection, Pool, StoreError,
+    activity::{self, Activity},
+    billing::{self as store, Charge, PlanChange},
+    catalog::{self, Plan},
+    jobs::Job,
+    tenants::{self, Subscription, Tenant},
+};
+use uuid::Uuid;
+
+use crate::gateway::{ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway};
+
+/// Engine settings (from configuration).
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Proration convention (default Stripe's).
+    pub convention: ProrationConvention,
+    /// How long an upgrade may stay unpaid before it expires (default 24 h).
+    pub payment_window: Duration,
+    /// How long a preview's `proration_date` is honoured (15 minutes).
+    pub quote_validity: Duration,
+    /// Past due this long → tenant suspended (default 3 days).
+    pub grace: Duration,
+    /// Past due this long → subscription expired, tenant deprovisioned (default 14 days).
+    pub termination: Duration,
+    /// Wait between attempts at a declined renewal (default 1 day).
+    pub retry_interval: Duration,
+    /// Whether the sandbox clock applies.
+    pub sandbox: bool,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            convention: ProrationConvention::Stripe,
+            payment_window: Duration::hours(24),
+            quote_validity: Duration::minutes(15),
+            grace: Duration::days(3),
+            termination: Duration::days(14),
+            retry_interval: Duration::days(1),
+            sandbox: false,
+        }
+    }
+}
+
+/// The one source of billing time: real time, shifted by the sandbox
+/// clock's offset when the sandbox is on (like Stripe test clocks).
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    sandbox: bool,
+}
+
+impl Clock {
+    /// A clock; `sandbox` makes it follow the stored offset.
+    pub fn new(sandbox: bool) -> Self {
+        Self { sandbox }
+    }
+
+    /// Now, at microsecond precision.
+    ///
+    /// # Errors
+    /// [`StoreError`] reading the sandbox offset.
+    pub async fn now(&self, conn: &mut AsyncPgConnection) -> Result<DateTime<Utc>, StoreError> {
+        let real = Utc::now();
+        let real = real - Duration::nanoseconds(i64::from(real.timestamp_subsec_nanos() % 1000));
+        if !self.sandbox {
+            return Ok(real);
+        }
+        Ok(real + Duration::seconds(store::sandbox_offset(conn).await?))
+    }
+}
+
+/// Why a billing operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BillingError {
+    /// No such tenant, change or subscription (or not visible).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The new plan is the current plan.
+    #[error("the tenant is already on this plan")]
+    SamePlan,
+    /// The plan is not offered for the tenant's product (inactive, unknown or another product's).
+    #[error("{0}")]
+    InvalidPlan(String),
+    /// The policy forbids this change for this requester.
+    #[error("{0}")]
+    NotAllowed(String),
+    /// A staff override needs a reason.
+    #[error("a reason is required when staff change a plan without payment")]
+    ReasonRequired,
+    /// The tenant already has a pending or scheduled change.
+    #[error("the tenant already has a pending or scheduled plan change; cancel it or wait for it")]
+    ChangePending,
+    /// The subscription is not in a state that can change plans.
+    #[error("{0}")]
+    SubscriptionNotActive(String),
+    /// The change is not in a state this operation applies to.
+    #[error("{0}")]
+    WrongState(String),
+    /// The payment was declined.
+    #[error("payment declined: {0}")]
+    Declined(String),
+    /// The payment provider failed.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Money arithmetic failed (a bug: mixed currencies).
+    #[error("money: {0}")]
+    Money(String),
+}
+
+impl From<tenantry_store::DieselError> for BillingError {
+    fn from(e: tenantry_store::DieselError) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// Who acts, for history and activity.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// The user, if a user acts.
+    pub user_id: Option<Uuid>,
+    /// The API token used.
+    pub token_id: Option<Uuid>,
+    /// As shown: an email or `scheduler`.
+    pub label: String,
+    /// Client IP.
+    pub client_ip: Option<String>,
+    /// User agent.
+    pub user_agent: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    /// The processor.
+    pub fn scheduler() -> Self {
+        Self {
+            user_id: None,
+            token_id: None,
+            label: "scheduler".into(),
+            client_ip: None,
+            user_agent: None,
+            request_id: None,
+        }
+    }
+
+    fn activity(
+        &self,
+        at: DateTime<Utc>,
+        tenant: Uuid,
+        action: &str,
+        target: &PlanChange,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Activity {
+        Activity {
+            id: Uuid::now_v7(),
+            occurred_at: at,
+            actor_id: self.user_id,
+            actor_token_id: self.token_id,
+            actor_label: self.label.clone(),
+            tenant_id: Some(tenant),
+            action: action.to_owned(),
+            target_type: Some("plan_change".into()),
+            target_id: Some(target.id.to_string()),
+            before,
+            after,
+            client_ip: self.client_ip.clone(),
+            user_agent: self.user_agent.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+/// A priced plan change, before anything is stored.
+#[derive(Debug, Clone)]
+pub struct ChangeQuote {
+    /// Upgrade or downgrade.
+    pub kind: ChangeKind,
+    /// When it would take effect.
+    pub timing: Timing,
+    /// The instant it would take effect (`None` for upgrades: when paid).
+    pub effective_at: Option<DateTime<Utc>>,
+    /// What is charged now.
+    pub amount_due: Money,
+    /// Credit and charge lines with their periods (empty when nothing is charged).
+    pub lines: Vec<ProrationLine>,
+    /// The instant the quote is computed for.
+    pub proration_date: DateTime<Utc>,
+    /// The current plan.
+    pub from: Plan,
+    /// The new plan.
+    pub to: Plan,
+    /// The tenant.
+    pub tenant: Tenant,
+    /// Its subscription.
+    pub subscription: Subscription,
+}
+
+fn money(plan: &Plan) -> Result<Money, BillingError> {
+    let c = Currency::parse(&plan.currency).map_err(|e| BillingError::Money(e.to_string()))?;
+    Ok(Money::rounded(plan.price, c))
+}
+
+fn interval(plan: &Plan) -> Result<BillingInterval, BillingError> {
+    plan.billing_interval.parse().map_err(BillingError::Money)
+}
+
+fn terms(plan: &Plan) -> Result<PlanTerms, BillingError> {
+    let as_u32 = |n: i32| u32::try_from(n).unwrap_or(0);
+    Ok(PlanTerms {
+        price: money(plan)?,
+        interval: interval(plan)?,
+        deployment: plan
+            .deployment
+            .parse::<DeploymentKind>()
+            .map_err(BillingError::Money)?,
+        cpu_cores: as_u32(plan.cpu_cores),
+        memory_mib: as_u32(plan.memory_mib),
+        storage_gib: as_u32(plan.storage_gib),
+    })
+}
+
+/// Prices changing `tenant_id` to plan `to_code` of its product: the
+/// direction, the policy's timing and, for upgrades, the prorated amount.
+/// A `proration_date` from a preview is honoured for
+/// [`EngineSettings::quote_validity`] (so the charge equals the preview);
+/// older ones are replaced by now. Changes nothing.
+///
+/// # Errors
+/// [`BillingError::NotFound`], [`BillingError::InvalidPlan`],
+/// [`BillingError::SamePlan`], [`BillingError::NotAllowed`],
+/// [`BillingError::SubscriptionNotActive`].
+pub async fn quote(
+    conn: &mut AsyncPgConnection,
+    clock: &Clock,
+    settings: &EngineSettings,
+    tenant_id: Uuid,
+    to_code: &str,
+    proration_date: Option<DateTime<Utc>>,
+    requester: Requester,
+) -> Result<ChangeQuote, BillingError> {
+    let now = clock.now(conn).await?;
+    let view = tenants::find_tenant(conn, &tenant_id.to_string(), tenants::Visibility::All)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => BillingError::NotFound(format!("tenant {tenant_id}")),
+            other => other.into(),
+        })?;
+    let (subscription, from) = tenants::subscription_of(conn, tenant_id).await?;
+    if subscription.status != "active" {
+        return Err(BillingError::SubscriptionNotActive(format!(
+            "the subscription is {}; plans change on active subscriptions",
+            subscription.status
+        )));
+    }
+    let to = match catalog::find_plan(conn, view.tenant.product_id, to_code).await {
+        Ok(p) if p.active => p,
+        Ok(_) | Err(StoreError::NotFound) => {
+            return Err(BillingError::InvalidPlan(format!(
+                "product {:?} offers no plan {to_code:?}",
+                view.product_slug
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if to.id == from.id {
+        return Err(BillingError::SamePlan);
+    }
+    let kind = change::classify(&terms(&from)?, &terms(&to)?).map_err(|e| match e {
+        change::CompareError::SamePlan => BillingError::SamePlan,
+        change::CompareError::Currency => {
+            BillingError::InvalidPlan("the new plan is priced in another currency".into())
+        }
+    })?;
+    let from_interval = interval(&from)?;
+    let timing = change::policy(from_interval, kind, requester)
+        .map_err(|e| BillingError::NotAllowed(e.to_string()))?;
+    let at = proration_date
+        .filter(|d| *d <= now && now - *d <= settings.quote_validity)
+        .filter(|d| subscription.current_period_start.is_none_or(|s| *d >= s))
+        .unwrap_or(now);
+    let zero = Money::zero(money(&from)?.currency());
+    let (amount_due, lines, effective_at) = match timing {
+        Timing::Immediate => (zero, Vec::new(), Some(now)),
+        Timing::EndOfTerm => (zero, Vec::new(), subscription.current_period_end),
+        Timing::OnPayment => {
+            let old = PlanPrice {
+                price: money(&from)?,
+                interval: from_interval,
+            };
+            let new = PlanPrice {
+                price: money(&to)?,
+                interval: interval(&to)?,
+            };
+            match (
+                subscription.current_period_start,
+                subscription.current_period_end,
+            ) {
+                (Some(start), Some(end)) => {
+                    let q = proration::quote(
+                        settings.convention,
+                        old,
+                        new,
+                        BillingPeriod {
+                            start,
+                            end: Some(end),
+                        },
+                        at,
+                    )
+                    .map_err(|e| BillingError::Money(e.to_string()))?;
+                    (q.amount_due, q.lines, None)
+                }
+                // A lifetime plan upgraded to a pricier lifetime plan: the difference.
+                _ => {
+                    let due = new
+                        .price
+                        .checked_sub(&old.price)
+                        .map_err(|e| BillingError::Money(e.to_string()))?;
+                    (if due.is_negative() { zero } else { due }, Vec::new(), None)
+                }
+            }
+        }
+    };
+    Ok(ChangeQuote {
+        kind,
+        timing,
+        effective_at,
+        amount_due,
+        lines,
+        proration_date: at,
+        from,
+        to,
+        tenant: view.tenant,
+        subscription,
+    })
+}
+
+/// What requesting a change did.
+#[derive(Debug, Clone)]
+pub struct RequestOutcome {
+    /// The change as stored.
+    pub change: PlanChange,
+    /// Its charge, for upgrades.
+    pub charge: Option<Charge>,
+    /// Where to pay, when the customer must.
+    pub checkout_url: Option<String>,
+    /// The deployment job, when the change was applied and the deployment kind changed.
+    pub job: Option<Job>,
+}
+
+fn lines_json(lines: &[ProrationLine]) -> serde_json::Value {
+    serde_json::Value::Array(
+        lines
+            .iter()
+            .map(|l| {
+                json!({
+                    "kind": match l.kind { proration::LineKind::Credit => "credit", proration::LineKind::Charge => "charge" },
+                    "amount": l.amount.amount().to_string(),
+                    "currency": l.amount.currency().code(),
+                    "period_start": l.period_start,
+                    "period_end": l.period_end,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn new_change(
+    q: &ChangeQuote,
+    status: &str,
+    actor: &Actor,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+    payment_due_by: Option<DateTime<Utc>>,
+) -> PlanChange {
+    PlanChange {
+        id: Uuid::now_v7(),
+        tenant_id: q.tenant.id,
+        subscription_id: q.subscription.id,
+        from_plan_id: q.from.id,
+        to_plan_id: q.to.id,
+        from_deployment: q.from.deployment.clone(),
+        to_deployment: q.to.deployment.clone(),
+        kind: q.kind.as_str().into(),
+        timing: q.timing.as_str().into(),
+        status: status.into(),
+        amount: q.amount_due.amount(),
+        currency: q.amount_due.currency().code().into(),
+        lines: lines_json(&q.lines),
+        proration_date: Some(q.proration_date),
+        requested_at: now,
+        effective_at: q.effective_at,
+        applied_at: None,
+        payment_due_by,
+        payment_reference: None,
+        actor_id: actor.user_id,
+        actor_label: actor.label.clone(),
+        reason: reason.map(str::to_owned),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn summary(c: &PlanChange) -> serde_json::Value {
+    json!({"kind": c.kind, "timing": c.timing, "status": c.status, "from_plan_id": c.from_plan_id, "to_plan_id": c.to_plan_id,
+           "amount": c.amount.normalize().to_string(), "currency": c.currency, "reason": c.reason})
+}
+
+async fn insert_open_change(
+    conn: &mut AsyncPgConnection,
+    change: &PlanChange,
+) -> Result<(), BillingError> {
+    store::insert_change(conn, change)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => BillingError::ChangePending,
+            other => other.into(),
+        })
+}
+
+/// Requests a change: staff overrides apply at once (reason required);
+/// downgrades are scheduled at the period end; upgrades create a pending
+/// change and a charge for exactly the quoted amount, then ask the gateway
+/// (outside any transaction) and apply the change when paid.
+///
+/// # Errors
+/// Those of [`quote`], plus [`BillingError::ChangePending`],
+/// [`BillingError::ReasonRequired`], [`BillingError::Declined`],
+/// [`BillingError::Gateway`].
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each is one independent input of the request"
+)]
+pub async fn request_change(
+    pool: &Pool,
+    gateway: &dyn PaymentGateway,
+    clock: &Clock,
+    settings: &EngineSettings,
+    tenant_id: Uuid,
+    to_code: &str,
+    proration_date: Option<DateTime<Utc>>,
+    requester: Requester,
+    reason: Option<&str>,
+    actor: &Actor,
+) -> Result<RequestOutcome, BillingError> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if requester == Requester::StaffOverride && reason.is_none() {
+        return Err(BillingError::ReasonRequired);
+    }
+    let mut conn = pool.get().await?;
+    let now = clock.now(&mut conn).await?;
+    // An upgrade left unpaid past its window no longer blocks (Paymenter #1266).
+    store::expire_unpaid_upgrades(&mut conn, now).await?;
+    let q = quote(
+        &mut conn,
+        clock,
+        settings,
+        tenant_id,
+        to_code,
+        proration_date,
+        requester,
+    )
+    .await?;
+
+    match q.timing {
+        Timing::Immediate => {
+            let change = new_change(&q, "pending", actor, reason, now, None);
+            let (change, job) = conn
+                .transaction::<_, BillingError, _>(async |conn| {
+                    insert_open_change(conn, &change).await?;
+                    let (applied, job) = store::apply_change(conn, &change, now).await?;
+                    activity::record(
+                        conn,
+                        &actor.activity(
+                            now,
+                            tenant_id,
+                            "plan_change.applied",
+                            &applied,
+                            None,
+                            Some(summary(&applied)),
+                        ),
+                    )
+                    .await?;
+                    Ok((applied, job))
+                })
+                .await?;
+            Ok(RequestOutcome {
+                change,
+                charge: None,
+                checkout_url: None,
+                job,
+            })
+        }
+        Timing::EndOfTerm => {
+            let change = new_change(&q, "scheduled", actor, reason, now, None);
+            conn.transaction::<_, BillingError, _>(async |conn| {
+                insert_open_change(conn, &change).await?;
+                activity::record(
+                    conn,
+                    &actor.activity(
+                        now,
+                        tenant_id,
+                        "plan_change.scheduled",
+                        &change,
+                        None,
+                        Some(summary(&change)),
+                    ),
+                )
+                .await?;
+                Ok(())
+            })
+            .await?;
+            Ok(RequestOutcome {
+                change,
+                charge: None,
+                checkout_url: None,
+                job: None,
+            })
+        }
+        Timing::OnPayment => {
+            let change = new_change(
+                &q,
+                "pending",
+                actor,
+                reason,
+                now,
+                Some(now + settings.payment_window),
+            );
+            let charge = Charge {
+                id: Uuid::now_v7(),
+                tenant_id,
+                subscription_id: q.subscription.id,
+                kind: "upgrade".into(),
+                plan_change_id: Some(change.id),
+                amount: q.amount_due.amount(),
+                currency: q.amount_due.currency().code().into(),
+                status: "pending".into(),
+                period_start: None,
+                period_end: None,
+                attempts: 0,
+                next_attempt_at: None,
+                provider_reference: None,
+                last_error: None,
+                idempotency_key: format!("upgrade:{}", change.id),
+                created_at: now,
+                updated_at: now,
+            };
+            let charge = conn
+                .transaction::<_, BillingError, _>(async |conn| {
+                    insert_open_change(conn, &change).await?;
+                    let charge = store::upsert_charge(conn, &charge).await?;
+                    activity::record(
+                        conn,
+                        &actor.activity(
+                            now,
+                            tenant_id,
+                            "plan_change.requested",
+                            &change,
+                            None,
+                            Some(summary(&change)),
+                        ),
+                    )
+                    .await?;
+                    Ok(charge)
+                })
+                .await?;
+            drop(conn);
+            if q.amount_due.amount().is_zero() {
+                let (change, job) =
+                    confirm_payment(pool, clock, change.id, "no-charge", actor).await?;
+                return Ok(RequestOutcome {
+                    change,
+                    charge: Some(charge),
+                    checkout_url: None,
+                    job,
+                });
+            }
+            let outcome = gateway
+                .charge(ChargeRequest {
+                    tenant_id,
+                    subscription_id: q.subscription.id,
+                    amount: q.amount_due,
+                    description: format!("Upgrade to {} (prorated)", q.to.name),
+                    idempotency_key: charge.idempotency_key.clone(),
+                    saved_payment_method: q.subscription.saved_payment_method,
+                })
+                .await?;
+            match outcome {
+                ChargeOutcome::Paid { reference } => {
+                    let (change, job) =
+                        confirm_payment(pool, clock, change.id, &reference, actor).await?;
+                    Ok(RequestOutcome {
+                        change,
+                        charge: Some(charge),
+                        checkout_url: None,
+                        job,
+                    })
+                }
+                ChargeOutcome::ActionRequired {
+                    reference,
+                    checkout_url,
+                } => {
+                    let mut conn = pool.get().await?;
+                    let change = store::set_change_status(
+                        &mut conn,
+                        change.id,
+                        "pending",
+                        now,
+                        Some(&reference),
+                    )
+                    .await?;
+                    Ok(RequestOutcome {
+                        change,
+                        charge: Some(charge),
+                        checkout_url: Some(checkout_url),
+                        job: None,
+                    })
+                }
+                ChargeOutcome::Declined { reason } => {
+                    let mut conn = pool.get().await?;
+                    conn.transaction::<_, BillingError, _>(async |conn| {
+                        store::record_charge_attempt(
+                            conn,
+                            charge.id,
+                            false,
+                            None,
+                            Some(&reason),
+                            None,
+                        )
+                        .await?;
+                        let failed =
+                            store::set_change_status(conn, change.id, "failed", now, None).await?;
+                        activity::record(
+                            conn,
+                            &actor.activity(
+                                now,
+                                tenant_id,
+                                "plan_change.payment_declined",
+                                &failed,
+                                None,
+                                Some(json!({"reason": reason})),
+                            ),
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                    .await?;
+                    Err(BillingError::Declined(reason))
+                }
+            }
+        }
+    }
+}
+
+/// Records that an upgrade's charge is paid and applies the change: the
+/// plan switches, the next renewal uses the new price, and the deployment
+/// job starts if the deployment kind differs. Confirming twice is harmless.
+///
+/// # Errors
+/// [`BillingError::NotFound`], [`BillingError::WrongState`] for a change
+/// that is not a pending upgrade (expired, canceled, failed).
+pub async fn confirm_payment(
+    pool: &Pool,
+    clock: &Clock,
+    change_id: Uuid,
+    reference: &str,
+    actor: &Actor,
+) -> Result<(PlanChange, Option<Job>), BillingError> {
+    let mut conn = pool.get().await?;
+    let now = clock.now(&mut conn).await?;
+    conn.transaction::<_, BillingError, _>(async |conn| {
+        let change = store::lock_change(conn, change_id)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => BillingError::NotFound(format!("plan change {change_id}")),
+                other => other.into(),
+            })?;
+        if change.status == "applied" {
+            return Ok((change, None));
+        }
+        if change.status != "pending" || change.timing != "on_payment" {
+            return Err(BillingError::WrongState(format!(
+                "the plan change is {}; only a pending upgrade can be paid",
+                change.status
+            )));
+        }
+        if let Some(charge) = store::upsert_charge(conn, &placeholder_charge(&change, now))
+            .await
+            .ok()
+            .filter(|c| c.status != "paid")
+        {
+            store::record_charge_attempt(conn, charge.id, true, Some(reference), None, None)
+                .await?;
+        }
+        let mut paid = change.clone();
+        paid.payment_reference = Some(reference.to_owned());
+        let (applied, job) = store::apply_change(conn, &paid, now).await?;
+        activity::record(
+            conn,
+            &actor.activity(
+                now,
+                change.tenant_id,
+                "plan_change.applied",
+                &applied,
+                Some(summary(&change)),
+                Some(summary(&applied)),
+            ),
+        )
+        .await?;
+        Ok((applied, job))
+    })
+    .await
+}
+
+/// The upgrade charge row of a change (found by its key; created if missing).
+fn placeholder_charge(change: &PlanChange, now: DateTime<Utc>) -> Charge {
+    Charge {
+        id: Uuid::now_v7(),
+        tenant_id: change.tenant_id,
+        subscription_id: change.subscription_id,
+        kind: "upgrade".into(),
+        plan_change_id: Some(change.id),
+        amount: change.amount,
+        currency: change.currency.clone(),
+        status: "pending".into(),
+        period_start: None,
+        period_end: None,
+        attempts: 0,
+        next_attempt_at: None,
+        provider_reference: None,
+        last_error: None,
+        idempotency_key: format!("upgrade:{}", change.id),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Cancels the tenant's scheduled downgrade.
+///
+/// # Errors
+/// [`BillingError::NotFound`] when nothing is scheduled.
+pub async fn cancel_scheduled(
+    pool: &Pool,
+    clock: &Clock,
+    tenant_id: Uuid,
+    actor: &Actor,
+) -> Result<PlanChange, BillingError> {
+    let mut conn = pool.get().await?;
+    let now = clock.now(&mut conn).await?;
+    conn.transaction::<_, BillingError, _>(async |conn| {
+        let canceled = store::cancel_open_change(conn, tenant_id, &["scheduled"])
+            .await?
+            .ok_or_else(|| BillingError::NotFound("scheduled plan change".into()))?;
+        activity::record(
+            conn,
+            &actor.activity(
+                now,
+                tenant_id,
+                "plan_change.canceled",
+                &canceled,
+                None,
+                Some(summary(&canceled)),
+            ),
+        )
+        .await?;
+        Ok(canceled)
+    })
+    .await
+}
+
+/// What one processor run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessReport {
+    /// Unpaid upgrades expired.
+    pub expired_upgrades: i64,
+    /// Scheduled changes applied.
+    pub applied_changes: i64,
+    /// Renewals paid.
+    pub renewed: i64,
+    /// Renewals declined (now past due).
+    pub declined: i64,
+    /// Renewals waiting for the customer at a checkout.
+    pub awaiting_customer: i64,
+    /// Tenants un-suspended by a successful payment.
+    pub recovered: i64,
+    /// Tenants suspended for non-payment.
+    pub suspended: i64,
+    /// Subscriptions terminated for non-payment.
+    pub terminated: i64,
+}
+
+/// Rows a set-based step takes per statement.
+const BATCH: i64 = 2000;
+
+/// One processor run at the clock's now: expire unpaid upgrades, apply due
+/// scheduled changes (before renewals, so renewals bill the new price),
+/// charge due renewals, then suspend and terminate overdue subscriptions.
+/// Safe to run concurrently and to repeat.
+///
+/// # Errors
+/// [`BillingError::Store`]; gateway failures of single renewals are logged
+/// and retried next run.
+pub async fn process_due(
+    pool: &Pool,
+    gateway: &dyn PaymentGateway,
+    clock: &Clock,
+    settings: &EngineSettings,
+) -> Result<ProcessReport, BillingError> {
+    let mut report = ProcessReport::default();
+    let mut conn = pool.get().await?;
+    let now = clock.now(&mut conn).await?;
+    report.expired_upgrades = store::expire_unpaid_upgrades(&mut conn, now).await?;
+    loop {
+        let n = store::apply_due_changes(&mut conn, now, BATCH).await?;
+        report.applied_changes += n;
+        if n < BATCH {
+            break;
+        }
+    }
+    drop(conn);
+    renew_due(pool, gateway, now, settings, &mut report).await?;
+    let mut conn = pool.get().await?;
+    report.suspended = store::suspend_overdue(&mut conn, now, settings.grace).await?;
+    report.terminated = store::terminate_overdue(&mut conn, now, settings.termination).await?;
+    Ok(report)
+}
+
+struct DueRenewal {
+    subscription: Subscription,
+    charge: Charge,
+    amount: Money,
+}
+
+async fn renew_due(
+    pool: &Pool,
+    gateway: &dyn PaymentGateway,
+    now: DateTime<Utc>,
+    settings: &EngineSettings,
+    report: &mut ProcessReport,
+) -> Result<(), BillingError> {
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        // Claim a batch and record the charges to make, then let go of the rows.
+        let mut conn = pool.get().await?;
+        let batch: Vec<DueRenewal> = conn
+            .transaction::<_, BillingError, _>(async |conn| {
+                let subs = store::claim_due_renewals(conn, now, 200).await?;
+                let mut due = Vec::new();
+                for sub in subs {
+                    if !seen.insert(sub.id) {
+                        continue;
+                    }
+                    let (_, plan) = tenants::subscription_of(conn, sub.tenant_id).await?;
+                    let Ok(interval) = interval(&plan) else {
+                        continue;
+                    };
+                    if interval == BillingInterval::Lifetime {
+                        continue;
+                    }
+                    let (Some(start), Some(end)) =
+                        (sub.current_period_start, sub.current_period_end)
+                    else {
+                        continue;
+                    };
+                    let amount = money(&plan)?;
+                    let anchor = sub.billing_anchor.unwrap_or(start);
+                    let next = BillingPeriod::containing(anchor, interval, end)
+                        .ok_or_else(|| BillingError::Money("period out of range".into()))?;
+                    let charge = store::upsert_charge(
+                        conn,
+                        &Charge {
+                            id: Uuid::now_v7(),
+                            tenant_id: sub.tenant_id,
+                            subscription_id: sub.id,
+                            kind: "renewal".into(),
+                            plan_change_id: None,
+                            amount: amount.amount(),
+                            currency: amount.currency().code().into(),
+                            status: "pending".into(),
+                            period_start: Some(next.start),
+                            period_end: next.end,
+                            attempts: 0,
+                            next_attempt_at: None,
+                            provider_reference: None,
+                            last_error: None,
+                            idempotency_key: format!(
+                                "renewal:{}:{}",
+                                sub.id,
+                                next.start.timestamp()
+                            ),
+                            created_at: now,
+                            updated_at: now,
+                        },
+                    )
+                    .await?;
+                    let retry_due = charge.status == "pending"
+                        || (charge.status == "failed"
+                            && charge.next_attempt_at.is_none_or(|t| t <= now));
+                    if retry_due {
+                        due.push(DueRenewal {
+                            subscription: sub,
+                            charge,
+                            amount: Money::rounded(plan.price, amount.currency()),
+                        });
+                    }
+                }
+                Ok(due)
+            })
+            .await?;
+        drop(conn);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for item in batch {
+            charge_renewal(pool, gateway, now, settings, item, report).await?;
+        }
+    }
+}
+
+async fn charge_renewal(
+    pool: &Pool,
+    gateway: &dyn PaymentGateway,
+    now: DateTime<Utc>,
+    settings: &EngineSettings,
+    item: DueRenewal,
+    report: &mut ProcessReport,
+) -> Result<(), BillingError> {
+    let DueRenewal {
+        subscription: sub,
+        charge,
+        amount,
+    } = item;
+    let outcome = match gateway
+        .charge(ChargeRequest {
+            tenant_id: sub.tenant_id,
+            subscription_id: sub.id,
+            amount,
+            description: "Subscription renewal".into(),
+            idempotency_key: charge.idempotency_key.clone(),
+            saved_payment_method: sub.saved_payment_method,
+        })
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(subscription = %sub.id, error = %e, "renewal charge failed; retried next run");
+            return Ok(());
+        }
+    };
+    let mut conn = pool.get().await?;
+    let scheduler = Actor::scheduler();
+    conn.transaction::<_, BillingError, _>(async |conn| {
+        let log = |action: &str, after: serde_json::Value| Activity {
+            id: Uuid::now_v7(),
+            occurred_at: now,
+            actor_id: None,
+            actor_token_id: None,
+            actor_label: scheduler.label.clone(),
+            tenant_id: Some(sub.tenant_id),
+            action: action.to_owned(),
+            target_type: Some("subscription".into()),
+            target_id: Some(sub.id.to_string()),
+            before: None,
+            after: Some(after),
+            client_ip: None,
+            user_agent: None,
+            request_id: None,
+        };
+        match outcome {
+            ChargeOutcome::Paid { reference } => {
+                store::record_charge_attempt(conn, charge.id, true, Some(&reference), None, None).await?;
+                if let (Some(start), Some(end)) = (charge.period_start, charge.period_end) {
+                    store::advance_period(conn, sub.id, start, end).await?;
+                }
+                activity::record(conn, &log("subscription.renewed", json!({"amount": amount.amount().to_string(), "currency": amount.currency().code(), "period_start": charge.period_start, "period_end": charge.period_end}))).await?;
+                report.renewed += 1;
+                // A payment cures a suspension for non-payment (Paymenter #854).
+                let tenant = tenants::lock_tenant(conn, sub.tenant_id).await?;
+                if tenant.status == "suspended" {
+                    tenants::set_status(conn, tenant.id, "active", None).await?;
+                    tenantry_store::jobs::enqueue(conn, "resume", Some(tenant.id), json!({"tenant_id": tenant.id}), Some(&format!("resume:{}", tenant.id))).await?;
+                    activity::record(conn, &Activity { target_type: Some("tenant".into()), target_id: Some(tenant.id.to_string()), before: Some(json!({"status": "suspended"})), ..log("tenant.status_changed", json!({"status": "active", "reason": "payment received"})) }).await?;
+                    report.recovered += 1;
+                }
+            }
+            ChargeOutcome::Declined { reason } => {
+                store::record_charge_attempt(conn, charge.id, false, None, Some(&reason), Some(now + settings.retry_interval)).await?;
+                store::mark_past_due(conn, sub.id, now).await?;
+                activity::record(conn, &log("subscription.payment_failed", json!({"reason": reason, "status": "past_due"}))).await?;
+                report.declined += 1;
+            }
+            ChargeOutcome::ActionRequired { reference, checkout_url } => {
+                // No saved method: the customer pays at a checkout; until then, past due.
+                store::record_charge_attempt(conn, charge.id, false, Some(&reference), Some(&format!("awaiting payment at {checkout_url}")), Some(now + settings.retry_interval)).await?;
+                store::mark_past_due(conn, sub.id, now).await?;
+                activity::record(conn, &log("subscription.payment_required", json!({"checkout_url": checkout_url, "status": "past_due"}))).await?;
+                report.awaiting_customer += 1;
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// The amount a quote's lines add up to, checked (used by tests and the API
+/// to show that preview and charge agree).
+///
+/// # Errors
+/// On mixed currencies.
+pub fn lines_total(lines: &[ProrationLine], currency: Currency) -> Result<Money, BillingError> {
+    lines
+        .iter()
+        .try_fold(Money::zero(currency), |sum, l| sum.checked_add(&l.amount))
+        .map_err(|e| BillingError::Money(e.to_string()))
+}
