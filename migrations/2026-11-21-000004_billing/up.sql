@@ -21,6 +21,8 @@ ALTER TABLE subscriptions
     -- since when a renewal is unpaid (dunning)
     ADD COLUMN past_due_since timestamptz;
 UPDATE subscriptions SET billing_anchor = current_period_start WHERE current_period_start IS NOT NULL;
+-- The processor walks due renewals in (period end, id) order.
+CREATE INDEX subscriptions_renewal_due ON subscriptions (current_period_end, id) WHERE status IN ('active', 'past_due');
 
 CREATE TABLE plan_changes (
     id              uuid          PRIMARY KEY,
@@ -55,7 +57,7 @@ CREATE TABLE plan_changes (
 );
 -- One open change per tenant.
 CREATE UNIQUE INDEX plan_changes_one_open ON plan_changes (tenant_id) WHERE status IN ('pending', 'scheduled');
-CREATE INDEX plan_changes_due ON plan_changes (effective_at) WHERE status = 'scheduled';
+CREATE INDEX plan_changes_due ON plan_changes (effective_at, id) WHERE status = 'scheduled';
 CREATE INDEX plan_changes_unpaid ON plan_changes (payment_due_by) WHERE status = 'pending';
 CREATE INDEX plan_changes_tenant ON plan_changes (tenant_id, id);
 
@@ -68,7 +70,8 @@ CREATE TABLE charges (
     plan_change_id  uuid          REFERENCES plan_changes (id),
     amount          numeric(19,4) NOT NULL CHECK (amount >= 0),
     currency        text          NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
-    status          text          NOT NULL CHECK (status IN ('pending', 'paid', 'failed')),
+    -- processing: claimed by a processor (next_attempt_at is its lease)
+    status          text          NOT NULL CHECK (status IN ('pending', 'processing', 'paid', 'failed')),
     -- renewals: the period paid for
     period_start    timestamptz,
     period_end      timestamptz,
@@ -81,8 +84,13 @@ CREATE TABLE charges (
     created_at      timestamptz   NOT NULL DEFAULT now(),
     updated_at      timestamptz   NOT NULL DEFAULT now()
 );
-CREATE INDEX charges_retry ON charges (next_attempt_at) WHERE status = 'failed';
 CREATE INDEX charges_tenant ON charges (tenant_id, id);
+
+-- The processor rewrites these rows in bulk (plan switches, renewals):
+-- room on each page lets those be HOT updates, without new index entries.
+ALTER TABLE tenants SET (fillfactor = 80);
+ALTER TABLE subscriptions SET (fillfactor = 80);
+ALTER TABLE charges SET (fillfactor = 70);
 
 -- The sandbox clock's offset from real time (TENANTRY_SANDBOX=1 only).
 CREATE TABLE sandbox_clock (

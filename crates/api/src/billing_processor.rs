@@ -23,7 +23,7 @@ pub async fn run_once(settings: &Settings) -> anyhow::Result<engine::ProcessRepo
     let pool = tenantry_store::Pool::new(
         settings.require_database_url()?,
         tenantry_store::PoolSettings {
-            max_size: 4,
+            max_size: 6,
             timeout: settings.db_timeout,
         },
     )?;

@@ -813,7 +813,9 @@ pub struct ProcessReport {
 }
 
 /// Rows a set-based step takes per statement.
-const BATCH: i64 = 2000;
+const BATCH: i64 = 1000;
+/// Concurrent workers of the set-based steps (each with its own connection).
+const WORKERS: usize = 3;
 
 /// One processor run at the clock's now: expire unpaid upgrades, apply due
 /// scheduled changes (before renewals, so renewals bill the new price),
@@ -832,28 +834,49 @@ pub async fn process_due(
     let mut report = ProcessReport::default();
     let mut conn = pool.get().await?;
     let now = clock.now(&mut conn).await?;
+    let started = std::time::Instant::now();
     report.expired_upgrades = store::expire_unpaid_upgrades(&mut conn, now).await?;
-    loop {
-        let n = store::apply_due_changes(&mut conn, now, BATCH).await?;
-        report.applied_changes += n;
-        if n < BATCH {
-            break;
-        }
-    }
     drop(conn);
+    // Batches are claimed with SKIP LOCKED, so workers never share a row:
+    // a few run side by side to use the database's cores.
+    let workers = (0..WORKERS).map(|_| async {
+        let mut conn = pool.get().await?;
+        let mut applied = 0;
+        loop {
+            let n = store::apply_due_changes(&mut conn, now, BATCH).await?;
+            applied += n;
+            if n < BATCH {
+                return Ok::<_, BillingError>(applied);
+            }
+        }
+    });
+    for applied in futures_util::future::join_all(workers).await {
+        report.applied_changes += applied?;
+    }
+    let applied = started.elapsed();
     renew_due(pool, gateway, now, settings, &mut report).await?;
+    let renewed = started.elapsed();
     let mut conn = pool.get().await?;
     report.suspended = store::suspend_overdue(&mut conn, now, settings.grace).await?;
     report.terminated = store::terminate_overdue(&mut conn, now, settings.termination).await?;
+    tracing::debug!(
+        changes_ms = applied.as_millis(),
+        renewals_ms = (renewed - applied).as_millis(),
+        dunning_ms = (started.elapsed() - renewed).as_millis(),
+        "billing processor phases"
+    );
     Ok(report)
 }
 
-struct DueRenewal {
-    subscription: Subscription,
-    charge: Charge,
-    amount: Money,
-}
+/// Renewals looked at per batch.
+const RENEWAL_BATCH: i64 = 1000;
+/// How long a processor holds a claimed charge before another may retry it.
+const CHARGE_LEASE_MINUTES: i64 = 10;
 
+/// Charges the renewals due at `now` in batches: charge rows are created
+/// and claimed set-based (one per subscription and period, so a re-run never
+/// charges twice), the gateway is called for each outside any transaction
+/// with the charge's key, and the outcomes are recorded set-based.
 async fn renew_due(
     pool: &Pool,
     gateway: &dyn PaymentGateway,
@@ -861,168 +884,175 @@ async fn renew_due(
     settings: &EngineSettings,
     report: &mut ProcessReport,
 ) -> Result<(), BillingError> {
-    let mut seen = std::collections::HashSet::new();
-    loop {
-        // Claim a batch and record the charges to make, then let go of the rows.
-        let mut conn = pool.get().await?;
-        let batch: Vec<DueRenewal> = conn
-            .transaction::<_, BillingError, _>(async |conn| {
-                let subs = store::claim_due_renewals(conn, now, 200).await?;
-                let mut due = Vec::new();
-                for sub in subs {
-                    if !seen.insert(sub.id) {
-                        continue;
-                    }
-                    let (_, plan) = tenants::subscription_of(conn, sub.tenant_id).await?;
-                    let Ok(interval) = interval(&plan) else {
-                        continue;
-                    };
-                    if interval == BillingInterval::Lifetime {
-                        continue;
-                    }
-                    let (Some(start), Some(end)) =
-                        (sub.current_period_start, sub.current_period_end)
-                    else {
-                        continue;
-                    };
-                    let amount = money(&plan)?;
-                    let anchor = sub.billing_anchor.unwrap_or(start);
-                    let next = BillingPeriod::containing(anchor, interval, end)
-                        .ok_or_else(|| BillingError::Money("period out of range".into()))?;
-                    let charge = store::upsert_charge(
-                        conn,
-                        &Charge {
-                            id: Uuid::now_v7(),
-                            tenant_id: sub.tenant_id,
-                            subscription_id: sub.id,
-                            kind: "renewal".into(),
-                            plan_change_id: None,
-                            amount: amount.amount(),
-                            currency: amount.currency().code().into(),
-                            status: "pending".into(),
-                            period_start: Some(next.start),
-                            period_end: next.end,
-                            attempts: 0,
-                            next_attempt_at: None,
-                            provider_reference: None,
-                            last_error: None,
-                            idempotency_key: format!(
-                                "renewal:{}:{}",
-                                sub.id,
-                                next.start.timestamp()
-                            ),
-                            created_at: now,
-                            updated_at: now,
-                        },
-                    )
-                    .await?;
-                    let retry_due = charge.status == "pending"
-                        || (charge.status == "failed"
-                            && charge.next_attempt_at.is_none_or(|t| t <= now));
-                    if retry_due {
-                        due.push(DueRenewal {
-                            subscription: sub,
-                            charge,
-                            amount: Money::rounded(plan.price, amount.currency()),
-                        });
-                    }
+    // Workers take the next page of candidates from a shared cursor, so
+    // none waits for another's page to finish.
+    let cursor = tokio::sync::Mutex::new(None::<(DateTime<Utc>, Uuid)>);
+    let worker = || async {
+        let mut total = ProcessReport::default();
+        loop {
+            let page = {
+                let mut after = cursor.lock().await;
+                let mut conn = pool.get().await?;
+                let page = store::renewal_candidates(&mut conn, now, *after, RENEWAL_BATCH).await?;
+                if let Some(last) = page.last() {
+                    *after = Some((last.current_period_end, last.subscription_id));
                 }
-                Ok(due)
-            })
-            .await?;
-        drop(conn);
-        if batch.is_empty() {
-            return Ok(());
+                page
+            };
+            if page.is_empty() {
+                return Ok::<_, BillingError>(total);
+            }
+            let partial = renew_page(pool, gateway, now, settings, page).await?;
+            total.renewed += partial.renewed;
+            total.declined += partial.declined;
+            total.awaiting_customer += partial.awaiting_customer;
+            total.recovered += partial.recovered;
         }
-        for item in batch {
-            charge_renewal(pool, gateway, now, settings, item, report).await?;
-        }
+    };
+    for partial in futures_util::future::join_all((0..WORKERS).map(|_| worker())).await {
+        let partial = partial?;
+        report.renewed += partial.renewed;
+        report.declined += partial.declined;
+        report.awaiting_customer += partial.awaiting_customer;
+        report.recovered += partial.recovered;
     }
+    Ok(())
 }
 
-async fn charge_renewal(
+/// Charges one page of renewal candidates.
+async fn renew_page(
     pool: &Pool,
     gateway: &dyn PaymentGateway,
     now: DateTime<Utc>,
     settings: &EngineSettings,
-    item: DueRenewal,
-    report: &mut ProcessReport,
-) -> Result<(), BillingError> {
-    let DueRenewal {
-        subscription: sub,
-        charge,
-        amount,
-    } = item;
-    let outcome = match gateway
-        .charge(ChargeRequest {
-            tenant_id: sub.tenant_id,
-            subscription_id: sub.id,
-            amount,
-            description: "Subscription renewal".into(),
-            idempotency_key: charge.idempotency_key.clone(),
-            saved_payment_method: sub.saved_payment_method,
-        })
-        .await
+    candidates: Vec<store::RenewalCandidate>,
+) -> Result<ProcessReport, BillingError> {
+    let mut report = ProcessReport::default();
     {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::warn!(subscription = %sub.id, error = %e, "renewal charge failed; retried next run");
-            return Ok(());
+        let mut conn = pool.get().await?;
+        let mut saved = std::collections::HashMap::new();
+        let mut renewals = Vec::with_capacity(candidates.len());
+        for c in &candidates {
+            let Ok(interval) = c.billing_interval.parse::<BillingInterval>() else {
+                continue;
+            };
+            let Ok(currency) = Currency::parse(&c.currency) else {
+                continue;
+            };
+            let anchor = c.billing_anchor.unwrap_or(c.current_period_start);
+            let Some(next) = BillingPeriod::containing(anchor, interval, c.current_period_end)
+            else {
+                continue;
+            };
+            let Some(end) = next.end else { continue };
+            saved.insert(c.subscription_id, c.saved_payment_method);
+            renewals.push(store::NewRenewal {
+                tenant_id: c.tenant_id,
+                subscription_id: c.subscription_id,
+                amount: Money::rounded(c.price, currency).amount(),
+                currency: currency.code().to_owned(),
+                period_start: next.start,
+                period_end: end,
+                idempotency_key: format!(
+                    "renewal:{}:{}",
+                    c.subscription_id,
+                    next.start.timestamp()
+                ),
+            });
         }
-    };
-    let mut conn = pool.get().await?;
-    let scheduler = Actor::scheduler();
-    conn.transaction::<_, BillingError, _>(async |conn| {
-        let log = |action: &str, after: serde_json::Value| Activity {
-            id: Uuid::now_v7(),
-            occurred_at: now,
-            actor_id: None,
-            actor_token_id: None,
-            actor_label: scheduler.label.clone(),
-            tenant_id: Some(sub.tenant_id),
-            action: action.to_owned(),
-            target_type: Some("subscription".into()),
-            target_id: Some(sub.id.to_string()),
-            before: None,
-            after: Some(after),
-            client_ip: None,
-            user_agent: None,
-            request_id: None,
-        };
-        match outcome {
-            ChargeOutcome::Paid { reference } => {
-                store::record_charge_attempt(conn, charge.id, true, Some(&reference), None, None).await?;
-                if let (Some(start), Some(end)) = (charge.period_start, charge.period_end) {
-                    store::advance_period(conn, sub.id, start, end).await?;
+        let t0 = std::time::Instant::now();
+        let claimed = store::claim_renewal_charges(
+            &mut conn,
+            now,
+            &renewals,
+            Duration::minutes(CHARGE_LEASE_MINUTES),
+        )
+        .await?;
+        tracing::trace!(
+            ms = t0.elapsed().as_millis(),
+            n = claimed.len(),
+            "claimed renewal charges"
+        );
+        drop(conn);
+        let mut results = Vec::with_capacity(claimed.len());
+        for charge in claimed {
+            let Ok(currency) = Currency::parse(&charge.currency) else {
+                continue;
+            };
+            let amount = Money::rounded(charge.amount, currency);
+            let outcome = gateway
+                .charge(ChargeRequest {
+                    tenant_id: charge.tenant_id,
+                    subscription_id: charge.subscription_id,
+                    amount,
+                    description: "Subscription renewal".into(),
+                    idempotency_key: charge.idempotency_key.clone(),
+                    saved_payment_method: saved
+                        .get(&charge.subscription_id)
+                        .copied()
+                        .unwrap_or(false),
+                })
+                .await;
+            let period = json!({"amount": amount.amount().to_string(), "currency": amount.currency().code(), "period_start": charge.period_start, "period_end": charge.period_end});
+            let result = match outcome {
+                // Left `processing`: retried when the lease ends, with the same key.
+                Err(e) => {
+                    tracing::warn!(subscription = %charge.subscription_id, error = %e, "renewal charge failed; retried later");
+                    continue;
                 }
-                activity::record(conn, &log("subscription.renewed", json!({"amount": amount.amount().to_string(), "currency": amount.currency().code(), "period_start": charge.period_start, "period_end": charge.period_end}))).await?;
-                report.renewed += 1;
-                // A payment cures a suspension for non-payment (Paymenter #854).
-                let tenant = tenants::lock_tenant(conn, sub.tenant_id).await?;
-                if tenant.status == "suspended" {
-                    tenants::set_status(conn, tenant.id, "active", None).await?;
-                    tenantry_store::jobs::enqueue(conn, "resume", Some(tenant.id), json!({"tenant_id": tenant.id}), Some(&format!("resume:{}", tenant.id))).await?;
-                    activity::record(conn, &Activity { target_type: Some("tenant".into()), target_id: Some(tenant.id.to_string()), before: Some(json!({"status": "suspended"})), ..log("tenant.status_changed", json!({"status": "active", "reason": "payment received"})) }).await?;
-                    report.recovered += 1;
+                Ok(ChargeOutcome::Paid { reference }) => {
+                    report.renewed += 1;
+                    store::RenewalResult {
+                        charge,
+                        paid: true,
+                        reference: Some(reference),
+                        error: None,
+                        action: "subscription.renewed".into(),
+                        details: period,
+                    }
                 }
-            }
-            ChargeOutcome::Declined { reason } => {
-                store::record_charge_attempt(conn, charge.id, false, None, Some(&reason), Some(now + settings.retry_interval)).await?;
-                store::mark_past_due(conn, sub.id, now).await?;
-                activity::record(conn, &log("subscription.payment_failed", json!({"reason": reason, "status": "past_due"}))).await?;
-                report.declined += 1;
-            }
-            ChargeOutcome::ActionRequired { reference, checkout_url } => {
-                // No saved method: the customer pays at a checkout; until then, past due.
-                store::record_charge_attempt(conn, charge.id, false, Some(&reference), Some(&format!("awaiting payment at {checkout_url}")), Some(now + settings.retry_interval)).await?;
-                store::mark_past_due(conn, sub.id, now).await?;
-                activity::record(conn, &log("subscription.payment_required", json!({"checkout_url": checkout_url, "status": "past_due"}))).await?;
-                report.awaiting_customer += 1;
-            }
+                Ok(ChargeOutcome::Declined { reason }) => {
+                    report.declined += 1;
+                    store::RenewalResult {
+                        charge,
+                        paid: false,
+                        reference: None,
+                        error: Some(reason.clone()),
+                        action: "subscription.payment_failed".into(),
+                        details: json!({"reason": reason, "status": "past_due"}),
+                    }
+                }
+                Ok(ChargeOutcome::ActionRequired {
+                    reference,
+                    checkout_url,
+                }) => {
+                    report.awaiting_customer += 1;
+                    store::RenewalResult {
+                        charge,
+                        paid: false,
+                        reference: Some(reference),
+                        error: Some(format!("awaiting payment at {checkout_url}")),
+                        action: "subscription.payment_required".into(),
+                        details: json!({"checkout_url": checkout_url, "status": "past_due"}),
+                    }
+                }
+            };
+            results.push(result);
         }
-        Ok(())
-    })
-    .await
+        if !results.is_empty() {
+            let mut conn = pool.get().await?;
+            let t0 = std::time::Instant::now();
+            report.recovered +=
+                store::record_renewals(&mut conn, now, now + settings.retry_interval, &results)
+                    .await?;
+            tracing::trace!(
+                ms = t0.elapsed().as_millis(),
+                n = results.len(),
+                "recorded renewals"
+            );
+        }
+    }
+    Ok(report)
 }
 
 /// The amount a quote's lines add up to, checked (used by tests and the API

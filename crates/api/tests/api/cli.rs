@@ -319,11 +319,19 @@ async fn secrets_never_reach_the_logs() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = Vec::new();
+    // Drain stderr on a thread the whole time: at debug level the server
+    // writes enough to fill a pipe nobody reads, and would block on it.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .inspect(|l| drop(tx.send(l.clone())))
+            .collect::<Vec<_>>()
+    });
     let port = loop {
-        let line = lines.next().expect("server exited early").unwrap();
-        log.push(line.clone());
+        let line = rx.recv().expect("server exited early");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         if v["message"] == "serving the Tenantry API" {
             break v["port"].as_u64().unwrap();
@@ -376,11 +384,10 @@ async fn secrets_never_reach_the_logs() {
         .await
         .unwrap();
     crate::helpers::signal(child.id(), "TERM");
-    let rest = tokio::task::spawn_blocking(move || lines.map_while(Result::ok).collect::<Vec<_>>())
+    let log = tokio::task::spawn_blocking(move || reader.join().unwrap())
         .await
         .unwrap();
     assert!(child.wait().unwrap().success());
-    log.extend(rest);
     let all = log.join("\n");
     assert!(all.contains("request finished"), "the requests were logged");
     let key_material = |spec: &str| spec.split_once(':').unwrap().1.to_owned();
