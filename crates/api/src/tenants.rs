@@ -130,8 +130,12 @@ fn price_of(plan: &Plan) -> Result<Money, ApiError> {
 
 /// The subscription of a new tenant: `active` from now when nothing is to
 /// be paid (free plan or skipped payment), else `incomplete` until paid.
-fn new_subscription(tenant_id: Uuid, plan: &Plan, paid_up: bool) -> Result<Subscription, ApiError> {
-    let now = now();
+fn new_subscription(
+    tenant_id: Uuid,
+    plan: &Plan,
+    paid_up: bool,
+    now: DateTime<Utc>,
+) -> Result<Subscription, ApiError> {
     let (status, start, end) = if paid_up {
         let interval: BillingInterval = plan
             .billing_interval
@@ -266,7 +270,10 @@ pub async fn signup(
         TenantStatus::PendingPayment
     };
     let tenant = new_tenant(&slug, &company, &product, &plan, status);
-    let subscription = new_subscription(tenant.id, &plan, free)?;
+    let billing_now = tenantry_billing::Clock::new(state.settings.billing.sandbox)
+        .now(&mut conn)
+        .await?;
+    let subscription = new_subscription(tenant.id, &plan, free, billing_now)?;
     let (owner, job) = conn
         .transaction::<_, ApiError, _>(async |conn| {
             insert_tenant_mapped(conn, &tenant, &subscription).await?;
@@ -344,7 +351,10 @@ pub async fn create_for_customer(
         TenantStatus::PendingPayment
     };
     let tenant = new_tenant(&slug, &company, &product, &plan, status);
-    let subscription = new_subscription(tenant.id, &plan, paid_up)?;
+    let billing_now = tenantry_billing::Clock::new(state.settings.billing.sandbox)
+        .now(&mut conn)
+        .await?;
+    let subscription = new_subscription(tenant.id, &plan, paid_up, billing_now)?;
     let token = random_token(32);
     let ttl = Duration::from_std(state.settings.invitation_ttl)
         .map_err(|e| ApiError::Internal(e.into()))?;

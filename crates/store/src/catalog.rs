@@ -600,3 +600,15 @@ pub async fn plan_code(conn: &mut AsyncPgConnection, id: Uuid) -> Result<String,
         .first(conn)
         .await?)
 }
+
+/// A plan by id.
+///
+/// # Errors
+/// [`StoreError::NotFound`].
+pub async fn find_plan_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Plan, StoreError> {
+    Ok(plans::table
+        .find(id)
+        .select(Plan::as_select())
+        .first(conn)
+        .await?)
+}

@@ -123,14 +123,18 @@ fn tenant_dto(v: TenantView) -> TenantDto {
     }
 }
 
+/// The API view of a subscription at `now` (the billing clock's), the next
+/// charge at `next_plan`'s price (the plan a scheduled change moves to by then).
 fn subscription_dto(
     s: Subscription,
     plan: &tenantry_store::catalog::Plan,
+    next_plan: &tenantry_store::catalog::Plan,
+    now: DateTime<Utc>,
 ) -> ApiResult<SubscriptionDto> {
-    let now = Utc::now();
     let recurring = s.status == "active" && s.current_period_end.is_some();
-    let currency = Currency::parse(&plan.currency).map_err(|e| ApiError::Internal(e.into()))?;
-    let price = Money::rounded(plan.price, currency);
+    let currency =
+        Currency::parse(&next_plan.currency).map_err(|e| ApiError::Internal(e.into()))?;
+    let price = Money::rounded(next_plan.price, currency);
     Ok(SubscriptionDto {
         id: s.id,
         plan: plan.code.clone(),
@@ -166,7 +170,8 @@ fn created_response(created: Created) -> ApiResult<HttpResponse> {
         header::LOCATION,
         format!("/v1/tenants/{}", created.tenant.tenant.id),
     ));
-    let subscription = subscription_dto(created.subscription, &created.plan)?;
+    let now = created.subscription.created_at;
+    let subscription = subscription_dto(created.subscription, &created.plan, &created.plan, now)?;
     Ok(res.json(CreatedTenantDto {
         tenant: tenant_dto(created.tenant),
         subscription,
@@ -544,8 +549,23 @@ pub async fn get_subscription(
     let mut conn = state.pool.get().await?;
     let view = service::find(&mut conn, &principal, &id).await?;
     let (sub, plan) = store::subscription_of(&mut conn, view.tenant.id).await?;
-    let mut dto = subscription_dto(sub, &plan)?;
-    if let Some(change) = tenantry_store::billing::open_change(&mut conn, view.tenant.id).await? {
+    let now = tenantry_billing::Clock::new(state.settings.billing.sandbox)
+        .now(&mut conn)
+        .await?;
+    let open = tenantry_store::billing::open_change(&mut conn, view.tenant.id).await?;
+    // A downgrade scheduled for the period end sets the next charge's price.
+    let next_plan = match &open {
+        Some(c)
+            if c.status == "scheduled"
+                && c.effective_at.is_some()
+                && c.effective_at <= sub.current_period_end =>
+        {
+            tenantry_store::catalog::find_plan_by_id(&mut conn, c.to_plan_id).await?
+        }
+        _ => plan.clone(),
+    };
+    let mut dto = subscription_dto(sub, &plan, &next_plan, now)?;
+    if let Some(change) = open {
         let change = crate::routes::billing::change_dto(&mut conn, change).await?;
         dto.scheduled_plan_change = serde_json::to_value(change).ok();
     }

@@ -235,6 +235,10 @@ async fn downgrades_wait_for_the_period_end_and_can_be_canceled() {
     );
     assert_eq!(out["plan_change"]["amount"]["amount"], "0.00");
     assert_eq!(sub["scheduled_plan_change"]["to_plan"], "basic");
+    assert_eq!(
+        sub["next_charge_amount"]["amount"], "29.00",
+        "the renewal at the period end bills the new plan"
+    );
     let tenant: Value = app
         .get_as(&format!("/v1/tenants/{t}"), &owner.access_token)
         .await
