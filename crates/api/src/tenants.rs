@@ -240,6 +240,43 @@ async fn checkout(
     Ok(session.url)
 }
 
+/// The checked parts of a new tenant.
+struct NewTenantParts {
+    company: String,
+    slug: TenantSlug,
+    email: Email,
+    product: Product,
+    plan: Plan,
+}
+
+/// Validates what every new tenant needs, naming each bad field; `email_field`
+/// is the field the email came in; `extra` adds the caller's own checks.
+async fn validate_new_tenant(
+    conn: &mut AsyncPgConnection,
+    company: &str,
+    slug: &str,
+    (email_field, email): (&str, &str),
+    (product, plan): (&str, &str),
+    extra: impl FnOnce(&mut ValidationErrors),
+) -> Result<NewTenantParts, ApiError> {
+    let mut errors = ValidationErrors::new();
+    let company = company_name(company, &mut errors);
+    let slug = errors.check("slug", TenantSlug::parse(slug));
+    let email = errors.check(email_field, Email::parse(email));
+    extra(&mut errors);
+    let chosen = product_and_plan(conn, product, plan, &mut errors).await?;
+    Ok(errors.into_result(|| {
+        let (product, plan) = chosen?;
+        Some(NewTenantParts {
+            company: company?,
+            slug: slug?,
+            email: email?,
+            product,
+            plan,
+        })
+    })?)
+}
+
 /// Self-service signup: the tenant (`pending_payment`), its `tenant_owner`
 /// and its subscription (`incomplete`) in one transaction, then a checkout
 /// for a paid plan; a free plan goes straight to provisioning with a job.
@@ -252,15 +289,24 @@ pub async fn signup(
     input: SignupInput,
     client: &ClientInfo,
 ) -> Result<Created, ApiError> {
-    let mut errors = ValidationErrors::new();
-    let company = company_name(&input.company_name, &mut errors);
-    let slug = errors.check("slug", TenantSlug::parse(&input.slug));
-    let email = errors.check("email", Email::parse(&input.email));
-    errors.check("password", password::check_new_password(&input.password));
     let mut conn = state.pool.get().await?;
-    let chosen = product_and_plan(&mut conn, &input.product, &input.plan, &mut errors).await?;
-    let (company, slug, email, (product, plan)) =
-        errors.into_result(|| Some((company?, slug?, email?, chosen?)))?;
+    let NewTenantParts {
+        company,
+        slug,
+        email,
+        product,
+        plan,
+    } = validate_new_tenant(
+        &mut conn,
+        &input.company_name,
+        &input.slug,
+        ("email", &input.email),
+        (&input.product, &input.plan),
+        |errors| {
+            errors.check("password", password::check_new_password(&input.password));
+        },
+    )
+    .await?;
 
     let phc = password::hash_blocking(&state.auth.hasher, &input.password).await?;
     let free = price_of(&plan)?.amount().is_zero();
@@ -327,14 +373,22 @@ pub async fn create_for_customer(
     input: CreateTenantInput,
     client: &ClientInfo,
 ) -> Result<Created, ApiError> {
-    let mut errors = ValidationErrors::new();
-    let company = company_name(&input.company_name, &mut errors);
-    let slug = errors.check("slug", TenantSlug::parse(&input.slug));
-    let email = errors.check("owner_email", Email::parse(&input.owner_email));
     let mut conn = state.pool.get().await?;
-    let chosen = product_and_plan(&mut conn, &input.product, &input.plan, &mut errors).await?;
-    let (company, slug, email, (product, plan)) =
-        errors.into_result(|| Some((company?, slug?, email?, chosen?)))?;
+    let NewTenantParts {
+        company,
+        slug,
+        email,
+        product,
+        plan,
+    } = validate_new_tenant(
+        &mut conn,
+        &input.company_name,
+        &input.slug,
+        ("owner_email", &input.owner_email),
+        (&input.product, &input.plan),
+        |_| {},
+    )
+    .await?;
     if identity::find_user_by_email(&mut conn, email.as_str())
         .await?
         .is_some()

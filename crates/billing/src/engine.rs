@@ -1054,15 +1054,3 @@ async fn renew_page(
     }
     Ok(report)
 }
-
-/// The amount a quote's lines add up to, checked (used by tests and the API
-/// to show that preview and charge agree).
-///
-/// # Errors
-/// On mixed currencies.
-pub fn lines_total(lines: &[ProrationLine], currency: Currency) -> Result<Money, BillingError> {
-    lines
-        .iter()
-        .try_fold(Money::zero(currency), |sum, l| sum.checked_add(&l.amount))
-        .map_err(|e| BillingError::Money(e.to_string()))
-}

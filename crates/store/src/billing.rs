@@ -17,7 +17,6 @@ use uuid::Uuid;
 use crate::{
     Page, PageRequest, StoreError,
     schema::{charges, plan_changes, sandbox_clock, subscriptions, tenants},
-    tenants::Subscription,
 };
 
 /// A plan change row (history is never deleted).
@@ -555,22 +554,6 @@ pub async fn set_sandbox_offset(
         .execute(conn)
         .await?;
     Ok(())
-}
-
-/// Locks a subscription.
-///
-/// # Errors
-/// [`StoreError::NotFound`].
-pub async fn lock_subscription(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-) -> Result<Subscription, StoreError> {
-    Ok(subscriptions::table
-        .find(id)
-        .select(Subscription::as_select())
-        .for_update()
-        .first(conn)
-        .await?)
 }
 
 /// A subscription whose period has ended, with its plan's price.
