@@ -958,3 +958,42 @@ async fn the_sandbox_clock_exists_only_in_sandbox_mode() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn serve_runs_the_processor_on_its_own() {
+    let app = spawn_app_with(|s| s.billing_interval = std::time::Duration::from_millis(200)).await;
+    let (t, owner) = owner_of(&app, "acme", "odoo", "pro").await;
+    assert_eq!(
+        app.post_as(
+            &format!("/v1/tenants/{t}/plan-change"),
+            &owner.access_token,
+            json!({"plan": "basic"})
+        )
+        .await
+        .status(),
+        201
+    );
+    // The change falls due; nobody calls the processor.
+    app.sql()
+        .await
+        .execute("UPDATE plan_changes SET effective_at = now() - interval '1 second' WHERE tenant_id = $1", &[&t])
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let tenant: Value = app
+            .get_as(&format!("/v1/tenants/{t}"), &owner.access_token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if tenant["plan"] == "basic" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the periodic processor never applied the change"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
