@@ -107,6 +107,11 @@ async fn start_session(
     let ttl = chrono::Duration::from_std(state.auth.settings.refresh_token_ttl)
         .map_err(|e| ApiError::Internal(e.into()))?;
     identity::start_refresh_family(conn, user.id, &token_hash(&refresh), Utc::now() + ttl).await?;
+    session(state, user, refresh)
+}
+
+/// A session for `user` with a fresh access token and `refresh` for the cookie.
+fn session(state: &AppState, user: &User, refresh: String) -> Result<Session, ApiError> {
     Ok(Session {
         access_token: state
             .auth
@@ -254,15 +259,7 @@ pub async fn refresh(
                 identity::revoke_family(&mut conn, family_id).await?;
                 return Err(refused("the user is disabled"));
             }
-            Ok(Session {
-                access_token: state
-                    .auth
-                    .jwt
-                    .issue(user.id, &user.role, user.tenant_id)
-                    .map_err(ApiError::Internal)?,
-                expires_in: state.auth.jwt.ttl_secs(),
-                refresh_token: SecretString::from(new_refresh),
-            })
+            session(state, &user, new_refresh)
         }
     }
 }
