@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tenantry_billing::{Clock, PaymentGateway, SandboxGateway, engine};
+use tenantry_billing::{PaymentGateway, SandboxGateway, engine};
 
 use crate::{config::Settings, error::error_chain};
 
@@ -31,7 +31,7 @@ pub async fn run_once(settings: &Settings) -> anyhow::Result<engine::ProcessRepo
     Ok(engine::process_due(
         &pool,
         gateway.as_ref(),
-        &Clock::new(settings.billing.sandbox),
+        &settings.billing_clock(),
         &settings.billing,
     )
     .await?)
@@ -52,7 +52,7 @@ pub fn spawn_periodic(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let clock = Clock::new(settings.billing.sandbox);
+            let clock = settings.billing_clock();
             match engine::process_due(&pool, gateway.as_ref(), &clock, &settings.billing).await {
                 Ok(r) if r != engine::ProcessReport::default() => {
                     tracing::info!(?r, "billing processor ran")

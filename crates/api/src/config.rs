@@ -470,6 +470,11 @@ impl Settings {
         })
     }
 
+    /// The billing clock these settings call for (sandbox offset or real time).
+    pub fn billing_clock(&self) -> tenantry_billing::Clock {
+        tenantry_billing::Clock::new(self.billing.sandbox)
+    }
+
     /// A one-connection pool, for CLI commands.
     ///
     /// # Errors

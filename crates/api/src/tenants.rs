@@ -316,9 +316,7 @@ pub async fn signup(
         TenantStatus::PendingPayment
     };
     let tenant = new_tenant(&slug, &company, &product, &plan, status);
-    let billing_now = tenantry_billing::Clock::new(state.settings.billing.sandbox)
-        .now(&mut conn)
-        .await?;
+    let billing_now = state.settings.billing_clock().now(&mut conn).await?;
     let subscription = new_subscription(tenant.id, &plan, free, billing_now)?;
     let (owner, job) = conn
         .transaction::<_, ApiError, _>(async |conn| {
@@ -405,9 +403,7 @@ pub async fn create_for_customer(
         TenantStatus::PendingPayment
     };
     let tenant = new_tenant(&slug, &company, &product, &plan, status);
-    let billing_now = tenantry_billing::Clock::new(state.settings.billing.sandbox)
-        .now(&mut conn)
-        .await?;
+    let billing_now = state.settings.billing_clock().now(&mut conn).await?;
     let subscription = new_subscription(tenant.id, &plan, paid_up, billing_now)?;
     let token = random_token(32);
     let ttl = Duration::from_std(state.settings.invitation_ttl)

@@ -231,7 +231,7 @@ fn actor(principal: &Principal, client: &ClientInfo) -> Actor {
 }
 
 fn clock(state: &AppState) -> Clock {
-    Clock::new(state.settings.billing.sandbox)
+    state.settings.billing_clock()
 }
 
 async fn tenant_id(state: &AppState, principal: &Principal, id: &str) -> ApiResult<Uuid> {

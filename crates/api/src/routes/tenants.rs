@@ -549,9 +549,7 @@ pub async fn get_subscription(
     let mut conn = state.pool.get().await?;
     let view = service::find(&mut conn, &principal, &id).await?;
     let (sub, plan) = store::subscription_of(&mut conn, view.tenant.id).await?;
-    let now = tenantry_billing::Clock::new(state.settings.billing.sandbox)
-        .now(&mut conn)
-        .await?;
+    let now = state.settings.billing_clock().now(&mut conn).await?;
     let open = tenantry_store::billing::open_change(&mut conn, view.tenant.id).await?;
     // A downgrade scheduled for the period end sets the next charge's price.
     let next_plan = match &open {
