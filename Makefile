@@ -6,13 +6,16 @@ SHELL := /bin/bash
 DIESEL_CLI_VERSION := 2.3.14
 .DEFAULT_GOAL := help
 
-.PHONY: help run test fmt lint check-layers openapi schema tools bench clean
+.PHONY: help run demo test fmt lint check-layers openapi schema tools bench bench-placement bench-provision clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-run: ## start the control plane (private PostgreSQL under $TENANTRY_DATA_DIR unless DATABASE_URL is set)
+run: ## start the whole control plane: PostgreSQL, simulated Proxmox nodes, Stripe stand-in, demo admin
 	@scripts/run
+
+demo: ## drive the main path (signup → paid → provisioned → upgrade → migrated → downgrade) against `make run`
+	@scripts/demo
 
 test: ## fmt check, clippy -D warnings, layer check, every test (starts its own PostgreSQL unless DATABASE_URL is set)
 	@scripts/test
@@ -36,6 +39,12 @@ schema: ## regenerate crates/store/src/schema.rs from the migrations (needs a Po
 tools: ## install the tools `make test` needs (cargo-nextest, diesel CLI)
 	@command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 	@diesel --version 2>/dev/null | grep -q "$(DIESEL_CLI_VERSION)" || cargo install diesel_cli --version $(DIESEL_CLI_VERSION) --no-default-features --features postgres --locked
+
+bench-placement: ## µs per placement decision over 1,000 nodes (release build; figures in bench/README.md)
+	cargo bench --locked -p tenantry-domain --bench placement
+
+bench-provision: ## tenants/s: 1,000 tenants provisioned against pve-sim, 2/4/8 workers (release build; figures in bench/README.md)
+	@bench/provision.sh
 
 clean: ## remove build output and the local data dir (stops its PostgreSQL first)
 	-scripts/pg-cluster stop "$${TENANTRY_DATA_DIR:-./var}/postgres"

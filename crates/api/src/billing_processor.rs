@@ -3,16 +3,41 @@
 
 use std::sync::Arc;
 
-use tenantry_billing::{PaymentGateway, SandboxGateway, engine};
+use tenantry_billing::{DisabledGateway, PaymentGateway, SandboxGateway, engine, stripe};
 
-use crate::{config::Settings, error::error_chain};
+use crate::{
+    config::{Payments, Settings},
+    error::error_chain,
+};
 
-/// The gateway the processor charges through (the sandbox one until Stripe lands).
-pub fn gateway(settings: &Settings) -> Arc<dyn PaymentGateway> {
-    Arc::new(SandboxGateway::new(format!(
-        "{}/sandbox",
-        settings.public_url
-    )))
+/// The Stripe client, when payments go through Stripe.
+///
+/// # Errors
+/// An unusable key or API URL.
+pub fn stripe_client(settings: &Settings) -> anyhow::Result<Option<stripe::Stripe>> {
+    match &settings.payments {
+        Payments::Stripe(s) => Ok(Some(stripe::Stripe::new(s.clone())?)),
+        _ => Ok(None),
+    }
+}
+
+/// The gateway payments go through: Stripe, the sandbox (no money moves),
+/// or none (payments disabled: operators mark payments).
+pub fn gateway(
+    settings: &Settings,
+    stripe: Option<&stripe::Stripe>,
+    pool: &tenantry_store::Pool,
+) -> Arc<dyn PaymentGateway> {
+    match (&settings.payments, stripe) {
+        (Payments::Disabled, _) => Arc::new(DisabledGateway),
+        (Payments::Stripe(_), Some(s)) => {
+            Arc::new(stripe::StripeGateway::new(s.clone(), pool.clone()))
+        }
+        _ => Arc::new(SandboxGateway::new(format!(
+            "{}/sandbox",
+            settings.public_url
+        ))),
+    }
 }
 
 /// One run, now.
@@ -27,7 +52,8 @@ pub async fn run_once(settings: &Settings) -> anyhow::Result<engine::ProcessRepo
             timeout: settings.db_timeout,
         },
     )?;
-    let gateway = gateway(settings);
+    let stripe = stripe_client(settings)?;
+    let gateway = gateway(settings, stripe.as_ref(), &pool);
     Ok(engine::process_due(
         &pool,
         gateway.as_ref(),
@@ -61,6 +87,41 @@ pub fn spawn_periodic(
                 Err(e) => {
                     tracing::error!(error = %error_chain(&e), "billing processor failed; retrying next tick")
                 }
+            }
+        }
+    }))
+}
+
+/// Enqueues a `stripe.reconcile` job every `TENANTRY_STRIPE_RECONCILE_INTERVAL_SECS`
+/// (one live job at a time, whatever the replicas), until aborted; `None`
+/// without Stripe or with an interval of 0.
+pub fn spawn_reconcile(
+    pool: tenantry_store::Pool,
+    settings: Arc<Settings>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if !matches!(settings.payments, Payments::Stripe(_))
+        || settings.stripe_reconcile_interval.is_zero()
+    {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(settings.stripe_reconcile_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let enqueued = async {
+                let mut conn = pool.get().await?;
+                tenantry_store::jobs::enqueue(
+                    &mut conn,
+                    stripe::jobs::RECONCILE,
+                    None,
+                    serde_json::json!({}),
+                    Some(stripe::jobs::RECONCILE),
+                )
+                .await
+            };
+            if let Err(e) = enqueued.await {
+                tracing::warn!(error = %error_chain(&e), "cannot enqueue the Stripe reconciliation; retrying next tick");
             }
         }
     }))

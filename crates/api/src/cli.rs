@@ -10,10 +10,11 @@ const AFTER_HELP: &str = "\
 Configuration: flags > environment variables > the --config TOML file (keys are the flags' \
 names in snake_case, e.g. listen = \"0.0.0.0:8080\") > defaults. Each flag above names its variable.
 
-Also read by `make run` / `make test` (not by this binary):
-  TENANTRY_DATA_DIR   where `make run` keeps its private PostgreSQL cluster [default: ./var]
+Also read by `make run` / `make demo` / `make test` (not by this binary; README.md, Configuration):
+  TENANTRY_DATA_DIR   where `make run` keeps its private PostgreSQL cluster and demo secrets [default: ./var]
   TENANTRY_PG_PORT    port of that cluster [default: 54329; `make test` uses 54330]
-  PG_BIN              directory of the PostgreSQL server binaries [default: newest /usr/lib/postgresql/*/bin]";
+  PG_BIN              directory of the PostgreSQL server binaries [default: newest /usr/lib/postgresql/*/bin]
+  TENANTRY_PVE_SIM_LISTEN, TENANTRY_STRIPE_SIM_LISTEN, TENANTRY_DOCKER_NODE…  the simulators `make run` starts";
 
 /// Tenantry: the control plane of a multi-tenant SaaS host.
 #[derive(Parser)]
@@ -36,8 +37,11 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Apply pending migrations (under an advisory lock) and serve the HTTP API.
+    /// Apply pending migrations (under an advisory lock) and serve the HTTP API
+    /// (and `TENANTRY_WORKERS` job workers).
     Serve,
+    /// Run job workers only (at least one), until SIGTERM or Ctrl-C.
+    Worker,
     /// Manage database migrations.
     Migrate {
         /// Migration action.
@@ -58,6 +62,12 @@ pub enum Command {
         #[command(subcommand)]
         action: BillingAction,
     },
+    /// Stripe: sync the catalog, reconcile missed events.
+    Stripe {
+        /// Stripe action.
+        #[command(subcommand)]
+        action: StripeAction,
+    },
     /// Manage platform administrators.
     Admin {
         /// Admin action.
@@ -73,6 +83,18 @@ pub enum BillingAction {
     /// changes, expire unpaid upgrades, charge renewals, suspend and
     /// terminate overdue subscriptions. Safe to run alongside `serve`.
     ProcessDue,
+}
+
+/// `tenantry stripe …` (needs `TENANTRY_STRIPE_SECRET_KEY`).
+#[derive(Debug, Subcommand)]
+pub enum StripeAction {
+    /// Create or update a Stripe Product per active product and a Price per
+    /// active paid plan (archiving a plan's old Price when its price
+    /// changed). Idempotent: a second run changes nothing.
+    SyncCatalog,
+    /// Process recent Stripe events (the last 3 days) that no webhook
+    /// delivered, through the webhook's idempotent path.
+    Reconcile,
 }
 
 /// `tenantry admin …`
@@ -209,6 +231,27 @@ mod tests {
                 let env = env.to_string_lossy();
                 assert!(sample.contains(&*env), ".env.sample lacks {env}");
             }
+        }
+    }
+
+    /// The README's configuration table has a row for every variable of
+    /// `.env.sample` (which has every setting's variable, checked above).
+    #[test]
+    fn the_readme_configuration_table_lists_every_variable() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../");
+        let sample = std::fs::read_to_string(format!("{root}.env.sample")).unwrap();
+        let readme = std::fs::read_to_string(format!("{root}README.md")).unwrap();
+        let vars: Vec<&str> = sample
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+            .filter(|k| !k.starts_with('#') && !k.is_empty())
+            .collect();
+        assert!(vars.len() > 50, "{vars:?}");
+        for var in vars {
+            assert!(
+                readme.contains(&format!("| `{var}` |")),
+                "README.md's configuration table lacks {var}"
+            );
         }
     }
 

@@ -255,6 +255,166 @@ pub struct SettingsArgs {
     /// Sandbox mode: admins may move the billing clock (`POST /v1/sandbox/clock`). Never in production.
     #[arg(long, env = "TENANTRY_SANDBOX", default_value_t = false, global = true)]
     pub sandbox: bool,
+
+    /// Job worker tasks run by `serve` (0: none; run `tenantry worker` instead) and by `worker`.
+    #[arg(long, env = "TENANTRY_WORKERS", default_value_t = 2, global = true)]
+    pub workers: usize,
+
+    /// Seconds between job-queue polls when no NOTIFY wakes the workers.
+    #[arg(
+        long,
+        env = "TENANTRY_JOB_POLL_SECS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub job_poll_secs: u64,
+
+    /// Seconds without a heartbeat after which a running job is re-queued (its worker died); heartbeats go every third of it.
+    #[arg(
+        long,
+        env = "TENANTRY_JOB_LEASE_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub job_lease_secs: u64,
+
+    /// Tenants are served at `https://{slug}.{TENANTRY_BASE_DOMAIN}`.
+    #[arg(
+        long,
+        env = "TENANTRY_BASE_DOMAIN",
+        default_value = "tenantry.localhost",
+        global = true
+    )]
+    pub base_domain: String,
+
+    /// PostgreSQL servers for tenant databases (an admin URL each): `URL` for all products, or `default=URL,odoo=URL2` by product slug. Unset: the control plane's own server (DATABASE_URL).
+    #[arg(
+        long,
+        env = "TENANTRY_TENANT_DATABASE_URLS",
+        global = true,
+        hide_env_values = true
+    )]
+    pub tenant_database_urls: Option<String>,
+
+    /// Host name tenant apps reach the tenant database server at (`{{db_host}}`, `DATABASE_HOST`), e.g. the Docker bridge gateway 172.17.0.1; default: the host of its URL.
+    #[arg(long, env = "TENANTRY_TENANT_DATABASE_HOST", global = true)]
+    pub tenant_database_host: Option<String>,
+
+    /// Seconds a Docker deploy waits for the app to answer HTTP on its port before it fails (and removes the container).
+    #[arg(
+        long,
+        env = "TENANTRY_DOCKER_READY_TIMEOUT_SECS",
+        default_value_t = 120,
+        global = true
+    )]
+    pub docker_ready_timeout_secs: u64,
+
+    /// Directory of compose stack templates (`<dir>/<stack>/docker-compose.yml`).
+    #[arg(
+        long,
+        env = "TENANTRY_STACKS_DIR",
+        default_value = "./docker/stacks",
+        global = true
+    )]
+    pub stacks_dir: std::path::PathBuf,
+
+    /// Milliseconds between polls of a running Proxmox task's status.
+    #[arg(
+        long,
+        env = "TENANTRY_PROXMOX_TASK_POLL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub proxmox_task_poll_ms: u64,
+
+    /// Directory of final backups (`pg_dump`) taken before a tenant database is dropped.
+    #[arg(
+        long,
+        env = "TENANTRY_BACKUP_DIR",
+        default_value = "./var/backups",
+        global = true
+    )]
+    pub backup_dir: std::path::PathBuf,
+
+    /// Seconds between node health checks enqueued by `serve` (0: none).
+    #[arg(
+        long,
+        env = "TENANTRY_NODE_CHECK_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub node_check_secs: u64,
+
+    /// Seconds of back-off after a job's first failed attempt, doubling after each next one (at most one hour).
+    #[arg(
+        long,
+        env = "TENANTRY_JOB_BACKOFF_SECS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub job_backoff_secs: u64,
+
+    /// Payments: `stripe`, `sandbox` (no money moves) or `disabled` (an operator marks payments) [default: stripe when a Stripe key is set, else sandbox].
+    #[arg(long, env = "TENANTRY_PAYMENTS", global = true,
+          value_parser = ["stripe", "sandbox", "disabled"])]
+    pub payments: Option<String>,
+
+    /// Stripe secret API key, `sk_…` (a secret).
+    #[arg(
+        long,
+        env = "TENANTRY_STRIPE_SECRET_KEY",
+        hide_env_values = true,
+        hide_default_value = true,
+        global = true
+    )]
+    pub stripe_secret_key: Option<String>,
+
+    /// Stripe webhook signing secrets, `whsec_…`, comma-separated: any one verifies, for rotation (a secret).
+    #[arg(
+        long,
+        env = "TENANTRY_STRIPE_WEBHOOK_SECRETS",
+        hide_env_values = true,
+        hide_default_value = true,
+        global = true
+    )]
+    pub stripe_webhook_secrets: Option<String>,
+
+    /// Stripe API base URL (a local stand-in in tests and the demo).
+    #[arg(
+        long,
+        env = "TENANTRY_STRIPE_API_BASE",
+        default_value = "https://api.stripe.com/",
+        global = true
+    )]
+    pub stripe_api_base: String,
+
+    /// Where Checkout sends a customer who paid (`{CHECKOUT_SESSION_ID}` is replaced by Stripe) [default: PUBLIC_URL/billing/success?session_id={CHECKOUT_SESSION_ID}].
+    #[arg(long, env = "TENANTRY_STRIPE_SUCCESS_URL", global = true)]
+    pub stripe_success_url: Option<String>,
+
+    /// Where Checkout sends a customer who gave up [default: PUBLIC_URL/billing/canceled].
+    #[arg(long, env = "TENANTRY_STRIPE_CANCEL_URL", global = true)]
+    pub stripe_cancel_url: Option<String>,
+
+    /// Seconds between Stripe reconciliations inside `serve` (a `stripe.reconcile` job; 0: none).
+    #[arg(
+        long,
+        env = "TENANTRY_STRIPE_RECONCILE_INTERVAL_SECS",
+        default_value_t = 900,
+        global = true
+    )]
+    pub stripe_reconcile_interval_secs: u64,
+}
+
+/// How customers pay.
+#[derive(Debug, Clone)]
+pub enum Payments {
+    /// No money moves: checkout URLs lead to a sandbox page.
+    Sandbox,
+    /// Payments are off: paid plans wait for an operator to mark payment.
+    Disabled,
+    /// Stripe.
+    Stripe(tenantry_billing::stripe::StripeSettings),
 }
 
 impl fmt::Debug for SettingsArgs {
@@ -298,6 +458,77 @@ pub struct Settings {
     pub billing: tenantry_billing::EngineSettings,
     /// Seconds between processor runs in `serve` (0: none).
     pub billing_interval: Duration,
+    /// Job workers (count, timings).
+    pub jobs: JobSettings,
+    /// How customers pay.
+    pub payments: Payments,
+    /// Seconds between Stripe reconciliations in `serve` (0: none).
+    pub stripe_reconcile_interval: Duration,
+    /// Provisioning settings.
+    pub provisioning: ProvisioningSettings,
+}
+
+/// Where tenants are served and their databases kept.
+#[derive(Clone)]
+pub struct ProvisioningSettings {
+    /// `https://{slug}.{base_domain}`.
+    pub base_domain: String,
+    /// `TENANTRY_TENANT_DATABASE_URLS` as given (secret).
+    pub tenant_database_urls: Option<SecretString>,
+    /// Final backups go here.
+    pub backup_dir: std::path::PathBuf,
+    /// Proxmox task polling period.
+    pub task_poll: Duration,
+    /// Host apps reach the tenant database server at.
+    pub tenant_database_host: Option<String>,
+    /// Compose stack templates.
+    pub stacks_dir: std::path::PathBuf,
+    /// How long a Docker deploy waits for HTTP.
+    pub docker_ready_timeout: Duration,
+}
+
+impl fmt::Debug for ProvisioningSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProvisioningSettings")
+            .field("base_domain", &self.base_domain)
+            .field(
+                "tenant_database_urls",
+                &self.tenant_database_urls.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("backup_dir", &self.backup_dir)
+            .field("task_poll", &self.task_poll)
+            .field("tenant_database_host", &self.tenant_database_host)
+            .field("stacks_dir", &self.stacks_dir)
+            .field("docker_ready_timeout", &self.docker_ready_timeout)
+            .finish()
+    }
+}
+
+/// How the job workers run.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// Worker tasks (0: none in `serve`).
+    pub workers: usize,
+    /// Polling period.
+    pub poll_interval: Duration,
+    /// Lease: a job without a heartbeat for this long is re-queued.
+    pub lease: Duration,
+    /// Back-off after the first failed attempt.
+    pub backoff_base: Duration,
+    /// Period of the node health checks (zero: none).
+    pub node_check_interval: Duration,
+}
+
+impl JobSettings {
+    /// The worker configuration these settings describe, for `workers` tasks.
+    pub fn worker_config(&self, workers: usize) -> tenantry_store::worker::WorkerConfig {
+        let mut c = tenantry_store::worker::WorkerConfig::new(workers);
+        c.poll_interval = self.poll_interval;
+        c.lease = self.lease;
+        c.heartbeat_interval = (self.lease / 3).max(Duration::from_millis(100));
+        c.backoff.base = self.backoff_base;
+        c
+    }
 }
 
 /// Identity and access settings.
@@ -388,12 +619,16 @@ impl fmt::Debug for Settings {
             .field("http_workers", &self.http_workers)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("auth", &self.auth)
+            .field("jobs", &self.jobs)
+            .field("provisioning", &self.provisioning)
+            .field("payments", &self.payments)
             .finish_non_exhaustive()
     }
 }
 
 impl From<SettingsArgs> for Settings {
     fn from(a: SettingsArgs) -> Self {
+        let payments = payments(&a);
         Self {
             database_url: a
                 .database_url
@@ -425,6 +660,27 @@ impl From<SettingsArgs> for Settings {
                 ..tenantry_billing::EngineSettings::default()
             },
             billing_interval: Duration::from_secs(a.billing_interval_secs),
+            provisioning: ProvisioningSettings {
+                base_domain: a.base_domain.trim_matches('.').to_owned(),
+                tenant_database_urls: a
+                    .tenant_database_urls
+                    .filter(|u| !u.is_empty())
+                    .map(SecretString::from),
+                backup_dir: a.backup_dir,
+                task_poll: Duration::from_millis(a.proxmox_task_poll_ms.max(10)),
+                tenant_database_host: a.tenant_database_host.filter(|h| !h.is_empty()),
+                stacks_dir: a.stacks_dir,
+                docker_ready_timeout: Duration::from_secs(a.docker_ready_timeout_secs.max(1)),
+            },
+            payments,
+            stripe_reconcile_interval: Duration::from_secs(a.stripe_reconcile_interval_secs),
+            jobs: JobSettings {
+                workers: a.workers,
+                poll_interval: Duration::from_secs(a.job_poll_secs.max(1)),
+                lease: Duration::from_secs(a.job_lease_secs.max(1)),
+                backoff_base: Duration::from_secs(a.job_backoff_secs),
+                node_check_interval: Duration::from_secs(a.node_check_secs),
+            },
             auth: AuthSettings {
                 jwt_keys: a.jwt_keys.filter(|k| !k.is_empty()).map(SecretString::from),
                 secret_keys: a
@@ -510,6 +766,27 @@ impl Settings {
                 ..tenantry_billing::EngineSettings::default()
             },
             billing_interval: Duration::ZERO,
+            provisioning: ProvisioningSettings {
+                base_domain: "tenantry.test".into(),
+                tenant_database_urls: None,
+                backup_dir: std::env::temp_dir().join("tenantry-test-backups"),
+                task_poll: Duration::from_millis(20),
+                tenant_database_host: None,
+                stacks_dir: std::path::PathBuf::from(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../docker/stacks"
+                )),
+                docker_ready_timeout: Duration::from_secs(60),
+            },
+            payments: Payments::Sandbox,
+            stripe_reconcile_interval: Duration::ZERO,
+            jobs: JobSettings {
+                workers: 0,
+                poll_interval: Duration::from_secs(1),
+                lease: Duration::from_secs(10),
+                backoff_base: Duration::from_millis(50),
+                node_check_interval: Duration::ZERO,
+            },
             auth: AuthSettings {
                 jwt_keys: Some(SecretString::from(random_key_list("test-jwt"))),
                 secret_keys: Some(SecretString::from(random_key_list("test-seal"))),
@@ -529,6 +806,48 @@ impl Settings {
                 totp_issuer: "Tenantry".into(),
             },
         }
+    }
+}
+
+fn payments(a: &SettingsArgs) -> Payments {
+    let key = a.stripe_secret_key.clone().filter(|k| !k.is_empty());
+    let public = a
+        .public_url
+        .clone()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| format!("http://{}", a.listen));
+    let public = public.trim_end_matches('/');
+    match (a.payments.as_deref(), key) {
+        (Some("disabled"), _) => Payments::Disabled,
+        (Some("sandbox"), _) | (None, None) => Payments::Sandbox,
+        // `stripe` without a key: requests fail with Stripe's 401 (reported as refused).
+        (_, key) => Payments::Stripe(tenantry_billing::stripe::StripeSettings {
+            secret_key: SecretString::from(key.unwrap_or_default()),
+            webhook_secrets: a
+                .stripe_webhook_secrets
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| SecretString::from(s.to_owned()))
+                .collect(),
+            api_base: format!("{}/", a.stripe_api_base.trim_end_matches('/')),
+            success_url: a
+                .stripe_success_url
+                .clone()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| {
+                    format!("{public}/billing/success?session_id={{CHECKOUT_SESSION_ID}}")
+                }),
+            cancel_url: a
+                .stripe_cancel_url
+                .clone()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| format!("{public}/billing/canceled")),
+            tolerance_secs: 300,
+            retries: 3,
+        }),
     }
 }
 

@@ -48,9 +48,15 @@ fn main() -> ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(settings).await,
+        Command::Worker => tenantry_api::workers::run_standalone(settings).await,
         Command::Migrate { action } => migrate(action, &settings).await,
         Command::Openapi => {
             print!("{}", tenantry_api::openapi::to_pretty_json()?);
+            Ok(())
+        }
+        Command::Stripe { action } => {
+            let line = tenantry_api::stripe_cli::run(&settings, action).await?;
+            println!("{line}");
             Ok(())
         }
         Command::Billing {

@@ -29,21 +29,53 @@ pub struct AppState {
     pub auth: Auth,
     /// The payment provider.
     pub gateway: std::sync::Arc<dyn tenantry_billing::PaymentGateway>,
+    /// The Stripe client, when payments go through Stripe.
+    pub stripe: Option<tenantry_billing::stripe::Stripe>,
     /// The process's settings.
     pub settings: std::sync::Arc<Settings>,
 }
 
 impl AppState {
-    /// The state of an app on `pool`, with the sandbox payment gateway
-    /// (the Stripe issue adds the real one).
-    pub fn new(pool: Pool, registry: Registry, auth: Auth, settings: &Settings) -> Self {
-        Self {
+    /// The state of an app on `pool`, with the payment gateway the settings
+    /// choose (Stripe, the sandbox, or none).
+    ///
+    /// # Errors
+    /// An unusable Stripe key or API URL.
+    pub fn new(
+        pool: Pool,
+        registry: Registry,
+        auth: Auth,
+        settings: &Settings,
+    ) -> anyhow::Result<Self> {
+        let stripe = crate::billing_processor::stripe_client(settings)?;
+        Ok(Self {
+            gateway: crate::billing_processor::gateway(settings, stripe.as_ref(), &pool),
+            stripe,
             pool,
             registry,
             auth,
-            gateway: crate::billing_processor::gateway(settings),
             settings: std::sync::Arc::new(settings.clone()),
-        }
+        })
+    }
+
+    /// The state built from settings alone (pool, metrics registry, keys):
+    /// what `serve` uses, and `tenantry worker` without the HTTP server.
+    ///
+    /// # Errors
+    /// When `DATABASE_URL` or the keys are missing or malformed.
+    pub fn from_settings(
+        settings: &Settings,
+    ) -> anyhow::Result<(Self, actix_web_prom::PrometheusMetrics)> {
+        let pool = Pool::new(
+            settings.require_database_url()?,
+            PoolSettings {
+                max_size: settings.db_pool_size as usize,
+                timeout: settings.db_timeout,
+            },
+        )?;
+        let (registry, http_metrics) = metrics::build(&pool)?;
+        let auth = Auth::new(&settings.auth)?;
+        Ok((Self::new(pool, registry, auth, settings)?, http_metrics))
     }
 }
 
@@ -70,17 +102,9 @@ impl Application {
     /// # Errors
     /// When `DATABASE_URL` is missing or the address cannot be bound.
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let pool = Pool::new(
-            settings.require_database_url()?,
-            PoolSettings {
-                max_size: settings.db_pool_size as usize,
-                timeout: settings.db_timeout,
-            },
-        )?;
-        let (registry, http_metrics) = metrics::build(&pool)?;
         crate::config::parse_proxies(&settings.raw_trusted_proxies).map_err(anyhow::Error::msg)?;
-        let auth = Auth::new(&settings.auth)?;
-        let state = web::Data::new(AppState::new(pool, registry, auth, settings));
+        let (state, http_metrics) = AppState::from_settings(settings)?;
+        let state = web::Data::new(state);
         let processor_state = state.clone();
         let listener = TcpListener::bind(settings.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
@@ -132,6 +156,16 @@ impl Application {
             self.state.gateway.clone(),
             self.state.settings.clone(),
         );
+        let reconciler = crate::billing_processor::spawn_reconcile(
+            self.state.pool.clone(),
+            self.state.settings.clone(),
+        );
+        let stop_workers = tokio_util::sync::CancellationToken::new();
+        let workers = crate::workers::spawn(&self.state, stop_workers.clone());
+        let health_checks = crate::nodes::spawn_health_checks(
+            self.state.get_ref().clone(),
+            self.state.settings.jobs.node_check_interval,
+        );
         let handle = self.server.handle();
         let on_signal = tokio::spawn(async move {
             shutdown_signal().await;
@@ -140,8 +174,15 @@ impl Application {
         });
         let result = self.server.await;
         on_signal.abort();
-        if let Some(p) = processor {
-            p.abort();
+        for task in [processor, reconciler].into_iter().flatten() {
+            task.abort();
+        }
+        if let Some(h) = health_checks {
+            h.abort();
+        }
+        stop_workers.cancel();
+        if let Some(w) = workers {
+            let _ = w.await;
         }
         result
     }
@@ -153,7 +194,7 @@ impl Application {
 }
 
 /// Resolves at the first SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(mut term) => {

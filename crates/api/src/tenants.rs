@@ -2,12 +2,10 @@
 //! members and invitations. Handlers call one function here; each change
 //! runs in one transaction and writes its activity rows in it.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Duration, DurationRound as _, Utc};
 use secrecy::SecretString;
 use serde_json::json;
-use tenantry_billing::{CheckoutRequest, PaymentGateway};
+use tenantry_billing::CheckoutRequest;
 use tenantry_domain::{
     BillingInterval, Currency, Email, Money, Role, SubscriptionStatus, TenantSlug, TenantStatus,
     ValidationErrors, billing::BillingPeriod,
@@ -27,6 +25,7 @@ use crate::{
     ApiError, AppState,
     audit::AuditEvent,
     auth::{ClientInfo, Principal, password},
+    config::Payments,
 };
 
 /// What `POST /v1/signup` takes.
@@ -219,14 +218,37 @@ fn provision_job_key(tenant: Uuid) -> String {
     format!("provision:{tenant}")
 }
 
+/// With Stripe, the `stripe.create_checkout` job, in the signup's
+/// transaction: if Stripe cannot be reached after the commit, a worker opens
+/// the session later (same idempotency key).
+async fn enqueue_checkout(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    tenant: &Tenant,
+    subscription: &Subscription,
+) -> Result<(), ApiError> {
+    if matches!(state.settings.payments, Payments::Stripe(_)) {
+        tenantry_billing::stripe::jobs::enqueue_checkout(conn, tenant.id, subscription.id).await?;
+    }
+    Ok(())
+}
+
+/// The checkout URL of a paid signup, opened after the signup committed
+/// (outbound calls never run inside a transaction). With Stripe this runs
+/// the `stripe.create_checkout` job's code inline; `None` when payments are
+/// disabled (an operator marks the payment).
 async fn checkout(
-    gateway: &Arc<dyn PaymentGateway>,
+    state: &AppState,
     tenant: &TenantView,
     subscription: &Subscription,
     email: &str,
     plan: &Plan,
-) -> Result<String, ApiError> {
-    let session = gateway
+) -> Result<Option<String>, ApiError> {
+    if matches!(state.settings.payments, Payments::Disabled) {
+        return Ok(None);
+    }
+    let session = state
+        .gateway
         .create_checkout(CheckoutRequest {
             tenant_id: tenant.tenant.id,
             subscription_id: subscription.id,
@@ -237,7 +259,49 @@ async fn checkout(
         })
         .await
         .map_err(|e| ApiError::Unavailable(anyhow::Error::new(e).context("opening a checkout")))?;
-    Ok(session.url)
+    Ok(Some(session.url))
+}
+
+/// Staff record a signup's payment made outside the provider (or with
+/// payments disabled): the tenant goes `pending_payment → provisioning` with
+/// its `provision` job, exactly as a paid checkout does.
+///
+/// # Errors
+/// `404`, `409 invalid-transition` when the tenant is not awaiting payment.
+pub async fn mark_signup_paid(
+    state: &AppState,
+    principal: &Principal,
+    id_or_slug: &str,
+    reference: &str,
+    client: &ClientInfo,
+) -> Result<(TenantView, Option<Job>), ApiError> {
+    let mut conn = state.pool.get().await?;
+    let view = find(&mut conn, principal, id_or_slug).await?;
+    let now = state.settings.billing_clock().now(&mut conn).await?;
+    let actor = tenantry_billing::engine::Actor {
+        user_id: Some(principal.user_id),
+        token_id: principal.token.as_ref().map(|t| t.id),
+        label: principal.label(),
+        client_ip: client.ip.map(|i| i.to_string()),
+        user_agent: client.user_agent.clone(),
+        request_id: client.request_id.clone(),
+    };
+    let tenant_id = view.tenant.id;
+    let job = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            let (sub, _) = tenants::subscription_of(conn, tenant_id).await?;
+            tenantry_billing::stripe::events::signup_paid_by(conn, now, &sub, reference, &actor)
+                .await?
+                .map_err(|status| {
+                    conflict(
+                        "invalid-transition",
+                        format!("the tenant is {status}, not awaiting payment"),
+                    )
+                })
+        })
+        .await?;
+    let view = find(&mut conn, principal, &tenant_id.to_string()).await?;
+    Ok((view, Some(job)))
 }
 
 /// The checked parts of a new tenant.
@@ -331,6 +395,9 @@ pub async fn signup(
                 other => other.into(),
             })?;
             let job = if free { Some(jobs::enqueue(conn, "provision", Some(tenant.id), json!({"tenant_id": tenant.id}), Some(&provision_job_key(tenant.id))).await?) } else { None };
+            if !free {
+                enqueue_checkout(state, conn, &tenant, &subscription).await?;
+            }
             AuditEvent::anonymous(email.as_str(), "tenant.signup")
                 .actor(owner.id, Some(tenant.id))
                 .target("tenant", tenant.id)
@@ -348,7 +415,7 @@ pub async fn signup(
     let checkout_url = if free {
         None
     } else {
-        Some(checkout(&state.gateway, &view, &subscription, &owner.email, &plan).await?)
+        checkout(state, &view, &subscription, &owner.email, &plan).await?
     };
     Ok(Created {
         tenant: view,
@@ -428,6 +495,9 @@ pub async fn create_for_customer(
             )
             .await?;
             let job = if paid_up { Some(jobs::enqueue(conn, "provision", Some(tenant.id), json!({"tenant_id": tenant.id}), Some(&provision_job_key(tenant.id))).await?) } else { None };
+            if !paid_up {
+                enqueue_checkout(state, conn, &tenant, &subscription).await?;
+            }
             AuditEvent::by(principal, "tenant.created")
                 .tenant(Some(tenant.id))
                 .target("tenant", tenant.id)
@@ -445,7 +515,7 @@ pub async fn create_for_customer(
     let checkout_url = if paid_up {
         None
     } else {
-        Some(checkout(&state.gateway, &view, &subscription, email.as_str(), &plan).await?)
+        checkout(state, &view, &subscription, email.as_str(), &plan).await?
     };
     Ok(Created {
         tenant: view,

@@ -492,6 +492,7 @@ pub async fn request_change(
                 .transaction::<_, BillingError, _>(async |conn| {
                     insert_open_change(conn, &change).await?;
                     let (applied, job) = store::apply_change(conn, &change, now).await?;
+                    crate::stripe::jobs::enqueue_price_sync(conn, change.subscription_id).await?;
                     activity::record(
                         conn,
                         &actor.activity(
@@ -518,6 +519,8 @@ pub async fn request_change(
             let change = new_change(&q, "scheduled", actor, reason, now, None);
             conn.transaction::<_, BillingError, _>(async |conn| {
                 insert_open_change(conn, &change).await?;
+                // Stripe bills the next period at the new Price (moved now, without proration).
+                crate::stripe::jobs::enqueue_price_sync(conn, change.subscription_id).await?;
                 activity::record(
                     conn,
                     &actor.activity(
@@ -639,6 +642,13 @@ pub async fn request_change(
                         job: None,
                     })
                 }
+                // Payments off: pending until an operator marks it paid.
+                ChargeOutcome::AwaitingOperator => Ok(RequestOutcome {
+                    change,
+                    charge: Some(charge),
+                    checkout_url: None,
+                    job: None,
+                }),
                 ChargeOutcome::Declined { reason } => {
                     let mut conn = pool.get().await?;
                     conn.transaction::<_, BillingError, _>(async |conn| {
@@ -692,47 +702,63 @@ pub async fn confirm_payment(
     let mut conn = pool.get().await?;
     let now = clock.now(&mut conn).await?;
     conn.transaction::<_, BillingError, _>(async |conn| {
-        let change = store::lock_change(conn, change_id)
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound => BillingError::NotFound(format!("plan change {change_id}")),
-                other => other.into(),
-            })?;
-        if change.status == "applied" {
-            return Ok((change, None));
-        }
-        if change.status != "pending" || change.timing != "on_payment" {
-            return Err(BillingError::WrongState(format!(
-                "the plan change is {}; only a pending upgrade can be paid",
-                change.status
-            )));
-        }
-        if let Some(charge) = store::upsert_charge(conn, &placeholder_charge(&change, now))
-            .await
-            .ok()
-            .filter(|c| c.status != "paid")
-        {
-            store::record_charge_attempt(conn, charge.id, true, Some(reference), None, None)
-                .await?;
-        }
-        let mut paid = change.clone();
-        paid.payment_reference = Some(reference.to_owned());
-        let (applied, job) = store::apply_change(conn, &paid, now).await?;
-        activity::record(
-            conn,
-            &actor.activity(
-                now,
-                change.tenant_id,
-                "plan_change.applied",
-                &applied,
-                Some(summary(&change)),
-                Some(summary(&applied)),
-            ),
-        )
-        .await?;
-        Ok((applied, job))
+        confirm_payment_in(conn, now, change_id, reference, actor).await
     })
     .await
+}
+
+/// [`confirm_payment`] in the caller's transaction at `now` (a webhook
+/// applies it in the transaction that records the event). When Stripe bills
+/// the subscription, a `stripe.sync_price` job moves it to the new Price.
+///
+/// # Errors
+/// As [`confirm_payment`].
+pub async fn confirm_payment_in(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    change_id: Uuid,
+    reference: &str,
+    actor: &Actor,
+) -> Result<(PlanChange, Option<Job>), BillingError> {
+    let change = store::lock_change(conn, change_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => BillingError::NotFound(format!("plan change {change_id}")),
+            other => other.into(),
+        })?;
+    if change.status == "applied" {
+        return Ok((change, None));
+    }
+    if change.status != "pending" || change.timing != "on_payment" {
+        return Err(BillingError::WrongState(format!(
+            "the plan change is {}; only a pending upgrade can be paid",
+            change.status
+        )));
+    }
+    if let Some(charge) = store::upsert_charge(conn, &placeholder_charge(&change, now))
+        .await
+        .ok()
+        .filter(|c| c.status != "paid")
+    {
+        store::record_charge_attempt(conn, charge.id, true, Some(reference), None, None).await?;
+    }
+    let mut paid = change.clone();
+    paid.payment_reference = Some(reference.to_owned());
+    let (applied, job) = store::apply_change(conn, &paid, now).await?;
+    crate::stripe::jobs::enqueue_price_sync(conn, change.subscription_id).await?;
+    activity::record(
+        conn,
+        &actor.activity(
+            now,
+            change.tenant_id,
+            "plan_change.applied",
+            &applied,
+            Some(summary(&change)),
+            Some(summary(&applied)),
+        ),
+    )
+    .await?;
+    Ok((applied, job))
 }
 
 /// The upgrade charge row of a change (found by its key; created if missing).
@@ -774,6 +800,7 @@ pub async fn cancel_scheduled(
         let canceled = store::cancel_open_change(conn, tenant_id, &["scheduled"])
             .await?
             .ok_or_else(|| BillingError::NotFound("scheduled plan change".into()))?;
+        crate::stripe::jobs::enqueue_price_sync(conn, canceled.subscription_id).await?;
         activity::record(
             conn,
             &actor.activity(
@@ -1020,6 +1047,17 @@ async fn renew_page(
                         error: Some(reason.clone()),
                         action: "subscription.payment_failed".into(),
                         details: json!({"reason": reason, "status": "past_due"}),
+                    }
+                }
+                Ok(ChargeOutcome::AwaitingOperator) => {
+                    report.awaiting_customer += 1;
+                    store::RenewalResult {
+                        charge,
+                        paid: false,
+                        reference: None,
+                        error: Some("awaiting an operator (payments are disabled)".into()),
+                        action: "subscription.payment_required".into(),
+                        details: json!({"status": "past_due", "payments": "disabled"}),
                     }
                 }
                 Ok(ChargeOutcome::ActionRequired {

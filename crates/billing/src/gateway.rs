@@ -87,6 +87,9 @@ pub enum ChargeOutcome {
         /// The provider's reason.
         reason: String,
     },
+    /// Payments are off: an operator records the payment
+    /// (`POST /v1/tenants/{id}/plan-changes/{change}/mark-paid`).
+    AwaitingOperator,
 }
 
 /// A payment provider.
@@ -97,6 +100,21 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug {
     /// Charges an amount now: to the saved payment method when there is one,
     /// else through a checkout.
     fn charge(&self, request: ChargeRequest) -> GatewayFuture<'_, ChargeOutcome>;
+}
+
+/// The gateway when payments are off (`TENANTRY_PAYMENTS=disabled`): no
+/// checkout, no charge; paid plans wait for an operator to mark payment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DisabledGateway;
+
+impl PaymentGateway for DisabledGateway {
+    fn create_checkout(&self, _request: CheckoutRequest) -> GatewayFuture<'_, CheckoutSession> {
+        Box::pin(async { Err(GatewayError::Refused("payments are disabled".into())) })
+    }
+
+    fn charge(&self, _request: ChargeRequest) -> GatewayFuture<'_, ChargeOutcome> {
+        Box::pin(async { Ok(ChargeOutcome::AwaitingOperator) })
+    }
 }
 
 /// A gateway that takes no money: checkout URLs lead to a sandbox page.

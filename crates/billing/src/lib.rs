@@ -7,9 +7,10 @@
 
 pub mod engine;
 pub mod gateway;
+pub mod stripe;
 
 pub use engine::{BillingError, Clock, EngineSettings};
 pub use gateway::{
-    ChargeOutcome, ChargeRequest, CheckoutRequest, CheckoutSession, GatewayError, PaymentGateway,
-    SandboxGateway, ScriptedGateway,
+    ChargeOutcome, ChargeRequest, CheckoutRequest, CheckoutSession, DisabledGateway, GatewayError,
+    PaymentGateway, SandboxGateway, ScriptedGateway,
 };

@@ -5,7 +5,7 @@
 //! [`ProductSpec`] whose every field is a validated type, or lists every
 //! broken rule with its field path.
 
-use std::{fmt, num::NonZeroU32};
+use std::{collections::BTreeMap, fmt, num::NonZeroU32};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -361,6 +361,19 @@ pub struct ProductInput {
     /// Host ports for dedicated tenants; required when a plan is dedicated.
     #[serde(default)]
     pub dedicated_ports: Option<PortRangeInput>,
+    /// Docker: the app's environment, `NAME = "template"`; templates may use
+    /// `{{tenant_slug}}`, `{{db_name}}`, `{{db_user}}`, `{{db_password}}`,
+    /// `{{db_host}}`, `{{db_port}}` and `{{public_url}}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Docker: named volumes, `name = "/mount/path"` (kept when a container
+    /// is replaced, removed when the tenant is deleted).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, String>,
+    /// Docker compose stacks: the service that serves the app (gets the
+    /// host port and the environment); default `app`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_service: Option<String>,
     /// The product's plans.
     #[serde(default)]
     pub plans: Vec<PlanInput>,
@@ -446,6 +459,12 @@ pub struct ProductSpec {
     pub shared: Option<SharedInstance>,
     /// Host ports for dedicated tenants.
     pub dedicated_ports: Option<PortRange>,
+    /// Docker: environment templates by variable name.
+    pub env: BTreeMap<String, String>,
+    /// Docker: named volumes and their mount paths.
+    pub volumes: BTreeMap<String, String>,
+    /// Docker compose: the service serving the app.
+    pub stack_service: Option<String>,
     /// Plans, codes unique.
     pub plans: Vec<PlanSpec>,
 }
@@ -576,6 +595,7 @@ impl ProductInput {
                     .map(Some)
             }
         };
+        self.docker_settings(driver, &mut e);
         let mut plans = Vec::with_capacity(self.plans.len());
         for (i, p) in self.plans.iter().enumerate() {
             let path = format!("plans[{i}]");
@@ -614,9 +634,82 @@ impl ProductInput {
                 internal_port: internal_port?,
                 shared: shared?,
                 dedicated_ports: dedicated_ports?,
+                env: self.env.clone(),
+                volumes: self.volumes.clone(),
+                stack_service: self.stack_service.clone(),
                 plans,
             })
         })
+    }
+
+    /// `env`, `volumes` and `stack_service`: Docker products only, with
+    /// names Docker and shells accept.
+    fn docker_settings(&self, driver: Option<DriverKind>, e: &mut ValidationErrors) {
+        let docker = driver == Some(DriverKind::Docker);
+        if !docker
+            && (!self.env.is_empty() || !self.volumes.is_empty() || self.stack_service.is_some())
+        {
+            e.push(
+                "driver",
+                "`env`, `volumes` and `stack_service` are for docker products",
+            );
+        }
+        for (name, value) in &self.env {
+            let ok = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                e.push(
+                    format!("env.{name}"),
+                    "a variable name is letters, digits and `_`, not starting with a digit",
+                );
+            }
+            if value.len() > 4096 {
+                e.push(format!("env.{name}"), "must be at most 4096 bytes");
+            }
+        }
+        for (name, path) in &self.volumes {
+            let ok = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if !ok {
+                e.push(
+                    format!("volumes.{name}"),
+                    "a volume name is 1–64 of letters, digits, `_`, `.`, `-`",
+                );
+            }
+            if !path.starts_with('/') || path.contains("..") {
+                e.push(
+                    format!("volumes.{name}"),
+                    "the mount path must be absolute, without `..`",
+                );
+            }
+        }
+        if let Some(svc) = &self.stack_service {
+            if self.compose_stack.is_none() {
+                e.push(
+                    "stack_service",
+                    "only for products built from a `compose_stack`",
+                );
+            }
+            let ok = !svc.is_empty()
+                && svc
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if !ok {
+                e.push(
+                    "stack_service",
+                    "a compose service name is letters, digits, `_`, `.`, `-`",
+                );
+            }
+        }
     }
 
     fn artifact(&self, driver: DriverKind, e: &mut ValidationErrors) -> Option<Artifact> {
@@ -706,8 +799,37 @@ mod tests {
                 start: 8200,
                 end: 8299,
             }),
+            env: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            stack_service: None,
             plans: vec![plan("basic", "shared"), plan("pro", "dedicated")],
         }
+    }
+
+    #[test]
+    fn docker_settings_are_for_docker_products_and_checked() {
+        let mut p = product();
+        p.env.insert("DB".into(), "{{db_name}}".into());
+        assert_eq!(paths(p.validate().unwrap_err()), ["driver"]);
+        let mut d = product();
+        d.driver = "docker".into();
+        d.lxc_template = None;
+        d.image = Some("app:1".into());
+        d.env.insert("DB_NAME".into(), "{{db_name}}".into());
+        d.env.insert("1BAD".into(), "x".into());
+        d.volumes.insert("data".into(), "/var/lib/app".into());
+        d.volumes.insert("logs".into(), "relative".into());
+        d.stack_service = Some("web".into());
+        assert_eq!(
+            paths(d.validate().unwrap_err()),
+            ["env.1BAD", "volumes.logs", "stack_service"]
+        );
+        d.env.remove("1BAD");
+        d.volumes.remove("logs");
+        d.stack_service = None;
+        let spec = d.validate().unwrap();
+        assert_eq!(spec.env["DB_NAME"], "{{db_name}}");
+        assert_eq!(spec.volumes["data"], "/var/lib/app");
     }
 
     fn paths(e: ValidationErrors) -> Vec<String> {

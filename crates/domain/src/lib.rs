@@ -48,6 +48,8 @@ pub mod billing;
 pub mod catalog;
 pub mod identity;
 pub mod money;
+pub mod node;
+pub mod placement;
 pub mod slug;
 pub mod tenant;
 pub mod validation;
@@ -58,6 +60,8 @@ pub use catalog::{
 };
 pub use identity::{Email, Role, Scope, UserStatus};
 pub use money::{Currency, Money, MoneyError};
+pub use node::{NodeCapacity, NodeName, NodeStatus};
+pub use placement::{Allocation, Load, NoPlacement, NodeLoad, Ratio, Resource, place};
 pub use slug::{Slug, SlugError};
 pub use tenant::{InvalidTransition, SubscriptionStatus, TenantSlug, TenantStatus};
 pub use validation::{FieldError, ValidationErrors};

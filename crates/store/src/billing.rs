@@ -589,7 +589,8 @@ pub struct RenewalCandidate {
 }
 
 /// Recurring subscriptions (active or past due) whose period ended at
-/// `now`, after `after` in `(period end, id)` order, at most `limit`.
+/// `now`, except those Stripe bills itself (provider `stripe`: their
+/// renewals arrive as `invoice.paid` / `invoice.payment_failed` webhooks), after `after` in `(period end, id)` order, at most `limit`.
 ///
 /// # Errors
 /// [`StoreError`].
@@ -606,6 +607,7 @@ pub async fn renewal_candidates(
                s.saved_payment_method, p.price, p.currency, p.billing_interval
         FROM subscriptions s JOIN plans p ON p.id = s.plan_id
         WHERE s.status IN ('active', 'past_due') AND s.current_period_end <= $1 AND p.billing_interval <> 'lifetime'
+          AND s.provider <> 'stripe'
           AND (s.current_period_end, s.id) > ($2, $3)
         ORDER BY s.current_period_end, s.id
         LIMIT $4

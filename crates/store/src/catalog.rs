@@ -52,6 +52,24 @@ pub struct Product {
     pub created_at: DateTime<Utc>,
     /// When last changed.
     pub updated_at: DateTime<Utc>,
+    /// Docker: environment templates by variable name (a JSON object).
+    pub env: serde_json::Value,
+    /// Docker: named volumes and their mount paths (a JSON object).
+    pub volumes: serde_json::Value,
+    /// Docker compose: the service serving the app.
+    pub stack_service: Option<String>,
+}
+
+impl Product {
+    /// `env` as a map (empty when it is not an object of strings).
+    pub fn env_map(&self) -> std::collections::BTreeMap<String, String> {
+        serde_json::from_value(self.env.clone()).unwrap_or_default()
+    }
+
+    /// `volumes` as a map.
+    pub fn volume_map(&self) -> std::collections::BTreeMap<String, String> {
+        serde_json::from_value(self.volumes.clone()).unwrap_or_default()
+    }
 }
 
 /// A plan row.
@@ -121,6 +139,9 @@ struct ProductValues {
     dedicated_port_start: Option<i32>,
     dedicated_port_end: Option<i32>,
     active: bool,
+    env: serde_json::Value,
+    volumes: serde_json::Value,
+    stack_service: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Insertable, AsChangeset)]
@@ -169,6 +190,9 @@ impl From<&ProductSpec> for ProductValues {
             dedicated_port_start: p.dedicated_ports.map(|r| i32::from(r.start().get())),
             dedicated_port_end: p.dedicated_ports.map(|r| i32::from(r.end().get())),
             active: true,
+            env: serde_json::to_value(&p.env).unwrap_or_default(),
+            volumes: serde_json::to_value(&p.volumes).unwrap_or_default(),
+            stack_service: p.stack_service.clone(),
         }
     }
 }
@@ -191,6 +215,9 @@ impl From<&Product> for ProductValues {
             dedicated_port_start: p.dedicated_port_start,
             dedicated_port_end: p.dedicated_port_end,
             active: p.active,
+            env: p.env.clone(),
+            volumes: p.volumes.clone(),
+            stack_service: p.stack_service.clone(),
         }
     }
 }
@@ -609,6 +636,21 @@ pub async fn find_plan_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> Result<P
     Ok(plans::table
         .find(id)
         .select(Plan::as_select())
+        .first(conn)
+        .await?)
+}
+
+/// A product by id.
+///
+/// # Errors
+/// [`StoreError::NotFound`].
+pub async fn find_product_by_id(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Product, StoreError> {
+    Ok(products::table
+        .find(id)
+        .select(Product::as_select())
         .first(conn)
         .await?)
 }

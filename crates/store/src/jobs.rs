@@ -1,5 +1,13 @@
-//! The job table: enqueueing and reading jobs. (Claiming, leases and retries
-//! come with the job workers.)
+//! The durable job queue: a table of jobs claimed with
+//! `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`,
+//! committed at once and kept alive by a heartbeat; a job whose heartbeat is
+//! older than the lease is re-queued by [`reap_stale`]. Failures retry with
+//! exponential back-off until `max_attempts`, then the job is `dead` (with an
+//! alert and an activity row). The worker loop that drives this is
+//! [`crate::worker`].
+//!
+//! Statuses: `queued` → `running` → `succeeded` | `queued` (retry) |
+//! `failed` (permanent error) | `dead` (out of attempts).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -9,7 +17,7 @@ use uuid::Uuid;
 use crate::{StoreError, schema::jobs};
 
 /// A job row.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = jobs, check_for_backend(diesel::pg::Pg))]
 pub struct Job {
     /// Id.
@@ -40,6 +48,10 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
     /// When it ended.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The worker holding it while `running`.
+    pub locked_by: Option<String>,
+    /// The holder's last sign of life while `running`.
+    pub heartbeat_at: Option<DateTime<Utc>>,
 }
 
 /// Enqueues a job, or returns the live one with the same `dedup_key`.
@@ -100,4 +112,390 @@ pub async fn find_job(
         q = q.filter(jobs::tenant_id.eq(t));
     }
     Ok(q.first(conn).await?)
+}
+
+/// Claims the oldest due `queued` job among `kinds` for `worker`: marks it
+/// `running`, counts the attempt and starts its lease. Concurrent claimers
+/// skip each other's locked rows, so a job goes to exactly one of them. The
+/// statement commits on its own (no surrounding transaction).
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    worker: &str,
+    kinds: &[String],
+) -> Result<Option<Job>, StoreError> {
+    use diesel::sql_types::{Array, Text};
+    Ok(diesel::sql_query(
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1, \
+                heartbeat_at = now(), updated_at = now() \
+          WHERE id = (SELECT id FROM jobs \
+                       WHERE status = 'queued' AND run_at <= now() AND kind = ANY($2) \
+                       ORDER BY run_at, id \
+                       FOR UPDATE SKIP LOCKED LIMIT 1) \
+         RETURNING *",
+    )
+    .bind::<Text, _>(worker)
+    .bind::<Array<Text>, _>(kinds)
+    .get_result::<Job>(conn)
+    .await
+    .optional()?)
+}
+
+/// Renews `worker`'s lease on job `id`. `false` when the job is no longer
+/// this worker's (it was reaped and claimed again, or finished).
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn heartbeat(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    worker: &str,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(held(id, worker))
+        .set(jobs::heartbeat_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}
+
+/// Records the step a running job has reached (shown by `GET /v1/jobs/{id}`).
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn set_step(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    worker: &str,
+    step: &str,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(held(id, worker))
+        .set((
+            jobs::step.eq(step),
+            jobs::heartbeat_at.eq(diesel::dsl::now),
+            jobs::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}
+
+/// The job `id` while `worker` holds it.
+type Held = diesel::dsl::Filter<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<jobs::table, diesel::dsl::Eq<jobs::id, Uuid>>,
+        diesel::dsl::Eq<jobs::status, &'static str>,
+    >,
+    diesel::dsl::Eq<jobs::locked_by, String>,
+>;
+
+fn held(id: Uuid, worker: &str) -> Held {
+    jobs::table
+        .filter(jobs::id.eq(id))
+        .filter(jobs::status.eq("running"))
+        .filter(jobs::locked_by.eq(worker.to_owned()))
+}
+
+/// Marks job `id` succeeded. `false` when `worker` no longer held it (its
+/// lease expired and someone else has it): the caller's work was done
+/// anyway, and being idempotent, the other run changes nothing.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn complete(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    worker: &str,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(held(id, worker))
+        .set((
+            jobs::status.eq("succeeded"),
+            jobs::locked_by.eq(None::<String>),
+            jobs::heartbeat_at.eq(None::<DateTime<Utc>>),
+            jobs::last_error.eq(None::<String>),
+            jobs::finished_at.eq(diesel::dsl::now),
+            jobs::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}
+
+/// Gives job `id` back to the queue without counting the attempt (a worker
+/// shutting down before it finished).
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn release(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    worker: &str,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(held(id, worker))
+        .set((
+            jobs::status.eq("queued"),
+            jobs::attempts.eq(jobs::attempts - 1),
+            jobs::locked_by.eq(None::<String>),
+            jobs::heartbeat_at.eq(None::<DateTime<Utc>>),
+            jobs::run_at.eq(diesel::dsl::now),
+            jobs::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}
+
+/// Exponential back-off between attempts: `base · 2^(attempt − 1)`, capped at
+/// `max`, with up to 20 % random jitter so retries of many jobs spread out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay after the first failed attempt.
+    pub base: std::time::Duration,
+    /// Longest delay.
+    pub max: std::time::Duration,
+}
+
+impl Backoff {
+    /// The delay before the attempt after `attempts` failed ones (≥ 1).
+    #[must_use]
+    pub fn delay(&self, attempts: i32) -> std::time::Duration {
+        use rand::Rng;
+        let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        let raw = self.base.saturating_mul(2u32.saturating_pow(exp));
+        let capped = raw.min(self.max);
+        let jitter = rand::thread_rng().gen_range(0.0..0.2);
+        capped.mul_f64(1.0 + jitter).min(self.max)
+    }
+}
+
+/// Where a failed attempt left its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureOutcome {
+    /// Queued again for a later attempt.
+    Retrying {
+        /// When the next attempt may start.
+        run_at: DateTime<Utc>,
+    },
+    /// A permanent error: `failed`, no more attempts.
+    Failed,
+    /// Out of attempts: `dead`, with an alert raised.
+    Dead,
+    /// The worker no longer held the job; nothing changed.
+    Lost,
+}
+
+/// Records a failed attempt of `job` held by `worker`: retried after a
+/// back-off when `retryable` and attempts remain, else `failed` (permanent)
+/// or `dead` (out of attempts). `failed` and `dead` write an activity row;
+/// `dead` also raises an alert. One transaction.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn fail(
+    conn: &mut AsyncPgConnection,
+    job: &Job,
+    worker: &str,
+    error: &str,
+    retryable: bool,
+    backoff: &Backoff,
+) -> Result<FailureOutcome, StoreError> {
+    use diesel_async::AsyncConnection;
+    let error = truncate(error, 4000);
+    conn.transaction::<_, StoreError, _>(async |conn| {
+        let current: Option<Job> = held(job.id, worker)
+            .select(Job::as_select())
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        let Some(current) = current else {
+            return Ok(FailureOutcome::Lost);
+        };
+        if retryable && current.attempts < current.max_attempts {
+            let delay = backoff.delay(current.attempts);
+            let run_at = Utc::now()
+                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
+            diesel::update(jobs::table.find(job.id))
+                .set((
+                    jobs::status.eq("queued"),
+                    jobs::run_at.eq(run_at),
+                    jobs::last_error.eq(&error),
+                    jobs::locked_by.eq(None::<String>),
+                    jobs::heartbeat_at.eq(None::<DateTime<Utc>>),
+                    jobs::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)
+                .await?;
+            return Ok(FailureOutcome::Retrying { run_at });
+        }
+        let outcome = if retryable {
+            FailureOutcome::Dead
+        } else {
+            FailureOutcome::Failed
+        };
+        end(conn, &current, outcome, &error).await?;
+        Ok(outcome)
+    })
+    .await
+}
+
+/// Puts `job` in its final failed state and writes what that entails.
+async fn end(
+    conn: &mut AsyncPgConnection,
+    job: &Job,
+    outcome: FailureOutcome,
+    error: &str,
+) -> Result<(), StoreError> {
+    let status = if outcome == FailureOutcome::Dead {
+        "dead"
+    } else {
+        "failed"
+    };
+    diesel::update(jobs::table.find(job.id))
+        .set((
+            jobs::status.eq(status),
+            jobs::last_error.eq(error),
+            jobs::locked_by.eq(None::<String>),
+            jobs::heartbeat_at.eq(None::<DateTime<Utc>>),
+            jobs::finished_at.eq(diesel::dsl::now),
+            jobs::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    crate::activity::record(
+        conn,
+        &crate::activity::Activity {
+            id: Uuid::now_v7(),
+            occurred_at: Utc::now(),
+            actor_id: None,
+            actor_token_id: None,
+            actor_label: "worker".into(),
+            tenant_id: job.tenant_id,
+            action: format!("job.{status}"),
+            target_type: Some("job".into()),
+            target_id: Some(job.id.to_string()),
+            before: None,
+            after: Some(serde_json::json!({
+                "kind": job.kind, "status": status, "attempts": job.attempts, "last_error": error,
+            })),
+            client_ip: None,
+            user_agent: None,
+            request_id: None,
+        },
+    )
+    .await?;
+    if status == "dead" {
+        crate::alerts::raise(
+            conn,
+            &crate::alerts::NewAlert {
+                kind: "job.dead",
+                severity: crate::alerts::Severity::Critical,
+                message: &format!(
+                    "job {} ({}) is dead after {} attempts: {error}",
+                    job.id, job.kind, job.attempts
+                ),
+                tenant_id: job.tenant_id,
+                subject: &format!("job:{}", job.id),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Re-queues `running` jobs whose heartbeat is older than `lease` (their
+/// worker died or lost the database); those out of attempts become `dead`.
+/// Returns the jobs it touched. Safe to run from every worker at once.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn reap_stale(
+    conn: &mut AsyncPgConnection,
+    lease: std::time::Duration,
+) -> Result<Vec<Job>, StoreError> {
+    use diesel_async::AsyncConnection;
+    let cutoff =
+        Utc::now() - chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+    conn.transaction::<_, StoreError, _>(async |conn| {
+        let stale: Vec<Job> = jobs::table
+            .filter(jobs::status.eq("running"))
+            .filter(jobs::heartbeat_at.lt(cutoff))
+            .select(Job::as_select())
+            .for_update()
+            .skip_locked()
+            .load(conn)
+            .await?;
+        for job in &stale {
+            let error = format!(
+                "worker {} stopped sending heartbeats",
+                job.locked_by.as_deref().unwrap_or("?")
+            );
+            if job.attempts >= job.max_attempts {
+                end(conn, job, FailureOutcome::Dead, &error).await?;
+            } else {
+                diesel::update(jobs::table.find(job.id))
+                    .set((
+                        jobs::status.eq("queued"),
+                        jobs::run_at.eq(diesel::dsl::now),
+                        jobs::last_error.eq(&error),
+                        jobs::locked_by.eq(None::<String>),
+                        jobs::heartbeat_at.eq(None::<DateTime<Utc>>),
+                        jobs::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        Ok(stale)
+    })
+    .await
+}
+
+/// Filters of the job list; all optional, combined with AND.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Only this tenant's jobs.
+    pub tenant_id: Option<Uuid>,
+    /// Only jobs in this status.
+    pub status: Option<String>,
+    /// Only jobs of this kind.
+    pub kind: Option<String>,
+}
+
+/// Jobs matching `filter`, oldest first, one page.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    filter: &JobFilter,
+    page: crate::PageRequest,
+) -> Result<crate::Page<Job>, StoreError> {
+    let mut q = jobs::table.select(Job::as_select()).into_boxed();
+    if let Some(t) = filter.tenant_id {
+        q = q.filter(jobs::tenant_id.eq(t));
+    }
+    if let Some(s) = &filter.status {
+        q = q.filter(jobs::status.eq(s.clone()));
+    }
+    if let Some(k) = &filter.kind {
+        q = q.filter(jobs::kind.eq(k.clone()));
+    }
+    if let Some(after) = page.after {
+        q = q.filter(jobs::id.gt(after));
+    }
+    let rows = q.order(jobs::id).limit(page.fetch()).load(conn).await?;
+    Ok(crate::Page::from_overfetch(rows, page, |j| j.id))
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }

@@ -101,6 +101,31 @@ impl Pool {
         Ok(self.0.get().await?)
     }
 
+    /// Waits for the session-level advisory lock (`class`, `key`) on a
+    /// connection taken out of the pool for the purpose, and holds it until
+    /// [`SessionLock::release`] or drop. For work that must not run twice
+    /// at once but cannot sit inside a transaction (a call to a Proxmox or
+    /// Docker host). The connection never goes back to the pool: dropping
+    /// the guard closes it, which releases the lock also when the holder
+    /// panics or its process dies.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] without a connection; a query error.
+    pub async fn session_lock(
+        &self,
+        class: i32,
+        key: uuid::Uuid,
+    ) -> Result<SessionLock, StoreError> {
+        use diesel_async::RunQueryDsl;
+        let mut conn = Object::take(self.get().await?);
+        diesel::sql_query("SELECT pg_advisory_lock($1, hashtext($2))")
+            .bind::<diesel::sql_types::Integer, _>(class)
+            .bind::<diesel::sql_types::Text, _>(key.to_string())
+            .execute(&mut conn)
+            .await?;
+        Ok(SessionLock { conn, class, key })
+    }
+
     /// Current size, idle and waiting counts.
     pub fn status(&self) -> PoolStatus {
         let s = self.0.status();
@@ -109,6 +134,38 @@ impl Pool {
             size: s.size,
             idle: s.available,
             waiting: s.waiting,
+        }
+    }
+}
+
+/// A held [`Pool::session_lock`].
+pub struct SessionLock {
+    conn: AsyncPgConnection,
+    class: i32,
+    key: uuid::Uuid,
+}
+
+impl std::fmt::Debug for SessionLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLock")
+            .field("class", &self.class)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionLock {
+    /// Releases the lock now (dropping the guard releases it too, when the
+    /// connection closes).
+    pub async fn release(mut self) {
+        use diesel_async::RunQueryDsl;
+        if let Err(e) = diesel::sql_query("SELECT pg_advisory_unlock($1, hashtext($2))")
+            .bind::<diesel::sql_types::Integer, _>(self.class)
+            .bind::<diesel::sql_types::Text, _>(self.key.to_string())
+            .execute(&mut self.conn)
+            .await
+        {
+            tracing::debug!(error = %e, key = %self.key, "advisory unlock failed; closing the connection releases it");
         }
     }
 }

@@ -20,6 +20,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    alerts (id) {
+        id -> Uuid,
+        kind -> Text,
+        severity -> Text,
+        message -> Text,
+        tenant_id -> Nullable<Uuid>,
+        subject -> Text,
+        created_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     api_tokens (id) {
         id -> Uuid,
         user_id -> Uuid,
@@ -58,6 +71,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    deployments (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        instance_id -> Nullable<Uuid>,
+        node_id -> Nullable<Uuid>,
+        kind -> Text,
+        host_port -> Nullable<Int4>,
+        database_name -> Text,
+        database_role -> Text,
+        database_password -> Bytea,
+        database_password_key_id -> Text,
+        url -> Text,
+        status -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     idempotency_keys (scope, key) {
         scope -> Text,
         key -> Text,
@@ -67,6 +99,23 @@ diesel::table! {
         response_headers -> Nullable<Jsonb>,
         response_body -> Nullable<Bytea>,
         created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    instances (id) {
+        id -> Uuid,
+        node_id -> Uuid,
+        product_id -> Uuid,
+        kind -> Text,
+        external_id -> Nullable<Text>,
+        status -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        cpu_cores -> Int4,
+        memory_mib -> Int4,
+        storage_gib -> Int4,
+        hostname -> Nullable<Text>,
     }
 }
 
@@ -101,6 +150,32 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         finished_at -> Nullable<Timestamptz>,
+        locked_by -> Nullable<Text>,
+        heartbeat_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    nodes (id) {
+        id -> Uuid,
+        kind -> Text,
+        name -> Text,
+        api_url -> Text,
+        pve_node -> Nullable<Text>,
+        credentials -> Nullable<Bytea>,
+        credentials_key_id -> Nullable<Text>,
+        tls_ca_pem -> Nullable<Text>,
+        tls_fingerprint -> Nullable<Text>,
+        status -> Text,
+        cpu_cores -> Int4,
+        memory_mib -> Int8,
+        storage_gib -> Int8,
+        max_instances -> Int4,
+        version -> Nullable<Text>,
+        last_checked_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -175,6 +250,21 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        env -> Jsonb,
+        volumes -> Jsonb,
+        stack_service -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    provisioning_events (id) {
+        id -> Uuid,
+        kind -> Text,
+        tenant_id -> Uuid,
+        plan_change_id -> Nullable<Uuid>,
+        detail -> Jsonb,
+        created_at -> Timestamptz,
+        consumed_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -205,6 +295,40 @@ diesel::table! {
     sandbox_clock (singleton) {
         singleton -> Bool,
         offset_seconds -> Int8,
+    }
+}
+
+diesel::table! {
+    stripe_catalog (local_id) {
+        local_id -> Uuid,
+        kind -> Text,
+        stripe_id -> Text,
+        fingerprint -> Text,
+        synced_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    stripe_checkouts (key) {
+        key -> Text,
+        tenant_id -> Uuid,
+        session_id -> Text,
+        url -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    stripe_events (id) {
+        id -> Text,
+        #[sql_name = "type"]
+        type_ -> Text,
+        api_version -> Nullable<Text>,
+        payload -> Jsonb,
+        source -> Text,
+        received_at -> Timestamptz,
+        processed_at -> Nullable<Timestamptz>,
+        error -> Nullable<Text>,
     }
 }
 
@@ -263,18 +387,27 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(alerts -> tenants (tenant_id));
 diesel::joinable!(api_tokens -> tenants (tenant_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(charges -> plan_changes (plan_change_id));
 diesel::joinable!(charges -> subscriptions (subscription_id));
 diesel::joinable!(charges -> tenants (tenant_id));
+diesel::joinable!(deployments -> instances (instance_id));
+diesel::joinable!(deployments -> nodes (node_id));
+diesel::joinable!(deployments -> tenants (tenant_id));
+diesel::joinable!(instances -> nodes (node_id));
+diesel::joinable!(instances -> products (product_id));
 diesel::joinable!(invitations -> tenants (tenant_id));
 diesel::joinable!(jobs -> tenants (tenant_id));
 diesel::joinable!(plan_changes -> subscriptions (subscription_id));
 diesel::joinable!(plan_changes -> tenants (tenant_id));
 diesel::joinable!(plans -> products (product_id));
+diesel::joinable!(provisioning_events -> plan_changes (plan_change_id));
+diesel::joinable!(provisioning_events -> tenants (tenant_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(stripe_checkouts -> tenants (tenant_id));
 diesel::joinable!(subscriptions -> plans (plan_id));
 diesel::joinable!(subscriptions -> tenants (tenant_id));
 diesel::joinable!(tenants -> plans (plan_id));
@@ -283,17 +416,25 @@ diesel::joinable!(users -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     activity_log,
+    alerts,
     api_tokens,
     charges,
+    deployments,
     idempotency_keys,
+    instances,
     invitations,
     jobs,
+    nodes,
     plan_changes,
     plans,
     products,
+    provisioning_events,
     recovery_codes,
     refresh_tokens,
     sandbox_clock,
+    stripe_catalog,
+    stripe_checkouts,
+    stripe_events,
     subscriptions,
     tenants,
     users,

@@ -422,3 +422,90 @@ pub async fn remove_member(
     .get_result(conn)
     .await?)
 }
+
+/// The end of provisioning (one transaction with the deployment switch):
+/// tenant `active` with `provisioned_at` set (kept if already set) and no
+/// status reason; its subscription `active` if it was `incomplete`.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn mark_provisioned(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Tenant, StoreError> {
+    let tenant = diesel::update(tenants::table.find(id))
+        .set((
+            tenants::status.eq("active"),
+            tenants::status_reason.eq(None::<String>),
+            tenants::provisioned_at.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            >("coalesce(provisioned_at, now())")),
+            tenants::version.eq(tenants::version + 1),
+            tenants::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Tenant::as_returning())
+        .get_result(conn)
+        .await?;
+    diesel::update(
+        subscriptions::table
+            .filter(subscriptions::tenant_id.eq(id))
+            .filter(subscriptions::status.eq("incomplete")),
+    )
+    .set((
+        subscriptions::status.eq("active"),
+        subscriptions::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(tenant)
+}
+
+/// Records why a tenant waits (e.g. `no-free-port`) without changing its
+/// status; `None` clears it.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn set_status_reason(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    reason: Option<&str>,
+) -> Result<(), StoreError> {
+    diesel::update(tenants::table.find(id))
+        .set((
+            tenants::status_reason.eq(reason),
+            tenants::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Puts a tenant (and its subscription) back on `plan_id` with
+/// `deployment` (a failed migration's rollback).
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn set_plan(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    plan_id: Uuid,
+    deployment: &str,
+) -> Result<(), StoreError> {
+    diesel::update(tenants::table.find(id))
+        .set((
+            tenants::plan_id.eq(plan_id),
+            tenants::deployment.eq(deployment),
+            tenants::version.eq(tenants::version + 1),
+            tenants::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::update(subscriptions::table.filter(subscriptions::tenant_id.eq(id)))
+        .set((
+            subscriptions::plan_id.eq(plan_id),
+            subscriptions::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

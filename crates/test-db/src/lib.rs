@@ -223,6 +223,26 @@ async fn drop_leftovers(client: &Client) {
     }
 }
 
+/// A TCP port on 127.0.0.1 that nobody listens on now, for a server a test
+/// starts as another process (which binds it later).
+///
+/// Drawn at random from 20000–32767, below Linux's ephemeral range
+/// (`net.ipv4.ip_local_port_range`, 32768–60999 by default): a port the
+/// kernel hands out for `bind(0)` or an outgoing connection may be taken
+/// again by the time the other process binds it, one from this range only
+/// by another test drawing the same number.
+pub fn free_port() -> u16 {
+    const FIRST: u16 = 20_000;
+    const COUNT: u16 = 12_768;
+    loop {
+        let bytes = uuid::Uuid::new_v4().into_bytes();
+        let port = FIRST + u16::from_le_bytes([bytes[0], bytes[1]]) % COUNT;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

@@ -305,7 +305,7 @@ pub struct ChangeInput {
 pub struct ChangeOutcomeDto {
     /// The change.
     pub plan_change: PlanChangeDto,
-    /// For upgrades: `charged_to_saved_payment_method`, `checkout_required` or `no_charge`.
+    /// For upgrades: `charged_to_saved_payment_method`, `checkout_required`, `no_charge` or (payments disabled) `awaiting_operator`.
     pub payment: Option<&'static str>,
     /// Where the customer pays, when they must.
     pub checkout_url: Option<String>,
@@ -371,6 +371,7 @@ pub async fn request(
     let payment = match (timing.as_str(), status.as_str()) {
         ("on_payment", _) if zero => Some("no_charge"),
         ("on_payment", "applied") => Some("charged_to_saved_payment_method"),
+        ("on_payment", _) if outcome.checkout_url.is_none() => Some("awaiting_operator"),
         ("on_payment", _) => Some("checkout_required"),
         _ => None,
     };

@@ -130,6 +130,15 @@ pub struct AdminProductDto {
     /// The product.
     #[serde(flatten)]
     pub product: ProductDto,
+    /// Docker: environment templates by variable name.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Docker: named volumes and their mount paths.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub volumes: std::collections::BTreeMap<String, String>,
+    /// Docker compose: the service serving the app.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack_service: Option<String>,
     /// All its plans, by tier rank then code.
     pub plans: Vec<PlanDto>,
 }
@@ -147,7 +156,15 @@ impl AdminProductDto {
 /// [`ApiError::Internal`] for a stored plan with a bad currency.
 pub fn admin_product_dto(product: Product, plans: Vec<Plan>) -> ApiResult<AdminProductDto> {
     let slug = product.slug.clone();
+    let (env, volumes, stack_service) = (
+        product.env_map(),
+        product.volume_map(),
+        product.stack_service.clone(),
+    );
     Ok(AdminProductDto {
+        env,
+        volumes,
+        stack_service,
         product: product_dto(product),
         plans: plans
             .into_iter()

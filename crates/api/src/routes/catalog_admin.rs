@@ -53,6 +53,9 @@ fn product_input(p: &Product) -> ProductInput {
                 start: i64::from(start),
                 end: i64::from(end),
             }),
+        env: p.env_map(),
+        volumes: p.volume_map(),
+        stack_service: p.stack_service.clone(),
         plans: Vec::new(),
     }
 }

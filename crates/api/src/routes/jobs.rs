@@ -23,6 +23,10 @@ pub struct JobDto {
     pub status: String,
     /// Attempts so far.
     pub attempts: i32,
+    /// Attempts before the job is `dead`.
+    pub max_attempts: i32,
+    /// Not before (the next attempt, while `queued`).
+    pub run_at: DateTime<Utc>,
     /// Current step.
     pub step: Option<String>,
     /// Last failure.
@@ -43,6 +47,8 @@ impl From<Job> for JobDto {
             tenant_id: j.tenant_id,
             status: j.status,
             attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            run_at: j.run_at,
             step: j.step,
             last_error: j.last_error,
             created_at: j.created_at,
@@ -77,4 +83,70 @@ pub async fn get_one(
             other => other.into(),
         })?;
     Ok(web::Json(job.into()))
+}
+
+/// Filters of the job list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct JobQuery {
+    /// Only this tenant's jobs (tenant users always see only their own).
+    pub tenant: Option<Uuid>,
+    /// Only jobs in this status: `queued`, `running`, `succeeded`, `failed`, `dead`.
+    pub status: Option<String>,
+    /// Only jobs of this kind, e.g. `provision`.
+    pub kind: Option<String>,
+    /// Most items, 1–200 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+const JOB_STATUSES: [&str; 5] = ["queued", "running", "succeeded", "failed", "dead"];
+
+/// Jobs, oldest first (tenant users: their tenant's only).
+#[utoipa::path(
+    context_path = "/v1", tag = "jobs", security(("bearer" = [])),
+    params(JobQuery),
+    responses(
+        (status = 200, description = "A page of jobs", body = crate::pagination::Page<JobDto>),
+        (status = 400, description = "Unknown status, bad limit or cursor", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs jobs:read", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/jobs")]
+pub async fn list(
+    state: web::Data<AppState>,
+    principal: Principal,
+    crate::extract::Query(q): crate::extract::Query<JobQuery>,
+) -> ApiResult<web::Json<crate::pagination::Page<JobDto>>> {
+    principal.require(Scope::JobsRead)?;
+    let page = crate::pagination::PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .to_request()?;
+    if let Some(s) = q.status.as_deref().filter(|s| !JOB_STATUSES.contains(s)) {
+        return Err(ApiError::BadRequest {
+            detail: format!(
+                "invalid query parameter status: {s:?} is not one of {}",
+                JOB_STATUSES.join(", ")
+            ),
+            errors: vec![crate::error::FieldProblem {
+                field: "status".into(),
+                message: format!("must be one of {}", JOB_STATUSES.join(", ")),
+            }],
+        });
+    }
+    let filter = jobs::JobFilter {
+        tenant_id: principal.tenant_id.or(q.tenant),
+        status: q.status,
+        kind: q.kind,
+    };
+    let mut conn = state.pool.get().await?;
+    let rows = jobs::list(&mut conn, &filter, page).await?;
+    Ok(web::Json(crate::pagination::Page::try_from_store(
+        rows,
+        |j| Ok(j.into()),
+    )?))
 }

@@ -8,7 +8,9 @@ pub mod catalog;
 pub mod catalog_admin;
 pub mod health;
 pub mod jobs;
+pub mod nodes;
 pub mod tenants;
+pub mod webhooks;
 
 use actix_web::{HttpRequest, web};
 
@@ -26,6 +28,8 @@ pub fn v1(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .service(tenants::update)
             .service(tenants::pause)
             .service(tenants::resume)
+            .service(tenants::retry_provisioning)
+            .service(tenants::deployments)
             .service(tenants::remove)
             .service(tenants::tenant_activity)
             .service(tenants::get_subscription)
@@ -33,12 +37,21 @@ pub fn v1(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .service(tenants::invite)
             .service(tenants::remove_member)
             .service(tenants::accept)
+            .service(jobs::list)
             .service(jobs::get_one)
+            .service(nodes::create)
+            .service(nodes::list)
+            .service(nodes::get_one)
+            .service(nodes::update)
+            .service(nodes::remove)
+            .service(nodes::check)
             .service(billing::preview)
             .service(billing::request)
             .service(billing::cancel)
             .service(billing::history)
             .service(billing::mark_paid)
+            .service(tenants::mark_paid)
+            .service(webhooks::stripe)
             .configure(|cfg| {
                 // The sandbox clock exists only in sandbox mode.
                 if settings.billing.sandbox {

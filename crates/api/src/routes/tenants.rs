@@ -434,12 +434,65 @@ async fn status_change(
         }))
 }
 
-/// Pause a tenant (`active → paused`; its instance stops with the provisioning issue).
+/// How a signup was paid.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkSignupPaidInput {
+    /// The payment's reference (bank transfer, receipt…), 1–200 characters.
+    pub reference: String,
+}
+
+/// Staff: record that a tenant awaiting its first payment paid outside the
+/// provider (or with `TENANTRY_PAYMENTS=disabled`): `pending_payment →
+/// provisioning` with the `provision` job (`202`), as a paid checkout does.
+#[utoipa::path(
+    context_path = "/v1", tag = "tenants", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Tenant id or slug")),
+    request_body = MarkSignupPaidInput,
+    responses(
+        (status = 202, description = "Provisioning started", body = TenantJobDto),
+        (status = 404, description = "No such tenant", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid-transition`: not awaiting payment", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Empty or overlong reference", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/tenants/{id}/mark-paid")]
+pub async fn mark_paid(
+    state: web::Data<AppState>,
+    principal: Principal,
+    client: ClientInfo,
+    id: web::Path<String>,
+    Json(input): Json<MarkSignupPaidInput>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::BillingWrite)?;
+    require_staff(&principal)?;
+    let reference = input.reference.trim();
+    if reference.is_empty() || reference.chars().count() > 200 {
+        return Err(ApiError::Validation {
+            detail: "reference must be 1 to 200 characters".into(),
+            errors: vec![crate::error::FieldProblem {
+                field: "reference".into(),
+                message: "must be 1 to 200 characters".into(),
+            }],
+        });
+    }
+    let (view, job) =
+        service::mark_signup_paid(&state, &principal, &id, reference, &client).await?;
+    Ok(HttpResponse::Accepted()
+        .insert_header(header::ETag(etag(view.tenant.version)))
+        .json(TenantJobDto {
+            tenant: tenant_dto(view),
+            job: job.map(JobDto::from),
+        }))
+}
+
+/// Pause a tenant (`active → paused`): a `suspend` job stops its dedicated
+/// container, or disables a shared tenant's database login.
 #[utoipa::path(
     context_path = "/v1", tag = "tenants", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug")),
     responses(
-        (status = 200, description = "Paused", body = TenantJobDto),
+        (status = 202, description = "Paused; the job stops its instance", body = TenantJobDto),
         (status = 409, description = "`invalid-transition` from the current status", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -450,15 +503,24 @@ pub async fn pause(
     client: ClientInfo,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    status_change(&state, &principal, &client, &id, TenantStatus::Paused, None).await
+    status_change(
+        &state,
+        &principal,
+        &client,
+        &id,
+        TenantStatus::Paused,
+        Some("suspend"),
+    )
+    .await
 }
 
-/// Resume a paused tenant (`paused → active`).
+/// Resume a paused or suspended tenant (`→ active`): a `resume` job starts
+/// its container again (or re-enables its database login).
 #[utoipa::path(
     context_path = "/v1", tag = "tenants", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug")),
     responses(
-        (status = 200, description = "Active again", body = TenantJobDto),
+        (status = 202, description = "Active again; the job starts its instance", body = TenantJobDto),
         (status = 409, description = "`invalid-transition`", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -469,7 +531,124 @@ pub async fn resume(
     client: ClientInfo,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    status_change(&state, &principal, &client, &id, TenantStatus::Active, None).await
+    status_change(
+        &state,
+        &principal,
+        &client,
+        &id,
+        TenantStatus::Active,
+        Some("resume"),
+    )
+    .await
+}
+
+/// Provision a `failed` tenant again (`failed → provisioning`), from where
+/// the failed attempt stopped: what it built is found again, not rebuilt.
+#[utoipa::path(
+    context_path = "/v1", tag = "tenants", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Tenant id or slug")),
+    responses(
+        (status = 202, description = "Provisioning again", body = TenantJobDto),
+        (status = 409, description = "`invalid-transition`: the tenant is not `failed`", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/tenants/{id}/retry-provisioning")]
+pub async fn retry_provisioning(
+    state: web::Data<AppState>,
+    principal: Principal,
+    client: ClientInfo,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    status_change(
+        &state,
+        &principal,
+        &client,
+        &id,
+        TenantStatus::Provisioning,
+        Some("provision"),
+    )
+    .await
+}
+
+/// Where a tenant runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeploymentDto {
+    /// Id.
+    pub id: Uuid,
+    /// `shared` or `dedicated`.
+    pub kind: String,
+    /// `provisioning`, `active` or `retired`.
+    pub status: String,
+    /// The tenant's URL.
+    pub url: String,
+    /// The node's name.
+    pub node: Option<String>,
+    /// The instance id (also the container's owner tag).
+    pub instance_id: Option<Uuid>,
+    /// The container's id on its node (Proxmox vmid, Docker container id).
+    pub container_id: Option<String>,
+    /// Host port (dedicated).
+    pub host_port: Option<i32>,
+    /// The tenant's database (its role has the same name).
+    pub database: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The tenant's deployments, newest first: the `active` one serves it; a
+/// `provisioning` one is being built (provisioning, migration); `retired`
+/// ones are history.
+#[utoipa::path(
+    context_path = "/v1", tag = "tenants", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Tenant id or slug")),
+    responses(
+        (status = 200, description = "Its deployments", body = Vec<DeploymentDto>),
+        (status = 404, description = "No such tenant", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/tenants/{id}/deployments")]
+pub async fn deployments(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<Vec<DeploymentDto>>> {
+    principal.require(Scope::TenantsRead)?;
+    let mut conn = state.pool.get().await?;
+    let view = service::find(&mut conn, &principal, &id).await?;
+    let mut out = Vec::new();
+    for d in tenantry_store::deployments::history(&mut conn, view.tenant.id)
+        .await?
+        .into_iter()
+        .rev()
+    {
+        let node = match d.node_id {
+            Some(n) => tenantry_store::nodes::get(&mut conn, n)
+                .await
+                .ok()
+                .map(|n| n.name),
+            None => None,
+        };
+        let container_id = match d.instance_id {
+            Some(i) => tenantry_store::nodes::get_instance(&mut conn, i)
+                .await
+                .ok()
+                .and_then(|i| i.external_id),
+            None => None,
+        };
+        out.push(DeploymentDto {
+            id: d.id,
+            kind: d.kind,
+            status: d.status,
+            url: d.url,
+            node,
+            instance_id: d.instance_id,
+            container_id,
+            host_port: d.host_port,
+            database: d.database_name,
+            created_at: d.created_at,
+        });
+    }
+    Ok(web::Json(out))
 }
 
 /// Delete a tenant: starts deprovisioning (`202` with the job). Its activity

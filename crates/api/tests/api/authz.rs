@@ -51,6 +51,18 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
         .await
         .unwrap();
     let b_change_id = b_change["plan_change"]["id"].as_str().unwrap().to_owned();
+    // Staff-only resources exist too: a node.
+    let node: Value = app
+        .post_as(
+            "/v1/nodes",
+            &app.admin().await.access_token,
+            crate::nodes::proxmox_node("pve9", "https://pve9.example.test:8006/api2/json"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let node_id = node["id"].as_str().unwrap().to_owned();
     let b_markers = [
         tb.to_string(),
         b.user_id.to_string(),
@@ -89,6 +101,7 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
                 let value = match (p.as_str(), path.split('/').nth(2).unwrap_or("")) {
                     ("id", "tenants") => tb.to_string(),
                     ("id", "jobs") => b_job.clone(),
+                    ("id", "nodes") => node_id.clone(),
                     ("id", _) => b_token_id.clone(),
                     ("user_id", _) => b.user_id.to_string(),
                     ("change_id", _) => b_change_id.clone(),
@@ -127,6 +140,13 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
                     "{method} {concrete} answered {status} for B's resource"
                 );
             }
+            if path.starts_with("/v1/nodes") {
+                // 403, or 422 where the empty body is refused before the role is checked.
+                assert!(
+                    status == 403 || (status == 422 && method == "post"),
+                    "{method} {concrete}: nodes are for staff ({status})"
+                );
+            }
             if ["post", "patch", "put", "delete"].contains(&method.as_str())
                 && path.starts_with("/v1/products")
             {
@@ -145,6 +165,76 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
             .status(),
         200
     );
+}
+
+/// The `/v1` operations the spec declares without `security` are exactly
+/// the public ones (sign-in, signup, the public catalog, invitations and
+/// the payment provider's webhook, which proves itself by signature); every
+/// other operation answers `401` without credentials. A new public route
+/// must be added here on purpose.
+#[tokio::test]
+async fn only_the_known_routes_are_public() {
+    const PUBLIC: [&str; 9] = [
+        "post /v1/auth/login",
+        "post /v1/auth/logout",
+        "post /v1/auth/refresh",
+        "post /v1/invitations/accept",
+        "get /v1/plans",
+        "get /v1/products",
+        "get /v1/products/{slug}",
+        "post /v1/signup",
+        "post /v1/webhooks/stripe",
+    ];
+    let app = spawn_app().await;
+    let spec: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../openapi/openapi.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut public = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            let name = format!("{method} {path}");
+            if op["security"].as_array().is_none_or(|s| s.is_empty()) {
+                public.push(name);
+                continue;
+            }
+            let concrete = path
+                .replace("{id}", "01890000-0000-7000-8000-000000000000")
+                .replace("{user_id}", "01890000-0000-7000-8000-000000000000")
+                .replace("{change_id}", "01890000-0000-7000-8000-000000000000")
+                .replace("{slug}", "odoo")
+                .replace("{code}", "basic");
+            let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let res = app
+                .client
+                .request(m, app.url(&concrete))
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 401, "{name} without credentials");
+        }
+    }
+    public.sort();
+    let mut expected: Vec<String> = PUBLIC.iter().map(|s| (*s).to_owned()).collect();
+    expected.sort();
+    assert_eq!(public, expected);
+    // The webhook without a valid signature is refused (never 401: it has no bearer).
+    let res = app
+        .client
+        .post(app.url("/v1/webhooks/stripe"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.status(), 200);
 }
 
 #[tokio::test]

@@ -52,6 +52,12 @@ pub async fn spawn_app_with_catalog() -> TestApp {
     app
 }
 
+/// A second app with these settings (e.g. another replica on the same
+/// database); the database belongs to whoever created it.
+pub fn spawn_app_with_settings(settings: Settings) -> TestApp {
+    start(settings, None)
+}
+
 /// The app pointed at `database_url` (which may be unreachable).
 pub fn spawn_app_on(database_url: &str) -> TestApp {
     start(Settings::for_tests(database_url), None)

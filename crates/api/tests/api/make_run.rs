@@ -1,31 +1,43 @@
 //! `make run` (scripts/run): the private cluster, its reuse, DATABASE_URL
-//! mode, and a clean stop on SIGTERM.
+//! mode, the simulators and nodes it starts and registers, a clean stop on
+//! SIGTERM; and `make demo` (scripts/demo) walking the main path against it.
 
 use std::{
     io::Read,
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use tenantry_test_db::TestDatabase;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use tenantry_test_db::{TestDatabase, free_port};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A binary built beside `tenantry` (`make test` builds the workspace's).
+fn sibling(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_tenantry")).with_file_name(name)
+}
+
 fn make_run(data_dir: &Path, pg_port: u16, http_port: u16, database_url: Option<&str>) -> Child {
     let mut cmd = Command::new(root().join("scripts/run"));
     cmd.env("TENANTRY_BIN", env!("CARGO_BIN_EXE_tenantry"))
+        .env("PVE_SIM_BIN", sibling("pve-sim"))
+        .env("STRIPE_SIM_BIN", sibling("stripe-sim"))
+        .env(
+            "TENANTRY_PVE_SIM_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env(
+            "TENANTRY_STRIPE_SIM_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env("TENANTRY_ARGON2_MEMORY_KIB", "1024")
+        .env("TENANTRY_ARGON2_ITERATIONS", "1")
+        .env_remove("TENANTRY_STRIPE_SECRET_KEY")
+        .env_remove("TENANTRY_PAYMENTS")
+        .env_remove("TENANTRY_SANDBOX")
         .env("TENANTRY_DATA_DIR", data_dir)
         .env("TENANTRY_PG_PORT", pg_port.to_string())
         .env("TENANTRY_LISTEN", format!("127.0.0.1:{http_port}"))
@@ -36,11 +48,16 @@ fn make_run(data_dir: &Path, pg_port: u16, http_port: u16, database_url: Option<
     if let Some(url) = database_url {
         cmd.env("DATABASE_URL", url);
     }
+    // A run.env left by an earlier run must not pass for this one's.
+    std::fs::remove_file(data_dir.join("run.env")).ok();
     cmd.spawn().expect("scripts/run")
 }
 
-/// Polls `/readyz` until it answers 200 (the server is up), or fails after 60 s.
-async fn wait_ready(child: &mut Child, http_port: u16) {
+/// Waits until `make run` is done starting (`READY=1` in run.env: a
+/// SIGTERM before that is, rightly, a failed start), then polls `/readyz`
+/// until it answers 200, or fails after 60 s.
+async fn wait_ready(child: &mut Child, data_dir: &Path, http_port: u16) {
+    wait_started(child, data_dir).await;
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -106,7 +123,7 @@ async fn make_run_starts_reuses_and_stops_a_private_cluster() {
     // First run: a new cluster, the database, migrations, the demo catalog.
     let http_port = free_port();
     let mut child = make_run(&data_dir, pg_port, http_port, None);
-    wait_ready(&mut child, http_port).await;
+    wait_ready(&mut child, &data_dir, http_port).await;
     assert_eq!(product_count(http_port).await, 2);
     assert!(cluster_running(&data_dir));
     let out = stop(child).await;
@@ -129,7 +146,7 @@ async fn make_run_starts_reuses_and_stops_a_private_cluster() {
     // Second run: the same cluster and data, nothing created again.
     let http_port = free_port();
     let mut child = make_run(&data_dir, pg_port, http_port, None);
-    wait_ready(&mut child, http_port).await;
+    wait_ready(&mut child, &data_dir, http_port).await;
     assert_eq!(product_count(http_port).await, 2);
     let login = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{http_port}/v1/auth/login"))
@@ -156,7 +173,7 @@ async fn make_run_with_database_url_starts_no_cluster() {
     let data_dir = std::env::temp_dir().join(format!("tenantry-run-{}", uuid::Uuid::new_v4()));
     let http_port = free_port();
     let mut child = make_run(&data_dir, free_port(), http_port, Some(db.url()));
-    wait_ready(&mut child, http_port).await;
+    wait_ready(&mut child, &data_dir, http_port).await;
     assert_eq!(product_count(http_port).await, 2);
     let out = stop(child).await;
     assert!(out.contains("using DATABASE_URL"), "{out}");
@@ -165,4 +182,116 @@ async fn make_run_with_database_url_starts_no_cluster() {
         "never with DATABASE_URL: {out}"
     );
     assert!(!data_dir.join("postgres").exists(), "no cluster is created");
+}
+
+/// Waits until `make run` has registered its nodes (`READY=1` in run.env).
+async fn wait_started(child: &mut Child, data_dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("make run exited early ({status}): {err}");
+        }
+        if std::fs::read_to_string(data_dir.join("run.env")).is_ok_and(|s| s.contains("READY=1")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "make run never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn make_run_starts_the_whole_control_plane_and_make_demo_walks_the_main_path() {
+    let data_dir = std::env::temp_dir().join(format!("tenantry-demo-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let http_port = free_port();
+    let mut child = make_run(&data_dir, free_port(), http_port, None);
+    wait_started(&mut child, &data_dir).await;
+
+    // The demo's secrets are the owner's alone.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(data_dir.join("demo.env"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "demo.env is private");
+
+    let dir = data_dir.clone();
+    let demo = tokio::task::spawn_blocking(move || {
+        Command::new(root().join("scripts/demo"))
+            .env("TENANTRY_DATA_DIR", &dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let demo_out = String::from_utf8_lossy(&demo.stdout).into_owned();
+    let out = stop(child).await;
+    assert!(
+        demo.status.success(),
+        "make demo failed: {demo_out}\n{}\nmake run said:\n{out}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    for line in [
+        "make run: Proxmox VE: simulated nodes pve1, pve2",
+        "make run: node pve1 (proxmox, simulated) online",
+        "make run: node pve2 (proxmox, simulated) online",
+        "make run: payments: local Stripe stand-in at http://127.0.0.1:",
+        ", no money moves",
+        &format!("make run: docs http://127.0.0.1:{http_port}/docs/"),
+        "make run: simulators stopped",
+    ] {
+        assert!(out.contains(line), "{line:?} missing from: {out}");
+    }
+    if Path::new("/var/run/docker.sock").exists() {
+        assert!(
+            out.contains(
+                "make run: node docker-local (docker, unix:///var/run/docker.sock) online"
+            ),
+            "{out}"
+        );
+    }
+    for step in [
+        "[1] sign up",
+        "[2] the customer pays",
+        "[3] provisioned on the least-loaded",
+        "[4] ten days later",
+        "[5] paid",
+        "[6] migrated to a dedicated container",
+        "[7] downgrade to basic",
+        "[8] sandbox clock advanced",
+        "[9] downgrade applied and migrated back to shared",
+        "[10] activity log",
+        "demo: OK",
+    ] {
+        assert!(demo_out.contains(step), "{step:?} missing from: {demo_out}");
+    }
+    assert!(
+        !data_dir.join("run.env").exists(),
+        "run.env goes with make run"
+    );
+
+    // Without make run, make demo says so and fails.
+    let dir = data_dir.clone();
+    let alone = tokio::task::spawn_blocking(move || {
+        Command::new(root().join("scripts/demo"))
+            .env("TENANTRY_DATA_DIR", &dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(alone.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&alone.stderr).contains("make run"),
+        "{}",
+        String::from_utf8_lossy(&alone.stderr)
+    );
+    std::fs::remove_dir_all(&data_dir).ok();
 }

@@ -61,7 +61,8 @@ async fn an_exhausted_pool_is_503_not_a_hang() {
     let auth = tenantry_api::auth::Auth::new(&settings.auth).unwrap();
     let app_settings = settings.clone();
     let state =
-        tenantry_api::AppState::new(pool.clone(), prometheus::Registry::new(), auth, &settings);
+        tenantry_api::AppState::new(pool.clone(), prometheus::Registry::new(), auth, &settings)
+            .unwrap();
     let app = actix_web::test::init_service(
         actix_web::App::new()
             .app_data(actix_web::web::Data::new(state))

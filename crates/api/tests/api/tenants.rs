@@ -473,7 +473,11 @@ async fn the_lifecycle_refuses_invalid_transitions_and_keeps_history_after_delet
         detail.contains("current: paused") && detail.contains("requested: paused"),
         "{detail}"
     );
-    assert_eq!(post("resume").await.status(), 200);
+    assert_eq!(
+        post("resume").await.status(),
+        202,
+        "a resume job starts its instance"
+    );
     assert_problem(post("resume").await, 409).await;
 
     let del = app

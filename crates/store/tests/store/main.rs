@@ -3,7 +3,10 @@
 //! Store integration tests against a real PostgreSQL: one database per test.
 
 mod catalog;
+mod jobs;
+mod locks;
 mod migrations;
+mod stripe;
 
 use secrecy::SecretString;
 use tenantry_domain::{CatalogInput, catalog::ProductSpec};
