@@ -56,8 +56,10 @@ fn build_image(image: &str) {
         "FROM scratch\nCOPY busybox /bin/busybox\nCOPY start.sh /start.sh\nENTRYPOINT [\"/bin/busybox\", \"sh\", \"/start.sh\"]\n",
     )
     .unwrap();
+    // No build cache: other tests build the same layers and delete their
+    // images when they end, which would pull cached parents from under us.
     let status = Command::new("docker")
-        .args(["build", "-q", "-t", image])
+        .args(["build", "-q", "--no-cache", "-t", image])
         .arg(&dir)
         .stdout(std::process::Stdio::null())
         .status()

@@ -124,6 +124,11 @@ impl TestDocker {
             dockerfile: "Dockerfile".into(),
             rm: true,
             forcerm: true,
+            // Every test builds the same content: with the build cache, one
+            // test's build reuses another's intermediate images, which that
+            // test's guard then deletes mid-build ("failed to get digest
+            // …: no such file or directory"). Each build owns its layers.
+            nocache: true,
             labels: Some([(TEST_LABEL.to_owned(), self.id.clone())].into()),
             ..Default::default()
         };
