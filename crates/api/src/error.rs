@@ -62,9 +62,11 @@ pub enum ApiError {
     /// `404 not-found`: no such route or resource (or not visible to the caller).
     #[error("{0}")]
     NotFound(String),
-    /// `405 method-not-allowed`.
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// `405 method-not-allowed`: the path exists, not with this method;
+    /// `allow` lists the methods it has (sent as the `Allow` header,
+    /// RFC 9110 §15.5.6).
+    #[error("{detail}")]
+    MethodNotAllowed { detail: String, allow: Vec<String> },
     /// `400 malformed-request`: a body that is not JSON, a query string that
     /// does not parse; `errors` names the fields when known.
     #[error("{detail}")]
@@ -146,7 +148,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotFound(_) => "not-found",
-            Self::MethodNotAllowed => "method-not-allowed",
+            Self::MethodNotAllowed { .. } => "method-not-allowed",
             Self::BadRequest { .. } => "malformed-request",
             Self::Validation { .. } => "validation-failed",
             Self::Conflict { code, .. }
@@ -165,7 +167,7 @@ impl ApiError {
     fn title(&self) -> &'static str {
         match self {
             Self::NotFound(_) => "Not found",
-            Self::MethodNotAllowed => "Method not allowed",
+            Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::BadRequest { .. } => "Malformed request",
             Self::Validation { .. } => "Validation failed",
             Self::Conflict { .. } => "Conflict",
@@ -214,7 +216,10 @@ impl ApiError {
     pub fn from_status(status: StatusCode) -> Self {
         match status.as_u16() {
             404 => Self::NotFound("no such resource".into()),
-            405 => Self::MethodNotAllowed,
+            405 => Self::MethodNotAllowed {
+                detail: "method not allowed".into(),
+                allow: Vec::new(),
+            },
             413 => Self::PayloadTooLarge,
             429 => Self::TooManyRequests { retry_after: 1 },
             400..=499 => Self::BadRequest {
@@ -287,7 +292,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -320,6 +325,9 @@ impl ResponseError for ApiError {
             }
             Self::Unauthorized { .. } => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            Self::MethodNotAllowed { allow, .. } if !allow.is_empty() => {
+                res.insert_header((header::ALLOW, allow.join(", ")));
             }
             _ => {}
         }

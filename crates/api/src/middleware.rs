@@ -115,7 +115,11 @@ pub async fn request_context(
     if (res.status().is_client_error() || res.status().is_server_error()) && !is_problem(&res) {
         // actix's own answers (405 of a resource, 413 of a payload limit...)
         // come without a body: give them the same problem+json shape.
-        let error = ApiError::from_status(res.status());
+        let error = if res.status() == actix_web::http::StatusCode::METHOD_NOT_ALLOWED {
+            crate::routes::unmatched(res.request().method().as_str(), res.request().path())
+        } else {
+            ApiError::from_status(res.status())
+        };
         let mut body = CONTEXT.sync_scope(ctx, || error.error_response());
         // Keep what the original response said beyond its body (Retry-After
         // of a rate limiter, Allow of a 405…).

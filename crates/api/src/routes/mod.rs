@@ -80,14 +80,89 @@ pub fn v1(cfg: &mut web::ServiceConfig, settings: &Settings) {
     );
 }
 
-/// Answers every request no route matched: `404 not-found` problem.
+/// Answers every request no route matched: `405 method-not-allowed` (with
+/// `Allow`) when the path is one of ours with other methods, else `404
+/// not-found`. Which paths and methods exist is read from the OpenAPI
+/// document, which lists every route.
 ///
 /// # Errors
-/// Always [`ApiError::NotFound`].
+/// Always [`ApiError::MethodNotAllowed`] or [`ApiError::NotFound`].
 pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!(
-        "no route {} {}",
-        req.method(),
-        req.path()
-    )))
+    Err(unmatched(req.method().as_str(), req.path()))
+}
+
+/// The error for `method path` when no route took it (see [`not_found`]).
+pub fn unmatched(method: &str, path: &str) -> ApiError {
+    let allow = allowed_methods(path);
+    // A documented method that did not match is a route not mounted here
+    // (the sandbox clock outside sandbox mode): not found.
+    if allow.is_empty() || allow.iter().any(|m| m == method) {
+        return ApiError::NotFound(format!("no route {method} {path}"));
+    }
+    ApiError::MethodNotAllowed {
+        detail: format!(
+            "{path} does not take {method}; it takes {}",
+            allow.join(", ")
+        ),
+        allow,
+    }
+}
+
+/// One documented path: its segments (`None` for a `{parameter}`) and
+/// methods (upper case).
+type RouteTemplate = (Vec<Option<String>>, Vec<String>);
+
+/// The methods the OpenAPI document lists for the path template matching
+/// `path`, empty when none does.
+fn allowed_methods(path: &str) -> Vec<String> {
+    static TEMPLATES: std::sync::OnceLock<Vec<RouteTemplate>> = std::sync::OnceLock::new();
+    let templates = TEMPLATES.get_or_init(|| {
+        use utoipa::OpenApi as _;
+        crate::openapi::ApiDoc::openapi()
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let segments = template
+                    .trim_matches('/')
+                    .split('/')
+                    .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
+                    .collect();
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("HEAD", item.head.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("OPTIONS", item.options.is_some()),
+                    ("TRACE", item.trace.is_some()),
+                ]
+                .into_iter()
+                .filter(|(_, has)| *has)
+                .map(|(m, _)| m.to_owned())
+                .collect();
+                (segments, methods)
+            })
+            .collect()
+    });
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let mut allow: Vec<String> = Vec::new();
+    for (segments, methods) in templates {
+        let matches = segments.len() == parts.len()
+            && segments
+                .iter()
+                .zip(&parts)
+                .all(|(s, p)| !p.is_empty() && s.as_deref().is_none_or(|lit| lit == *p));
+        if matches {
+            allow.extend(
+                methods
+                    .iter()
+                    .filter(|m| !allow.contains(m))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
+    allow
 }

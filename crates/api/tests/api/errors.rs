@@ -2,7 +2,7 @@ use actix_web::{App, HttpResponse, middleware::from_fn, test, web};
 use serde::Deserialize;
 use tenantry_api::{error::ApiResult, extract, middleware::request_context};
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn unknown_route_is_a_404_problem() {
@@ -14,22 +14,55 @@ async fn unknown_route_is_a_404_problem() {
 }
 
 #[tokio::test]
-async fn an_unrouted_method_is_a_404_problem_too() {
+async fn a_method_a_path_does_not_take_is_a_405_problem_naming_those_it_does() {
     let app = spawn_app().await;
+    let cases = [
+        (
+            reqwest::Method::DELETE,
+            "/v1/products".to_owned(),
+            "GET, POST",
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("/v1/tenants/{}", uuid::Uuid::new_v4()),
+            "GET, PATCH, DELETE",
+        ),
+        (reqwest::Method::GET, "/v1/auth/login".to_owned(), "POST"),
+    ];
+    for (method, path, allow) in cases {
+        let res = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+        let body = assert_problem(res, 405).await;
+        assert_eq!(
+            body["type"],
+            "https://tenantry.dev/problems/method-not-allowed"
+        );
+        assert_eq!(body["instance"], path.as_str());
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(method.as_str()) && detail.contains(allow),
+            "{detail}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_documented_route_not_mounted_is_still_a_404() {
+    // The sandbox clock exists only in sandbox mode.
+    let app = spawn_app_with(|s| s.billing.sandbox = false).await;
     let res = app
         .client
-        .delete(app.url("/v1/products"))
+        .get(app.url("/v1/sandbox/clock"))
         .send()
         .await
         .unwrap();
-    let body = assert_problem(res, 404).await;
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("DELETE /v1/products"),
-        "{body}"
-    );
+    assert!(res.headers().get("allow").is_none());
+    assert_problem(res, 404).await;
 }
 
 #[tokio::test]

@@ -1012,6 +1012,51 @@ async fn signup_paid_starts_provisioning_once_in_any_order() {
     }
 }
 
+#[tokio::test]
+async fn a_delayed_payment_starts_provisioning_only_when_it_succeeds() {
+    let w = world().await;
+    let (tenant, sub, _) = w.signup("sepa", "basic").await;
+    let session = |kind: &str, payment_status: &str| {
+        let mut e = for_tenant(
+            shaped("checkout.session.completed"),
+            tenant,
+            sub,
+            "cus_sepa",
+            "sub_sepa",
+        );
+        e["type"] = json!(kind);
+        e["data"]["object"]["payment_status"] = json!(payment_status);
+        e
+    };
+    // Completed with a SEPA debit still on its way: nothing to fulfil yet.
+    let completed = session("checkout.session.completed", "unpaid");
+    assert_eq!(w.deliver(&completed).await["outcome"], "ignored");
+    assert_eq!(w.tenant_status(tenant).await, "pending_payment");
+    assert_eq!(w.provision_jobs(tenant).await, 0);
+    // A failed debit is recorded and changes nothing either.
+    let failed = session("checkout.session.async_payment_failed", "unpaid");
+    assert_eq!(w.deliver(&failed).await["outcome"], "ignored");
+    assert_eq!(w.tenant_status(tenant).await, "pending_payment");
+
+    // The money arrives: the same session, now paid.
+    let succeeded = session("checkout.session.async_payment_succeeded", "paid");
+    assert_eq!(w.deliver(&succeeded).await["outcome"], "applied");
+    assert_eq!(w.tenant_status(tenant).await, "provisioning");
+    assert_eq!(w.provision_jobs(tenant).await, 1);
+    let res = w
+        .post_event(&succeeded, SECRET, chrono::Utc::now().timestamp())
+        .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["outcome"], "duplicate");
+    assert_eq!(w.provision_jobs(tenant).await, 1);
+    assert_eq!(
+        w.one(&format!(
+            "SELECT provider_subscription_id FROM subscriptions WHERE id = '{sub}'"
+        ))
+        .await,
+        "sub_sepa"
+    );
+}
+
 /// A Stripe-billed active tenant set up through webhooks: (tenant, subscription, period end).
 async fn billed(w: &World, slug: &str) -> (Uuid, Uuid, i64) {
     let now = chrono::Utc::now().timestamp();

@@ -10,7 +10,7 @@
 //!
 //! | event | effect |
 //! | --- | --- |
-//! | `checkout.session.completed` (paid) | signup: subscription linked to Stripe, tenant `pending_payment → provisioning`, one `provision` job; an upgrade's checkout: the change applied |
+//! | `checkout.session.completed` (paid), `checkout.session.async_payment_succeeded` | signup: subscription linked to Stripe, tenant `pending_payment → provisioning`, one `provision` job; an upgrade's checkout: the change applied |
 //! | `invoice.paid` | first invoice: as a paid signup; an upgrade invoice: the change applied; a renewal: period advanced, `past_due` cleared, a non-payment suspension lifted |
 //! | `invoice.payment_failed` | a renewal: `past_due` (dunning: suspension after the grace, termination after that) |
 //! | `customer.subscription.updated` | ids linked; `canceled` status: as deleted |
@@ -38,8 +38,9 @@ use uuid::Uuid;
 use crate::engine::{self, Actor, BillingError, Clock};
 
 /// The event types with an effect.
-pub const HANDLED: [&str; 5] = [
+pub const HANDLED: [&str; 6] = [
     "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
     "invoice.paid",
     "invoice.payment_failed",
     "customer.subscription.updated",
@@ -236,7 +237,12 @@ async fn apply(
 ) -> Result<Ingested, IngestError> {
     let obj = &env.object;
     match env.kind.as_str() {
-        "checkout.session.completed" => {
+        // A delayed payment method (SEPA debit, bank transfer) completes the
+        // session `unpaid`; `async_payment_succeeded` carries the same
+        // session `paid` once the money arrives (Stripe: "Fulfill orders",
+        // delayed notification payment methods). A lifetime plan has no
+        // invoice, so this is the only word of its payment.
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
             let status = text(obj, &["payment_status"]).unwrap_or("");
             if status != "paid" && status != "no_payment_required" {
                 return Ok(Ingested::Ignored(format!(
