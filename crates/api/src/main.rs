@@ -65,7 +65,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let report = tenantry_api::billing_processor::run_once(&settings).await?;
             println!(
-                "billing: {} change(s) applied, {} upgrade(s) expired, {} renewal(s) paid, {} declined, {} awaiting the customer, {} recovered, {} suspended, {} terminated in {:.2} s",
+                "billing: {} change(s) applied, {} upgrade(s) expired, {} renewal(s) paid, {} declined, {} awaiting the customer, {} recovered, {} suspended, {} terminated, {} canceled ended in {:.2} s",
                 report.applied_changes,
                 report.expired_upgrades,
                 report.renewed,
@@ -74,6 +74,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 report.recovered,
                 report.suspended,
                 report.terminated,
+                report.ended,
                 started.elapsed().as_secs_f64()
             );
             Ok(())

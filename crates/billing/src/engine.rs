@@ -837,6 +837,9 @@ pub struct ProcessReport {
     pub suspended: i64,
     /// Subscriptions terminated for non-payment.
     pub terminated: i64,
+    /// Tenants whose canceled subscription's paid period ended
+    /// (deprovisioned).
+    pub ended: i64,
 }
 
 /// Rows a set-based step takes per statement.
@@ -846,8 +849,8 @@ const WORKERS: usize = 3;
 
 /// One processor run at the clock's now: expire unpaid upgrades, apply due
 /// scheduled changes (before renewals, so renewals bill the new price),
-/// charge due renewals, then suspend and terminate overdue subscriptions.
-/// Safe to run concurrently and to repeat.
+/// charge due renewals, then suspend and terminate overdue subscriptions
+/// and end the service of canceled ones whose period is over. Safe to run concurrently and to repeat.
 ///
 /// # Errors
 /// [`BillingError::Store`]; gateway failures of single renewals are logged
@@ -886,6 +889,7 @@ pub async fn process_due(
     let mut conn = pool.get().await?;
     report.suspended = store::suspend_overdue(&mut conn, now, settings.grace).await?;
     report.terminated = store::terminate_overdue(&mut conn, now, settings.termination).await?;
+    report.ended = store::end_canceled(&mut conn, now).await?;
     tracing::debug!(
         changes_ms = applied.as_millis(),
         renewals_ms = (renewed - applied).as_millis(),

@@ -518,6 +518,50 @@ pub async fn terminate_overdue(
     Ok(rows.into_iter().next().map_or(0, |r| r.n))
 }
 
+/// Ends the service of canceled subscriptions whose paid period is over
+/// (a subscription deleted in Stripe keeps its service until then): tenant
+/// `deprovisioning` with reason `canceled` and a `deprovision` job (final
+/// backup first), an activity row. The subscription stays `canceled`.
+/// Returns how many tenants it moved.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn end_canceled(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let rows: Vec<Count> = diesel::sql_query(
+        r#"
+        WITH due AS (
+            SELECT t.id AS tenant_id, t.status AS old_status
+            FROM subscriptions s JOIN tenants t ON t.id = s.tenant_id
+            WHERE s.status = 'canceled' AND s.current_period_end <= $1
+              AND t.status IN ('active', 'paused', 'suspended', 'failed')
+            FOR UPDATE OF t SKIP LOCKED
+        ), ten AS (
+            UPDATE tenants SET status = 'deprovisioning', status_reason = 'canceled', version = version + 1, updated_at = now()
+            FROM due WHERE tenants.id = due.tenant_id RETURNING tenants.id
+        ), j AS (
+            INSERT INTO jobs (id, kind, tenant_id, payload, dedup_key)
+            SELECT uuid_v7(), 'deprovision', d.tenant_id, jsonb_build_object('tenant_id', d.tenant_id, 'final_backup', true), 'deprovision:' || d.tenant_id
+            FROM due d
+            ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING
+            RETURNING id
+        ), log AS (
+            INSERT INTO activity_log (id, occurred_at, actor_label, tenant_id, action, target_type, target_id, before, after)
+            SELECT uuid_v7(), $1, 'scheduler', d.tenant_id, 'tenant.status_changed', 'tenant', d.tenant_id::text,
+                   jsonb_build_object('status', d.old_status), '{"status": "deprovisioning", "reason": "canceled"}'
+            FROM due d RETURNING id
+        )
+        SELECT count(*) AS n FROM due
+        "#,
+    )
+    .bind::<Timestamptz, _>(now)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().next().map_or(0, |r| r.n))
+}
+
 fn grace_interval(d: chrono::Duration) -> diesel::pg::data_types::PgInterval {
     diesel::pg::data_types::PgInterval::from_microseconds(d.num_microseconds().unwrap_or(i64::MAX))
 }

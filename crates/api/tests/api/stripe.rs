@@ -1190,6 +1190,49 @@ async fn a_subscription_deleted_in_stripe_is_canceled_at_period_end() {
         "sub_acme",
     );
     assert_eq!(w.deliver(&again).await["outcome"], "ignored");
+
+    // The paid period runs to its end; then the processor ends the service.
+    let process = async || {
+        tenantry_billing::engine::process_due(
+            &w.app.pool(),
+            &tenantry_billing::SandboxGateway::new("http://x"),
+            &w.clock(),
+            &w.app.settings.billing,
+        )
+        .await
+        .unwrap()
+    };
+    assert_eq!(process().await.ended, 0);
+    assert_eq!(w.tenant_status(t).await, "active");
+    let mut conn = w.app.pool().get().await.unwrap();
+    tenantry_store::billing::set_sandbox_offset(&mut conn, 200)
+        .await
+        .unwrap();
+    drop(conn);
+    assert!(
+        w.clock()
+            .now(&mut w.app.pool().get().await.unwrap())
+            .await
+            .unwrap()
+            .timestamp()
+            > end
+    );
+    assert_eq!(process().await.ended, 1);
+    assert_eq!(
+        w.one(&format!(
+            "SELECT status || ' ' || status_reason FROM tenants WHERE id = '{t}'"
+        ))
+        .await,
+        "deprovisioning canceled"
+    );
+    let deprovision = format!(
+        "SELECT 1 FROM jobs WHERE kind = 'deprovision' AND tenant_id = '{t}' AND (payload->>'final_backup')::bool"
+    );
+    assert_eq!(w.count(&deprovision).await, 1);
+    assert_eq!(w.count(&format!("SELECT 1 FROM activity_log WHERE action = 'tenant.status_changed' AND tenant_id = '{t}' AND after->>'reason' = 'canceled'")).await, 1);
+    // Once only.
+    assert_eq!(process().await.ended, 0);
+    assert_eq!(w.count(&deprovision).await, 1);
 }
 
 #[tokio::test]
