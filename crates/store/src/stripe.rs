@@ -359,6 +359,29 @@ pub struct PaidPeriod {
     pub reference: String,
 }
 
+/// `sql` with a period's parameters bound: `$1` now, `$2` tenant, `$3`
+/// subscription, `$4` amount, `$5` currency, `$6`/`$7` period start/end,
+/// `$8` invoice id, `$9` `last` (the paid statement's activity action, the
+/// failed one's reason).
+fn period_statement<'a>(
+    sql: &'static str,
+    now: DateTime<Utc>,
+    p: &'a PaidPeriod,
+    last: &'a str,
+) -> diesel::query_builder::BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery> {
+    diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Timestamptz, _>(now)
+        .bind::<SqlUuid, _>(p.tenant_id)
+        .bind::<SqlUuid, _>(p.subscription_id)
+        .bind::<diesel::sql_types::Numeric, _>(p.amount)
+        .bind::<Text, _>(&p.currency)
+        .bind::<Timestamptz, _>(p.start)
+        .bind::<Timestamptz, _>(p.end)
+        .bind::<Text, _>(&p.reference)
+        .bind::<Text, _>(last)
+}
+
 /// Records a paid renewal of a Stripe-billed subscription: the charge row
 /// (one per subscription and period start), the period advanced (never
 /// backwards: a late invoice of an older period changes no period), past
@@ -374,7 +397,7 @@ pub async fn record_paid_period(
     p: &PaidPeriod,
     action: &str,
 ) -> Result<bool, StoreError> {
-    let rows: Vec<Changed> = diesel::sql_query(
+    let rows: Vec<Changed> = period_statement(
         r#"
         WITH charge AS (
             INSERT INTO charges (id, tenant_id, subscription_id, kind, amount, currency, status, period_start, period_end,
@@ -418,16 +441,10 @@ pub async fn record_paid_period(
         )
         SELECT EXISTS (SELECT 1 FROM sub) AS changed
         "#,
+        now,
+        p,
+        action,
     )
-    .bind::<Timestamptz, _>(now)
-    .bind::<SqlUuid, _>(p.tenant_id)
-    .bind::<SqlUuid, _>(p.subscription_id)
-    .bind::<diesel::sql_types::Numeric, _>(p.amount)
-    .bind::<Text, _>(&p.currency)
-    .bind::<Timestamptz, _>(p.start)
-    .bind::<Timestamptz, _>(p.end)
-    .bind::<Text, _>(&p.reference)
-    .bind::<Text, _>(action)
     .load(conn)
     .await?;
     Ok(rows.iter().any(|r| r.changed))
@@ -447,7 +464,7 @@ pub async fn record_failed_period(
     p: &PaidPeriod,
     reason: &str,
 ) -> Result<bool, StoreError> {
-    let rows: Vec<Changed> = diesel::sql_query(
+    let rows: Vec<Changed> = period_statement(
         r#"
         WITH sub AS (
             UPDATE subscriptions SET status = 'past_due', past_due_since = coalesce(past_due_since, $1), updated_at = now()
@@ -471,16 +488,10 @@ pub async fn record_failed_period(
         )
         SELECT EXISTS (SELECT 1 FROM sub) AS changed
         "#,
+        now,
+        p,
+        reason,
     )
-    .bind::<Timestamptz, _>(now)
-    .bind::<SqlUuid, _>(p.tenant_id)
-    .bind::<SqlUuid, _>(p.subscription_id)
-    .bind::<diesel::sql_types::Numeric, _>(p.amount)
-    .bind::<Text, _>(&p.currency)
-    .bind::<Timestamptz, _>(p.start)
-    .bind::<Timestamptz, _>(p.end)
-    .bind::<Text, _>(&p.reference)
-    .bind::<Text, _>(reason)
     .load(conn)
     .await?;
     Ok(rows.iter().any(|r| r.changed))

@@ -37,16 +37,6 @@ use uuid::Uuid;
 
 use crate::engine::{self, Actor, BillingError, Clock};
 
-/// The event types with an effect.
-pub const HANDLED: [&str; 6] = [
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-    "invoice.paid",
-    "invoice.payment_failed",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-];
-
 /// What ingesting an event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {
