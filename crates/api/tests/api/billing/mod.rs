@@ -1,0 +1,46 @@
+//! The billing engine through the API (and, for dunning, with a scripted
+//! gateway): what the topic files share — a tenant with its owner, its
+//! subscription as the owner sees it, a saved payment method, timestamps.
+
+mod downgrades;
+mod dunning;
+mod processor;
+mod requests;
+mod upgrades;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tenantry_domain::Role;
+
+use crate::helpers::{Session, TestApp};
+
+fn time(v: &Value) -> DateTime<Utc> {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+async fn owner_of(app: &TestApp, slug: &str, product: &str, plan: &str) -> (uuid::Uuid, Session) {
+    let t = app.tenant_on(slug, product, plan).await;
+    let s = app
+        .user(&format!("owner@{slug}.test"), Role::TenantOwner, Some(t))
+        .await;
+    (t, s)
+}
+
+async fn subscription(app: &TestApp, t: uuid::Uuid, token: &str) -> Value {
+    app.get_as(&format!("/v1/tenants/{t}/subscription"), token)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn set_saved_method(app: &TestApp, t: uuid::Uuid) {
+    app.sql()
+        .await
+        .execute(
+            "UPDATE subscriptions SET saved_payment_method = true WHERE tenant_id = $1",
+            &[&t],
+        )
+        .await
+        .unwrap();
+}
