@@ -1,9 +1,7 @@
-//! Stripe's rows: the events received (deduplicated by event id), the
-//! catalog's Stripe twins, the checkout sessions opened, and the
-//! subscription state Stripe's webhooks move (periods paid, dunning).
-//!
-//! Every function runs on the caller's connection, so the webhook path
-//! records an event and applies its effects in one transaction.
+//! Stripe-billed subscriptions: finding and locking ours by Stripe's ids,
+//! linking them to a Stripe Customer and Subscription, and the state
+//! Stripe's invoices and webhooks move: a billing period paid, a payment
+//! failed (dunning starts), a subscription canceled at period end.
 
 use chrono::{DateTime, Utc};
 use diesel::{
@@ -13,236 +11,7 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::{
-    StoreError,
-    schema::{stripe_catalog, stripe_checkouts, stripe_events, subscriptions},
-    tenants::Subscription,
-};
-
-/// A Stripe event as recorded.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = stripe_events, check_for_backend(diesel::pg::Pg))]
-pub struct StripeEvent {
-    /// Stripe's event id (`evt_…`).
-    pub id: String,
-    /// Its type, e.g. `invoice.paid`.
-    #[diesel(column_name = type_)]
-    pub kind: String,
-    /// The API version its `data` was rendered with.
-    pub api_version: Option<String>,
-    /// The event as received.
-    pub payload: serde_json::Value,
-    /// `webhook`, `reconcile` or `operator`.
-    pub source: String,
-    /// When we first received it.
-    pub received_at: DateTime<Utc>,
-    /// When its effects were applied (or found to be none).
-    pub processed_at: Option<DateTime<Utc>>,
-    /// Why it had no effect, if it had none for a reason worth keeping.
-    pub error: Option<String>,
-}
-
-/// Records an event unless its id is already recorded. Returns whether it
-/// was new (`false`: a duplicate delivery, which must change nothing).
-///
-/// # Errors
-/// [`StoreError`].
-pub async fn insert_event(
-    conn: &mut AsyncPgConnection,
-    event: &StripeEvent,
-) -> Result<bool, StoreError> {
-    let n = diesel::insert_into(stripe_events::table)
-        .values(event)
-        .on_conflict(stripe_events::id)
-        .do_nothing()
-        .execute(conn)
-        .await?;
-    Ok(n == 1)
-}
-
-/// Marks an event processed, with the reason it had no effect, if any.
-///
-/// # Errors
-/// [`StoreError`].
-pub async fn mark_processed(
-    conn: &mut AsyncPgConnection,
-    id: &str,
-    at: DateTime<Utc>,
-    error: Option<&str>,
-) -> Result<(), StoreError> {
-    diesel::update(stripe_events::table.find(id))
-        .set((
-            stripe_events::processed_at.eq(at),
-            stripe_events::error.eq(error),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// The ids among `ids` that are already recorded.
-///
-/// # Errors
-/// [`StoreError`].
-pub async fn known_events(
-    conn: &mut AsyncPgConnection,
-    ids: &[String],
-) -> Result<Vec<String>, StoreError> {
-    Ok(stripe_events::table
-        .filter(stripe_events::id.eq_any(ids))
-        .select(stripe_events::id)
-        .load(conn)
-        .await?)
-}
-
-/// One recorded event.
-///
-/// # Errors
-/// [`StoreError::NotFound`].
-pub async fn find_event(conn: &mut AsyncPgConnection, id: &str) -> Result<StripeEvent, StoreError> {
-    Ok(stripe_events::table
-        .find(id)
-        .select(StripeEvent::as_select())
-        .first(conn)
-        .await?)
-}
-
-/// The one-row answer of the statements below that report whether their
-/// guarded update changed anything (`SELECT EXISTS (…) AS changed`).
-#[derive(QueryableByName)]
-struct Changed {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    changed: bool,
-}
-
-/// A catalog object's Stripe twin.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = stripe_catalog, check_for_backend(diesel::pg::Pg))]
-pub struct CatalogTwin {
-    /// Our product's or plan's id.
-    pub local_id: Uuid,
-    /// `product` or `price`.
-    pub kind: String,
-    /// `prod_…` or `price_…`.
-    pub stripe_id: String,
-    /// What it was made from (see the migration).
-    pub fingerprint: String,
-    /// When last written.
-    pub synced_at: DateTime<Utc>,
-}
-
-/// The Stripe twin of a product or plan, if synced.
-///
-/// # Errors
-/// [`StoreError`].
-pub async fn twin(
-    conn: &mut AsyncPgConnection,
-    local_id: Uuid,
-) -> Result<Option<CatalogTwin>, StoreError> {
-    Ok(stripe_catalog::table
-        .find(local_id)
-        .select(CatalogTwin::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}
-
-/// Stores (or replaces) a twin.
-///
-/// Two syncs of the same object run at once (a signup's checkout and a
-/// job) get the same Stripe object back (same idempotency key) and both
-/// save it. `ON CONFLICT (local_id)` settles the primary key, but when both
-/// inserts pass PostgreSQL's pre-check together the loser still trips the
-/// other unique index, `stripe_id` (only arbiter indexes are speculative):
-/// that is the same twin already saved, not a conflict.
-///
-/// # Errors
-/// [`StoreError::Conflict`] when `stripe_id` belongs to another local object;
-/// other [`StoreError`]s.
-pub async fn save_twin(conn: &mut AsyncPgConnection, t: &CatalogTwin) -> Result<(), StoreError> {
-    let saved: Result<usize, StoreError> = diesel::insert_into(stripe_catalog::table)
-        .values(t)
-        .on_conflict(stripe_catalog::local_id)
-        .do_update()
-        .set((
-            stripe_catalog::stripe_id.eq(&t.stripe_id),
-            stripe_catalog::fingerprint.eq(&t.fingerprint),
-            stripe_catalog::synced_at.eq(t.synced_at),
-        ))
-        .execute(conn)
-        .await
-        .map_err(StoreError::from);
-    match saved {
-        Ok(_) => Ok(()),
-        Err(StoreError::Conflict { constraint })
-            if constraint == "stripe_catalog_stripe_id_key" =>
-        {
-            match twin(conn, t.local_id).await? {
-                Some(now) if now.stripe_id == t.stripe_id => Ok(()),
-                _ => Err(StoreError::Conflict { constraint }),
-            }
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// The plan whose Stripe Price is `price_id`.
-///
-/// # Errors
-/// [`StoreError`].
-pub async fn plan_of_price(
-    conn: &mut AsyncPgConnection,
-    price_id: &str,
-) -> Result<Option<Uuid>, StoreError> {
-    Ok(stripe_catalog::table
-        .filter(stripe_catalog::stripe_id.eq(price_id))
-        .filter(stripe_catalog::kind.eq("price"))
-        .select(stripe_catalog::local_id)
-        .first(conn)
-        .await
-        .optional()?)
-}
-
-/// A checkout session we opened: its id and URL, by our key.
-///
-/// # Errors
-/// [`StoreError`].
-pub async fn checkout(
-    conn: &mut AsyncPgConnection,
-    key: &str,
-) -> Result<Option<(String, String)>, StoreError> {
-    Ok(stripe_checkouts::table
-        .find(key)
-        .select((stripe_checkouts::session_id, stripe_checkouts::url))
-        .first(conn)
-        .await
-        .optional()?)
-}
-
-/// Remembers a checkout session (the first one stored for a key wins).
-///
-/// # Errors
-/// [`StoreError`].
-pub async fn save_checkout(
-    conn: &mut AsyncPgConnection,
-    key: &str,
-    tenant_id: Uuid,
-    session_id: &str,
-    url: &str,
-) -> Result<(), StoreError> {
-    diesel::insert_into(stripe_checkouts::table)
-        .values((
-            stripe_checkouts::key.eq(key),
-            stripe_checkouts::tenant_id.eq(tenant_id),
-            stripe_checkouts::session_id.eq(session_id),
-            stripe_checkouts::url.eq(url),
-        ))
-        .on_conflict(stripe_checkouts::key)
-        .do_nothing()
-        .execute(conn)
-        .await?;
-    Ok(())
-}
+use crate::{StoreError, schema::subscriptions, tenants::Subscription};
 
 /// A subscription, locked for an event's effects.
 ///
@@ -321,23 +90,12 @@ pub async fn link_provider(
     Ok(())
 }
 
-/// Records the customer id of a tenant's subscription (before checkout).
-///
-/// # Errors
-/// [`StoreError`].
-pub async fn set_customer(
-    conn: &mut AsyncPgConnection,
-    subscription_id: Uuid,
-    customer: &str,
-) -> Result<(), StoreError> {
-    diesel::update(subscriptions::table.find(subscription_id))
-        .set((
-            subscriptions::provider_customer_id.eq(customer),
-            subscriptions::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
+/// The one-row answer of the statements below that report whether their
+/// guarded update changed anything (`SELECT EXISTS (…) AS changed`).
+#[derive(QueryableByName)]
+struct Changed {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    changed: bool,
 }
 
 /// A paid period of a Stripe-billed subscription.
@@ -536,71 +294,6 @@ pub async fn cancel_at_period_end(
     .load(conn)
     .await?;
     Ok(rows.iter().any(|r| r.changed))
-}
-
-/// Every active product, oldest first.
-///
-/// # Errors
-/// [`StoreError`].
-pub async fn active_products(
-    conn: &mut AsyncPgConnection,
-) -> Result<Vec<crate::catalog::Product>, StoreError> {
-    use crate::schema::products;
-    Ok(products::table
-        .filter(products::active.eq(true))
-        .order(products::id)
-        .select(crate::catalog::Product::as_select())
-        .load(conn)
-        .await?)
-}
-
-/// A product and a plan by the plan's id.
-///
-/// # Errors
-/// [`StoreError::NotFound`].
-pub async fn plan_with_product(
-    conn: &mut AsyncPgConnection,
-    plan_id: Uuid,
-) -> Result<(crate::catalog::Plan, crate::catalog::Product), StoreError> {
-    use crate::schema::{plans, products};
-    Ok(plans::table
-        .inner_join(products::table)
-        .filter(plans::id.eq(plan_id))
-        .select((
-            crate::catalog::Plan::as_select(),
-            crate::catalog::Product::as_select(),
-        ))
-        .first(conn)
-        .await?)
-}
-
-/// The email of a tenant's owner (the first one; or the one invited to own it).
-///
-/// # Errors
-/// [`StoreError::NotFound`].
-pub async fn owner_email(
-    conn: &mut AsyncPgConnection,
-    tenant_id: Uuid,
-) -> Result<String, StoreError> {
-    use crate::schema::{invitations, users};
-    let user = users::table
-        .filter(users::tenant_id.eq(tenant_id))
-        .filter(users::role.eq("tenant_owner"))
-        .order(users::id)
-        .select(users::email)
-        .first(conn)
-        .await
-        .optional()?;
-    match user {
-        Some(e) => Ok(e),
-        None => Ok(invitations::table
-            .filter(invitations::tenant_id.eq(tenant_id))
-            .filter(invitations::role.eq("tenant_owner"))
-            .order(invitations::id)
-            .select(invitations::email)
-            .first(conn)
-            .await?),
-    }
 }
 
 /// The id of a tenant's most recent plan change (any status), if any.

@@ -1,0 +1,40 @@
+//! Plan changes, charges, renewal and dunning state, and the sandbox clock.
+//!
+//! The set-based functions (`apply_due_changes`, `expire_unpaid_upgrades`,
+//! `suspend_overdue`, `terminate_overdue`) claim their rows with `FOR UPDATE
+//! SKIP LOCKED`, so several processors can run at once and each row is
+//! handled exactly once.
+//!
+//! The parts: `plan_changes` (plan change rows, applying them, expiring
+//! unpaid upgrades), `charges` (charge rows, renewal charges for the next
+//! billing period and their outcomes), `dunning` (suspending and ending the
+//! service of past-due and canceled subscriptions) and `clock` (the sandbox
+//! billing clock's offset).
+
+mod charges;
+mod clock;
+mod dunning;
+mod plan_changes;
+
+use diesel::{prelude::*, sql_types::BigInt};
+
+pub use charges::{
+    Charge, NewRenewal, RenewalCandidate, RenewalResult, claim_renewal_charges,
+    record_charge_attempt, record_renewals, renewal_candidates, upsert_charge,
+};
+pub use clock::{sandbox_offset, set_sandbox_offset};
+pub use dunning::{end_canceled, suspend_overdue, terminate_overdue};
+pub use plan_changes::{
+    PlanChange, apply_change, apply_due_changes, cancel_open_change, expire_unpaid_upgrades,
+    insert_change, list_changes, lock_change, open_change, set_change_status,
+};
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn grace_interval(d: chrono::Duration) -> diesel::pg::data_types::PgInterval {
+    diesel::pg::data_types::PgInterval::from_microseconds(d.num_microseconds().unwrap_or(i64::MAX))
+}

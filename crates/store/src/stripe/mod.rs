@@ -1,0 +1,27 @@
+//! Stripe's rows: the events received (deduplicated by event id), the
+//! catalog's Stripe twins, the checkout sessions opened, and the
+//! subscription state Stripe's webhooks move (periods paid, dunning).
+//!
+//! Every function runs on the caller's connection, so the webhook path
+//! records an event and applies its effects in one transaction.
+//!
+//! The parts: `events` (webhook events recorded by event id), `catalog`
+//! (the Stripe Products and Prices twinning our products and plans),
+//! `checkout` (Customers and Checkout Sessions) and `subscriptions` (the
+//! link to a Stripe Subscription, the invoices paid or failed for a billing
+//! period, and cancellation at period end).
+
+mod catalog;
+mod checkout;
+mod events;
+mod subscriptions;
+
+pub use catalog::{
+    CatalogTwin, active_products, plan_of_price, plan_with_product, save_twin, twin,
+};
+pub use checkout::{checkout, owner_email, save_checkout, set_customer};
+pub use events::{StripeEvent, find_event, insert_event, known_events, mark_processed};
+pub use subscriptions::{
+    PaidPeriod, cancel_at_period_end, latest_change, link_provider, lock_subscription,
+    record_failed_period, record_paid_period, subscription_by_provider,
+};
