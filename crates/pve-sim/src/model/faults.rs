@@ -1,0 +1,39 @@
+//! The faults a test can inject: a node's next task failing or timing out
+//! on its lock, an unreachable node, lock contention on a vmid, dropped or
+//! delayed requests, and a CT that takes the vmid `nextid` just answered.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+#[derive(Debug)]
+pub(crate) struct DropRule {
+    pub method: String,
+    pub suffix: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct FaultState {
+    pub task_duration: Duration,
+    pub fail_next: HashMap<String, String>,
+    pub timeout_next: BTreeSet<String>,
+    pub unreachable: BTreeSet<String>,
+    pub contention: HashMap<u32, u32>,
+    pub drops: Vec<DropRule>,
+    pub delays: Vec<(DropRule, std::time::Duration)>,
+    pub take_next_id: bool,
+}
+
+impl FaultState {
+    pub fn new(task_duration: Duration) -> Self {
+        FaultState {
+            task_duration,
+            fail_next: HashMap::new(),
+            timeout_next: BTreeSet::new(),
+            unreachable: BTreeSet::new(),
+            contention: HashMap::new(),
+            drops: Vec::new(),
+            delays: Vec::new(),
+            take_next_id: false,
+        }
+    }
+}

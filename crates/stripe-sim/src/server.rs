@@ -1,0 +1,97 @@
+//! The stand-in over HTTP: the `/v1` API, the `/_sim` control endpoints
+//! (complete a checkout session, renew or delete a subscription, the request
+//! log, events, redelivery, the clock) and the checkout page.
+
+use std::net::TcpListener;
+
+use actix_web::{HttpResponse, dev::Server, web};
+use serde_json::{Value, json};
+
+use crate::StripeSim;
+use crate::api::api;
+use crate::form::int;
+
+impl StripeSim {
+    /// Serves the stand-in on `listener` (API, control and checkout pages).
+    ///
+    /// # Errors
+    /// An I/O error binding the server.
+    pub fn serve(&self, listener: TcpListener) -> std::io::Result<Server> {
+        let sim = self.clone();
+        Ok(actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(web::Data::new(sim.clone()))
+                .route("/pay/{id}", web::get().to(pay_page))
+                .route(
+                    "/_sim/checkout/{id}/complete",
+                    web::post().to(control_complete),
+                )
+                .route(
+                    "/_sim/subscriptions/{id}/renew",
+                    web::post().to(control_renew),
+                )
+                .route(
+                    "/_sim/subscriptions/{id}/delete",
+                    web::post().to(control_delete),
+                )
+                .route("/_sim/requests", web::get().to(control_requests))
+                .route("/_sim/events", web::get().to(control_events))
+                .route("/_sim/clock", web::post().to(control_clock))
+                .route(
+                    "/_sim/events/{id}/redeliver",
+                    web::post().to(control_redeliver),
+                )
+                .default_service(web::to(api))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run())
+    }
+}
+
+async fn pay_page(path: web::Path<String>) -> HttpResponse {
+    let id = path.into_inner();
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
+        "<!doctype html><title>Stripe stand-in checkout</title><h1>Checkout {id}</h1>\
+         <form method=post action=\"/_sim/checkout/{id}/complete\"><button>Pay (test)</button></form>"
+    ))
+}
+
+async fn control_complete(sim: web::Data<StripeSim>, path: web::Path<String>) -> HttpResponse {
+    HttpResponse::Ok().json(sim.complete_checkout(&path).await)
+}
+
+async fn control_renew(sim: web::Data<StripeSim>, path: web::Path<String>) -> HttpResponse {
+    HttpResponse::Ok().json(sim.renew(&path).await)
+}
+
+async fn control_delete(sim: web::Data<StripeSim>, path: web::Path<String>) -> HttpResponse {
+    HttpResponse::Ok().json(sim.delete_subscription(&path).await)
+}
+
+async fn control_requests(sim: web::Data<StripeSim>) -> HttpResponse {
+    HttpResponse::Ok().json(sim.requests())
+}
+
+/// Moves the stand-in's clock: `{"advance_seconds": N}` (the demo keeps it
+/// in step with Tenantry's sandbox clock). Answers the total offset.
+async fn control_clock(sim: web::Data<StripeSim>, body: web::Json<Value>) -> HttpResponse {
+    sim.advance(int(&body["advance_seconds"]));
+    let offset = sim.with(|s| s.clock_offset);
+    HttpResponse::Ok().json(json!({"offset_seconds": offset}))
+}
+
+async fn control_events(sim: web::Data<StripeSim>) -> HttpResponse {
+    HttpResponse::Ok().json(sim.events())
+}
+
+/// Resends a recorded event, as Stripe's dashboard "Resend" (or a retry)
+/// does; answers the webhook endpoint's HTTP statuses, 404 for an unknown event.
+async fn control_redeliver(sim: web::Data<StripeSim>, path: web::Path<String>) -> HttpResponse {
+    let known = sim.with(|s| s.events.iter().any(|e| e["id"] == path.as_str()));
+    if !known {
+        return HttpResponse::NotFound().json(json!({"error": "no such event"}));
+    }
+    HttpResponse::Ok().json(sim.redeliver(&path).await)
+}

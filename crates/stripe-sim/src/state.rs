@@ -1,0 +1,109 @@
+//! The stand-in's Stripe account: its objects by id (customers, products,
+//! prices, checkout sessions, subscriptions, invoices…), the idempotency
+//! cache, the events, the webhook endpoint, declining cards, requests told
+//! to fail, the request log and the clock; and objects made from Stripe's
+//! fixtures with our values laid over them.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Map, Value, json};
+
+use crate::API_VERSION;
+
+/// Where and how webhooks go.
+#[derive(Debug, Clone, Default)]
+pub struct Webhook {
+    /// The endpoint (`http://…/v1/webhooks/stripe`).
+    pub url: Option<String>,
+    /// The signing secret.
+    pub secret: String,
+    /// `false`: events are recorded (listable) but not delivered — a lost webhook.
+    pub deliver: bool,
+}
+
+/// One API request as received.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Logged {
+    /// `GET` or `POST`.
+    pub method: String,
+    /// The path, e.g. `/v1/customers`.
+    pub path: String,
+    /// The `Idempotency-Key` sent.
+    pub idempotency_key: Option<String>,
+    /// The parsed form body.
+    pub params: Value,
+    /// Replayed from the idempotency cache (no effect).
+    pub replayed: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) base_url: String,
+    pub(crate) fixtures: Map<String, Value>,
+    pub(crate) objects: HashMap<String, Value>,
+    pub(crate) idempotency: HashMap<String, (u16, Value)>,
+    pub(crate) events: Vec<Value>,
+    pub(crate) next: u64,
+    pub(crate) webhook: Webhook,
+    pub(crate) declining: HashSet<String>,
+    pub(crate) fail_next: Vec<u16>,
+    pub(crate) log: Vec<Logged>,
+    /// Seconds added to the stand-in's clock (subscription periods).
+    pub(crate) clock_offset: i64,
+}
+
+impl State {
+    pub(crate) fn id(&mut self, prefix: &str) -> String {
+        self.next += 1;
+        format!("{prefix}_sim{:012}", self.next)
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        chrono::Utc::now().timestamp() + self.clock_offset
+    }
+
+    /// A fixture with `over` laid over it.
+    pub(crate) fn object(&self, kind: &str, over: Value) -> Value {
+        let mut base = self
+            .fixtures
+            .get(kind)
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        merge(&mut base, over);
+        base
+    }
+
+    pub(crate) fn event(&mut self, kind: &str, object: Value) -> Value {
+        let id = self.id("evt");
+        let created = self.now();
+        let e = self.object(
+            "event",
+            json!({"id": id, "type": kind, "api_version": API_VERSION, "created": created,
+                   "data": {"object": object}, "livemode": false, "pending_webhooks": 1,
+                   "request": {"id": null, "idempotency_key": null}}),
+        );
+        // `data.object` replaces the fixture's object wholesale.
+        let mut e = e;
+        e["data"] = json!({"object": object});
+        self.events.push(e.clone());
+        e
+    }
+}
+
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) if v.is_object() && slot.is_object() && k != "metadata" => {
+                        merge(slot, v)
+                    }
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
