@@ -1,0 +1,96 @@
+//! The deprovision job: a final `pg_dump` backup, the tenant's database and
+//! role dropped, its deployments retired and their dedicated instances
+//! destroyed (data included), the tenant `deleted`.
+
+use serde_json::json;
+use tenantry_store::{
+    AsyncConnection as _, StoreError, activity,
+    deployments::{self, Deployment},
+    tenants,
+    worker::{JobContext, JobError},
+};
+use uuid::Uuid;
+
+use super::{
+    Provisioner,
+    support::{db_error, system},
+};
+use crate::tenant_db::TenantDbName;
+
+impl Provisioner {
+    pub(super) async fn deprovision(
+        &self,
+        ctx: &JobContext,
+        tenant_id: Uuid,
+    ) -> Result<(), JobError> {
+        let (tenant, _, product) = self.load(tenant_id).await?;
+        if tenant.status == "deleted" {
+            return Ok(());
+        }
+        let final_backup = ctx
+            .job
+            .payload
+            .get("final_backup")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(true);
+        let history = {
+            let mut conn = self.pool.get().await?;
+            deployments::history(&mut conn, tenant_id).await?
+        };
+        let live: Vec<&Deployment> = history.iter().filter(|d| d.status != "retired").collect();
+        if let Some(d) = live.first() {
+            let server = &self.databases.for_product(&product.slug)?.server;
+            let name =
+                TenantDbName::parse(&d.database_name).map_err(|e| JobError::Fail(e.to_string()))?;
+            if final_backup && server.exists(&name).await.map_err(db_error)? {
+                ctx.set_step("backup").await?;
+                let path = server
+                    .backup(&name, &self.backup_dir)
+                    .await
+                    .map_err(db_error)?;
+                let mut conn = self.pool.get().await?;
+                activity::record(
+                    &mut conn,
+                    &system(
+                        "tenant.backed_up",
+                        tenant_id,
+                        json!({}),
+                        json!({"path": path.display().to_string(), "final": true}),
+                    ),
+                )
+                .await?;
+            }
+            ctx.set_step("drop database").await?;
+            server.drop_database(&name).await.map_err(db_error)?;
+        }
+        ctx.set_step("remove instance").await?;
+        {
+            let mut conn = self.pool.get().await?;
+            for d in &live {
+                deployments::set_status(&mut conn, d.id, "retired").await?;
+            }
+        }
+        self.cleanup_retired(tenant_id, true).await?;
+        ctx.set_step("delete").await?;
+        let mut conn = self.pool.get().await?;
+        conn.transaction::<_, StoreError, _>(async |conn| {
+            let t = tenants::lock_tenant(conn, tenant_id).await?;
+            if t.status != "deleted" {
+                tenants::set_status(conn, tenant_id, "deleted", None).await?;
+                activity::record(
+                    conn,
+                    &system(
+                        "tenant.deleted",
+                        tenant_id,
+                        json!({"status": t.status}),
+                        json!({"status": "deleted"}),
+                    ),
+                )
+                .await?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+}
