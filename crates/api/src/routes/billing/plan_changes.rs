@@ -1,18 +1,16 @@
-//! Plan changes: preview, request, cancel, history, payment confirmation;
-//! and the sandbox clock.
+//! A tenant's plan changes: price one, ask for one, cancel a scheduled
+//! one, list them, and (staff) record an upgrade's payment.
 
 use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tenantry_billing::{
-    BillingError, Clock,
-    engine::{self, Actor, ChangeQuote},
-};
+use tenantry_billing::engine::{self, ChangeQuote};
 use tenantry_domain::{Scope, billing::Requester};
-use tenantry_store::billing::{self as store, PlanChange};
+use tenantry_store::billing as store;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::{PlanChangeDto, actor, change_dto, clock, tenant_id};
 use crate::{
     ApiError, AppState,
     auth::{ClientInfo, Principal},
@@ -20,58 +18,7 @@ use crate::{
     extract::{Json, Query},
     pagination::{Page, PageParams},
     routes::{catalog::MoneyDto, jobs::JobDto},
-    tenants as tenant_service,
 };
-
-impl From<BillingError> for ApiError {
-    fn from(e: BillingError) -> Self {
-        match e {
-            BillingError::NotFound(what) => ApiError::not_found(what),
-            BillingError::SamePlan => ApiError::Conflict {
-                code: "same-plan",
-                detail: e.to_string(),
-            },
-            BillingError::InvalidPlan(d) => ApiError::Validation {
-                detail: d.clone(),
-                errors: vec![crate::error::FieldProblem {
-                    field: "plan".into(),
-                    message: d,
-                }],
-            },
-            BillingError::NotAllowed(d) => ApiError::Unprocessable {
-                code: "change-not-allowed",
-                detail: d,
-            },
-            BillingError::ReasonRequired => ApiError::Validation {
-                detail: e.to_string(),
-                errors: vec![crate::error::FieldProblem {
-                    field: "reason".into(),
-                    message: "required with immediate".into(),
-                }],
-            },
-            BillingError::ChangePending => ApiError::Conflict {
-                code: "plan-change-pending",
-                detail: e.to_string(),
-            },
-            BillingError::SubscriptionNotActive(d) => ApiError::Conflict {
-                code: "subscription-not-active",
-                detail: d,
-            },
-            BillingError::WrongState(d) => ApiError::Conflict {
-                code: "invalid-transition",
-                detail: d,
-            },
-            BillingError::Declined(d) => {
-                ApiError::PaymentRequired(format!("the payment was declined: {d}"))
-            }
-            BillingError::Gateway(g) => {
-                ApiError::Unavailable(anyhow::Error::new(g).context("payment provider"))
-            }
-            BillingError::Store(s) => s.into(),
-            BillingError::Money(m) => ApiError::Internal(anyhow::anyhow!("money: {m}")),
-        }
-    }
-}
 
 /// A line of a quote.
 #[derive(Debug, Serialize, ToSchema)]
@@ -136,110 +83,6 @@ fn preview_dto(q: &ChangeQuote) -> PreviewDto {
         from_plan: q.from.code.clone(),
         to_plan: q.to.code.clone(),
     }
-}
-
-/// A plan change (history is kept forever).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PlanChangeDto {
-    /// Id.
-    pub id: Uuid,
-    /// Plan before (code).
-    pub from_plan: String,
-    /// Plan after (code).
-    pub to_plan: String,
-    /// Deployment before.
-    pub from_deployment: String,
-    /// Deployment after.
-    pub to_deployment: String,
-    /// `upgrade` or `downgrade`.
-    pub kind: String,
-    /// `on_payment`, `end_of_term` or `immediate`.
-    pub timing: String,
-    /// `pending`, `scheduled`, `applied`, `canceled`, `expired` or `failed`.
-    pub status: String,
-    /// Charged for it.
-    pub amount: MoneyDto,
-    /// The quote's lines.
-    pub lines: serde_json::Value,
-    /// Who asked: an email, or `scheduler`.
-    pub actor: String,
-    /// Why (staff changes).
-    pub reason: Option<String>,
-    /// When asked.
-    pub requested_at: DateTime<Utc>,
-    /// When it takes (took) effect.
-    pub effective_at: Option<DateTime<Utc>>,
-    /// When applied.
-    pub applied_at: Option<DateTime<Utc>>,
-    /// An unpaid upgrade expires then.
-    pub payment_due_by: Option<DateTime<Utc>>,
-}
-
-fn money_dto(amount: rust_decimal::Decimal, currency: &str) -> MoneyDto {
-    let shown = tenantry_domain::Currency::parse(currency)
-        .map(|c| {
-            tenantry_domain::Money::rounded(amount, c)
-                .amount()
-                .to_string()
-        })
-        .unwrap_or_else(|_| amount.normalize().to_string());
-    MoneyDto {
-        amount: shown,
-        currency: currency.to_owned(),
-    }
-}
-
-/// The API view of a plan change.
-///
-/// # Errors
-/// A store error looking up plan codes.
-pub async fn change_dto(
-    conn: &mut tenantry_store::AsyncPgConnection,
-    c: PlanChange,
-) -> ApiResult<PlanChangeDto> {
-    let from_plan = tenantry_store::catalog::plan_code(conn, c.from_plan_id).await?;
-    let to_plan = tenantry_store::catalog::plan_code(conn, c.to_plan_id).await?;
-    Ok(PlanChangeDto {
-        id: c.id,
-        from_plan,
-        to_plan,
-        from_deployment: c.from_deployment,
-        to_deployment: c.to_deployment,
-        kind: c.kind,
-        timing: c.timing,
-        status: c.status,
-        amount: money_dto(c.amount, &c.currency),
-        lines: c.lines,
-        actor: c.actor_label,
-        reason: c.reason,
-        requested_at: c.requested_at,
-        effective_at: c.effective_at,
-        applied_at: c.applied_at,
-        payment_due_by: c.payment_due_by,
-    })
-}
-
-fn actor(principal: &Principal, client: &ClientInfo) -> Actor {
-    Actor {
-        user_id: Some(principal.user_id),
-        token_id: principal.token.as_ref().map(|t| t.id),
-        label: principal.label(),
-        client_ip: client.ip.map(|i| i.to_string()),
-        user_agent: client.user_agent.clone(),
-        request_id: client.request_id.clone(),
-    }
-}
-
-fn clock(state: &AppState) -> Clock {
-    state.settings.billing_clock()
-}
-
-async fn tenant_id(state: &AppState, principal: &Principal, id: &str) -> ApiResult<Uuid> {
-    let mut conn = state.pool.get().await?;
-    Ok(tenant_service::find(&mut conn, principal, id)
-        .await?
-        .tenant
-        .id)
 }
 
 /// A plan to move to.
@@ -508,101 +351,4 @@ pub async fn mark_paid(
         checkout_url: None,
         job: job.map(JobDto::from),
     }))
-}
-
-/// The billing clock.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ClockDto {
-    /// The clock's now.
-    pub now: DateTime<Utc>,
-    /// Its offset from real time, seconds.
-    pub offset_seconds: i64,
-}
-
-/// How to move the sandbox clock: forward by seconds, or to an instant.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ClockInput {
-    /// Seconds to move forward (≥ 0).
-    pub advance_seconds: Option<i64>,
-    /// An instant to move to (not before the clock's now).
-    pub now: Option<DateTime<Utc>>,
-}
-
-async fn clock_dto(state: &AppState) -> ApiResult<ClockDto> {
-    let mut conn = state.pool.get().await?;
-    let offset = store::sandbox_offset(&mut conn).await?;
-    let now = clock(state).now(&mut conn).await?;
-    Ok(ClockDto {
-        now,
-        offset_seconds: offset,
-    })
-}
-
-/// The sandbox billing clock (`TENANTRY_SANDBOX=1` only).
-#[utoipa::path(
-    context_path = "/v1", tag = "sandbox", security(("bearer" = [])),
-    responses((status = 200, description = "The clock", body = ClockDto))
-)]
-#[get("/sandbox/clock")]
-pub async fn get_clock(
-    state: web::Data<AppState>,
-    principal: Principal,
-) -> ApiResult<web::Json<ClockDto>> {
-    principal.require_admin()?;
-    Ok(web::Json(clock_dto(&state).await?))
-}
-
-/// Move the sandbox billing clock forward (admins; `TENANTRY_SANDBOX=1` only),
-/// then run the billing processor at the new time, like Stripe test clocks.
-#[utoipa::path(
-    context_path = "/v1", tag = "sandbox", security(("bearer" = [])),
-    request_body = ClockInput,
-    responses(
-        (status = 200, description = "Moved; the processor ran", body = ClockDto),
-        (status = 422, description = "Neither or both fields, or backwards", body = crate::error::Problem, content_type = "application/problem+json"),
-    )
-)]
-#[post("/sandbox/clock")]
-pub async fn move_clock(
-    state: web::Data<AppState>,
-    principal: Principal,
-    client: ClientInfo,
-    Json(input): Json<ClockInput>,
-) -> ApiResult<web::Json<ClockDto>> {
-    principal.require_admin()?;
-    let mut conn = state.pool.get().await?;
-    let offset = store::sandbox_offset(&mut conn).await?;
-    let now = clock(&state).now(&mut conn).await?;
-    let delta = match (input.advance_seconds, input.now) {
-        (Some(s), None) if s >= 0 => s,
-        (None, Some(t)) if t >= now => (t - now).num_seconds(),
-        _ => {
-            return Err(ApiError::Validation {
-                detail: "give advance_seconds (≥ 0) or now (not in the clock's past), not both"
-                    .into(),
-                errors: vec![crate::error::FieldProblem {
-                    field: "advance_seconds".into(),
-                    message: "exactly one of advance_seconds, now".into(),
-                }],
-            });
-        }
-    };
-    store::set_sandbox_offset(&mut conn, offset + delta).await?;
-    crate::audit::AuditEvent::by(&principal, "sandbox.clock_moved")
-        .change(
-            Some(serde_json::json!({"offset_seconds": offset})),
-            Some(serde_json::json!({"offset_seconds": offset + delta})),
-        )
-        .record(&mut conn, &client)
-        .await?;
-    drop(conn);
-    engine::process_due(
-        &state.pool,
-        state.gateway.as_ref(),
-        &clock(&state),
-        &state.settings.billing,
-    )
-    .await?;
-    Ok(web::Json(clock_dto(&state).await?))
 }
