@@ -12,8 +12,8 @@ pub use sandbox::*;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tenantry_billing::{BillingError, Clock, engine::Actor};
-use tenantry_store::billing::PlanChange;
+use tenantry_billing::{BillingError, Clock as BillingClock, engine::Actor};
+use tenantry_store::billing::PlanChange as PlanChangeRow;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -21,7 +21,7 @@ use crate::{
     ApiError, AppState,
     auth::{ClientInfo, Principal},
     error::ApiResult,
-    routes::catalog::MoneyDto,
+    routes::catalog::Money,
     tenants as tenant_service,
 };
 
@@ -77,7 +77,7 @@ impl From<BillingError> for ApiError {
 
 /// A plan change (history is kept forever).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct PlanChangeDto {
+pub struct PlanChange {
     /// Id.
     pub id: Uuid,
     /// Plan before (code).
@@ -95,7 +95,7 @@ pub struct PlanChangeDto {
     /// `pending`, `scheduled`, `applied`, `canceled`, `expired` or `failed`.
     pub status: String,
     /// Charged for it.
-    pub amount: MoneyDto,
+    pub amount: Money,
     /// The quote's lines.
     pub lines: serde_json::Value,
     /// Who asked: an email, or `scheduler`.
@@ -112,7 +112,7 @@ pub struct PlanChangeDto {
     pub payment_due_by: Option<DateTime<Utc>>,
 }
 
-fn money_dto(amount: rust_decimal::Decimal, currency: &str) -> MoneyDto {
+fn money_dto(amount: rust_decimal::Decimal, currency: &str) -> Money {
     let shown = tenantry_domain::Currency::parse(currency)
         .map(|c| {
             tenantry_domain::Money::rounded(amount, c)
@@ -120,7 +120,7 @@ fn money_dto(amount: rust_decimal::Decimal, currency: &str) -> MoneyDto {
                 .to_string()
         })
         .unwrap_or_else(|_| amount.normalize().to_string());
-    MoneyDto {
+    Money {
         amount: shown,
         currency: currency.to_owned(),
     }
@@ -132,11 +132,11 @@ fn money_dto(amount: rust_decimal::Decimal, currency: &str) -> MoneyDto {
 /// A store error looking up plan codes.
 pub async fn change_dto(
     conn: &mut tenantry_store::AsyncPgConnection,
-    c: PlanChange,
-) -> ApiResult<PlanChangeDto> {
+    c: PlanChangeRow,
+) -> ApiResult<PlanChange> {
     let from_plan = tenantry_store::catalog::plan_code(conn, c.from_plan_id).await?;
     let to_plan = tenantry_store::catalog::plan_code(conn, c.to_plan_id).await?;
-    Ok(PlanChangeDto {
+    Ok(PlanChange {
         id: c.id,
         from_plan,
         to_plan,
@@ -167,7 +167,7 @@ fn actor(principal: &Principal, client: &ClientInfo) -> Actor {
     }
 }
 
-fn clock(state: &AppState) -> Clock {
+fn clock(state: &AppState) -> BillingClock {
     state.settings.billing_clock()
 }
 

@@ -10,23 +10,23 @@ use tenantry_store::billing as store;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{PlanChangeDto, actor, change_dto, clock, tenant_id};
+use super::{PlanChange, actor, change_dto, clock, tenant_id};
 use crate::{
     ApiError, AppState,
     auth::{ClientInfo, Principal},
     error::ApiResult,
     extract::{Json, Query},
     pagination::{Page, PageParams},
-    routes::{catalog::MoneyDto, jobs::JobDto},
+    routes::{catalog::Money, jobs::Job},
 };
 
 /// A line of a quote.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct LineDto {
+pub struct PreviewLine {
     /// `credit` (unused time on the old plan, negative) or `charge` (time on the new plan).
     pub kind: &'static str,
     /// Amount, negative for credits.
-    pub amount: MoneyDto,
+    pub amount: Money,
     /// Start of the time covered.
     pub period_start: DateTime<Utc>,
     /// End of the time covered (`null`: lifetime).
@@ -35,7 +35,7 @@ pub struct LineDto {
 
 /// A priced plan change (nothing stored).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct PreviewDto {
+pub struct Preview {
     /// `upgrade` or `downgrade`.
     pub kind: &'static str,
     /// `on_payment`, `end_of_term` or `immediate`.
@@ -47,7 +47,7 @@ pub struct PreviewDto {
     /// ISO 4217.
     pub currency: String,
     /// Credit and charge lines.
-    pub lines: Vec<LineDto>,
+    pub lines: Vec<PreviewLine>,
     /// The instant prorated for: send it back with the request within 15 minutes to be charged exactly this.
     pub proration_date: DateTime<Utc>,
     /// Current plan code.
@@ -56,8 +56,8 @@ pub struct PreviewDto {
     pub to_plan: String,
 }
 
-fn preview_dto(q: &ChangeQuote) -> PreviewDto {
-    PreviewDto {
+fn preview_dto(q: &ChangeQuote) -> Preview {
+    Preview {
         kind: q.kind.as_str(),
         timing: q.timing.as_str(),
         effective_at: q.effective_at,
@@ -66,12 +66,12 @@ fn preview_dto(q: &ChangeQuote) -> PreviewDto {
         lines: q
             .lines
             .iter()
-            .map(|l| LineDto {
+            .map(|l| PreviewLine {
                 kind: match l.kind {
                     tenantry_domain::billing::LineKind::Credit => "credit",
                     tenantry_domain::billing::LineKind::Charge => "charge",
                 },
-                amount: MoneyDto {
+                amount: Money {
                     amount: l.amount.amount().to_string(),
                     currency: l.amount.currency().code().to_owned(),
                 },
@@ -99,7 +99,7 @@ pub struct PreviewInput {
     params(("id" = String, Path, description = "Tenant id or slug")),
     request_body = PreviewInput,
     responses(
-        (status = 200, description = "The quote", body = PreviewDto),
+        (status = 200, description = "The quote", body = Preview),
         (status = 404, description = "No such tenant", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "`same-plan` or `subscription-not-active`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown, inactive or other-product plan; `change-not-allowed`", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -111,7 +111,7 @@ pub async fn preview(
     principal: Principal,
     id: web::Path<String>,
     Json(input): Json<PreviewInput>,
-) -> ApiResult<web::Json<PreviewDto>> {
+) -> ApiResult<web::Json<Preview>> {
     principal.require(Scope::BillingRead)?;
     let tenant = tenant_id(&state, &principal, &id).await?;
     let mut conn = state.pool.get().await?;
@@ -145,15 +145,15 @@ pub struct ChangeInput {
 
 /// The outcome of a plan change request.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ChangeOutcomeDto {
+pub struct PlanChangeOutcome {
     /// The change.
-    pub plan_change: PlanChangeDto,
+    pub plan_change: PlanChange,
     /// For upgrades: `charged_to_saved_payment_method`, `checkout_required`, `no_charge` or (payments disabled) `awaiting_operator`.
     pub payment: Option<&'static str>,
     /// Where the customer pays, when they must.
     pub checkout_url: Option<String>,
     /// The deployment job, when applied and the deployment kind changed.
-    pub job: Option<JobDto>,
+    pub job: Option<Job>,
 }
 
 /// Change plan. Upgrades: a pending change and a charge for exactly the
@@ -165,9 +165,9 @@ pub struct ChangeOutcomeDto {
     params(("id" = String, Path, description = "Tenant id or slug")),
     request_body = ChangeInput,
     responses(
-        (status = 200, description = "Applied at once (staff)", body = ChangeOutcomeDto),
-        (status = 201, description = "Downgrade scheduled at the period end", body = ChangeOutcomeDto),
-        (status = 202, description = "Upgrade awaiting or confirmed payment", body = ChangeOutcomeDto),
+        (status = 200, description = "Applied at once (staff)", body = PlanChangeOutcome),
+        (status = 201, description = "Downgrade scheduled at the period end", body = PlanChangeOutcome),
+        (status = 202, description = "Upgrade awaiting or confirmed payment", body = PlanChangeOutcome),
         (status = 402, description = "`payment-required`: the saved payment method was declined", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "`same-plan`, `plan-change-pending`, `subscription-not-active`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad plan, `change-not-allowed`, missing reason", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -218,11 +218,11 @@ pub async fn request(
         ("on_payment", _) => Some("checkout_required"),
         _ => None,
     };
-    let body = ChangeOutcomeDto {
+    let body = PlanChangeOutcome {
         plan_change: change_dto(&mut conn, outcome.change).await?,
         payment,
         checkout_url: outcome.checkout_url,
-        job: outcome.job.map(JobDto::from),
+        job: outcome.job.map(Job::from),
     };
     let mut res = match timing.as_str() {
         "end_of_term" => HttpResponse::Created(),
@@ -237,7 +237,7 @@ pub async fn request(
     context_path = "/v1", tag = "billing", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug")),
     responses(
-        (status = 200, description = "Canceled", body = PlanChangeDto),
+        (status = 200, description = "Canceled", body = PlanChange),
         (status = 404, description = "Nothing scheduled", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -247,7 +247,7 @@ pub async fn cancel(
     principal: Principal,
     client: ClientInfo,
     id: web::Path<String>,
-) -> ApiResult<web::Json<PlanChangeDto>> {
+) -> ApiResult<web::Json<PlanChange>> {
     principal.require(Scope::BillingWrite)?;
     let tenant = tenant_id(&state, &principal, &id).await?;
     let canceled = engine::cancel_scheduled(
@@ -265,7 +265,7 @@ pub async fn cancel(
 #[utoipa::path(
     context_path = "/v1", tag = "billing", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug"), PageParams),
-    responses((status = 200, description = "A page of plan changes", body = Page<PlanChangeDto>))
+    responses((status = 200, description = "A page of plan changes", body = Page<PlanChange>))
 )]
 #[get("/tenants/{id}/plan-changes")]
 pub async fn history(
@@ -273,7 +273,7 @@ pub async fn history(
     principal: Principal,
     id: web::Path<String>,
     Query(params): Query<PageParams>,
-) -> ApiResult<web::Json<Page<PlanChangeDto>>> {
+) -> ApiResult<web::Json<Page<PlanChange>>> {
     principal.require(Scope::BillingRead)?;
     let page = params.to_request()?;
     let tenant = tenant_id(&state, &principal, &id).await?;
@@ -305,7 +305,7 @@ pub struct MarkPaidInput {
     params(("id" = String, Path, description = "Tenant id or slug"), ("change_id" = Uuid, Path, description = "Plan change id")),
     request_body = MarkPaidInput,
     responses(
-        (status = 200, description = "Paid and applied", body = ChangeOutcomeDto),
+        (status = 200, description = "Paid and applied", body = PlanChangeOutcome),
         (status = 404, description = "No such change of this tenant", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not a pending upgrade", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -317,7 +317,7 @@ pub async fn mark_paid(
     client: ClientInfo,
     path: web::Path<(String, Uuid)>,
     Json(input): Json<MarkPaidInput>,
-) -> ApiResult<web::Json<ChangeOutcomeDto>> {
+) -> ApiResult<web::Json<PlanChangeOutcome>> {
     principal.require(Scope::BillingWrite)?;
     if !principal.role.is_staff() || principal.tenant_id.is_some() {
         return Err(ApiError::Forbidden {
@@ -345,10 +345,10 @@ pub async fn mark_paid(
     )
     .await?;
     let mut conn = state.pool.get().await?;
-    Ok(web::Json(ChangeOutcomeDto {
+    Ok(web::Json(PlanChangeOutcome {
         plan_change: change_dto(&mut conn, change).await?,
         payment: Some("marked_paid"),
         checkout_url: None,
-        job: job.map(JobDto::from),
+        job: job.map(Job::from),
     }))
 }

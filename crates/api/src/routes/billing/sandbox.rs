@@ -18,7 +18,7 @@ use crate::{
 
 /// The billing clock.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ClockDto {
+pub struct Clock {
     /// The clock's now.
     pub now: DateTime<Utc>,
     /// Its offset from real time, seconds.
@@ -35,11 +35,11 @@ pub struct ClockInput {
     pub now: Option<DateTime<Utc>>,
 }
 
-async fn clock_dto(state: &AppState) -> ApiResult<ClockDto> {
+async fn clock_dto(state: &AppState) -> ApiResult<Clock> {
     let mut conn = state.pool.get().await?;
     let offset = store::sandbox_offset(&mut conn).await?;
     let now = clock(state).now(&mut conn).await?;
-    Ok(ClockDto {
+    Ok(Clock {
         now,
         offset_seconds: offset,
     })
@@ -48,13 +48,13 @@ async fn clock_dto(state: &AppState) -> ApiResult<ClockDto> {
 /// The sandbox billing clock (`TENANTRY_SANDBOX=1` only).
 #[utoipa::path(
     context_path = "/v1", tag = "sandbox", security(("bearer" = [])),
-    responses((status = 200, description = "The clock", body = ClockDto))
+    responses((status = 200, description = "The clock", body = Clock))
 )]
 #[get("/sandbox/clock")]
 pub async fn get_clock(
     state: web::Data<AppState>,
     principal: Principal,
-) -> ApiResult<web::Json<ClockDto>> {
+) -> ApiResult<web::Json<Clock>> {
     principal.require_admin()?;
     Ok(web::Json(clock_dto(&state).await?))
 }
@@ -65,7 +65,7 @@ pub async fn get_clock(
     context_path = "/v1", tag = "sandbox", security(("bearer" = [])),
     request_body = ClockInput,
     responses(
-        (status = 200, description = "Moved; the processor ran", body = ClockDto),
+        (status = 200, description = "Moved; the processor ran", body = Clock),
         (status = 422, description = "Neither or both fields, or backwards", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -75,7 +75,7 @@ pub async fn move_clock(
     principal: Principal,
     client: ClientInfo,
     Json(input): Json<ClockInput>,
-) -> ApiResult<web::Json<ClockDto>> {
+) -> ApiResult<web::Json<Clock>> {
     principal.require_admin()?;
     let mut conn = state.pool.get().await?;
     let offset = store::sandbox_offset(&mut conn).await?;

@@ -60,7 +60,7 @@ fn not_found(id: Uuid) -> impl Fn(StoreError) -> ApiError {
     context_path = "/v1", tag = "nodes", security(("bearer" = [])),
     request_body = CreateNode,
     responses(
-        (status = 201, description = "Registered", body = NodeDto),
+        (status = 201, description = "Registered", body = Node),
         (status = 403, description = "Needs nodes:write", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Name taken", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -159,7 +159,7 @@ pub struct NodeQuery {
     context_path = "/v1", tag = "nodes", security(("bearer" = [])),
     params(NodeQuery),
     responses(
-        (status = 200, description = "A page of nodes", body = Page<NodeDto>),
+        (status = 200, description = "A page of nodes", body = Page<Node>),
         (status = 400, description = "Unknown kind or status, bad limit or cursor", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs nodes:read", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -169,7 +169,7 @@ pub async fn list(
     state: web::Data<AppState>,
     principal: Principal,
     Query(q): Query<NodeQuery>,
-) -> ApiResult<web::Json<Page<NodeDto>>> {
+) -> ApiResult<web::Json<Page<Node>>> {
     principal.require(Scope::NodesRead)?;
     let page = PageParams {
         limit: q.limit,
@@ -215,7 +215,7 @@ pub async fn list(
     context_path = "/v1", tag = "nodes", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Node id")),
     responses(
-        (status = 200, description = "The node", body = NodeDto),
+        (status = 200, description = "The node", body = Node),
         (status = 403, description = "Needs nodes:read", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such node", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -225,7 +225,7 @@ pub async fn get_one(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<Uuid>,
-) -> ApiResult<web::Json<NodeDto>> {
+) -> ApiResult<web::Json<Node>> {
     principal.require(Scope::NodesRead)?;
     let id = id.into_inner();
     let mut conn = state.pool.get().await?;
@@ -242,7 +242,7 @@ pub async fn get_one(
     params(("id" = Uuid, Path, description = "Node id")),
     request_body = UpdateNode,
     responses(
-        (status = 200, description = "Updated", body = NodeDto),
+        (status = 200, description = "Updated", body = Node),
         (status = 403, description = "Needs nodes:write", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such node", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Name taken", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -256,7 +256,7 @@ pub async fn update(
     client: ClientInfo,
     id: web::Path<Uuid>,
     Json(input): Json<UpdateNode>,
-) -> ApiResult<web::Json<NodeDto>> {
+) -> ApiResult<web::Json<Node>> {
     principal.require(Scope::NodesWrite)?;
     let id = id.into_inner();
     let mut conn = state.pool.get().await?;

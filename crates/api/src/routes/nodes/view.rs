@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
-use tenantry_store::nodes::Node;
+use tenantry_store::nodes::Node as NodeRow;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -12,7 +12,7 @@ use crate::AppState;
 
 /// Capacity as shown.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CapacityDto {
+pub struct Capacity {
     /// CPU cores.
     pub cpu_cores: i32,
     /// Memory, MiB.
@@ -25,7 +25,7 @@ pub struct CapacityDto {
 
 /// A node as shown: never its secrets.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct NodeDto {
+pub struct Node {
     /// Id.
     pub id: Uuid,
     /// `proxmox` or `docker`.
@@ -39,7 +39,7 @@ pub struct NodeDto {
     /// `online`, `offline`, `maintenance` or `draining`.
     pub status: String,
     /// Capacity offered.
-    pub capacity: CapacityDto,
+    pub capacity: Capacity,
     /// Instances running on it.
     pub instances: i64,
     /// Whether credentials are stored.
@@ -62,18 +62,18 @@ pub struct NodeDto {
     pub updated_at: DateTime<Utc>,
 }
 
-pub(super) fn dto(state: &AppState, n: Node, instances: i64) -> NodeDto {
+pub(super) fn dto(state: &AppState, n: NodeRow, instances: i64) -> Node {
     let token_id = crate::nodes::open(&state.auth.keyring, &n)
         .ok()
         .and_then(|c| c.token_id);
-    NodeDto {
+    Node {
         id: n.id,
         kind: n.kind,
         name: n.name,
         api_url: n.api_url,
         pve_node: n.pve_node,
         status: n.status,
-        capacity: CapacityDto {
+        capacity: Capacity {
             cpu_cores: n.cpu_cores,
             memory_mib: n.memory_mib,
             storage_gib: n.storage_gib,
@@ -99,7 +99,7 @@ pub(super) fn dto(state: &AppState, n: Node, instances: i64) -> NodeDto {
     }
 }
 
-pub(super) fn audit_view(n: &NodeDto) -> serde_json::Value {
+pub(super) fn audit_view(n: &Node) -> serde_json::Value {
     json!({
         "name": n.name, "kind": n.kind, "api_url": n.api_url, "pve_node": n.pve_node,
         "status": n.status, "capacity": n.capacity, "token_id": n.token_id,

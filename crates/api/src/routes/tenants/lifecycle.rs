@@ -7,14 +7,14 @@ use tenantry_domain::{Scope, TenantStatus};
 use tenantry_store::tenants::{self as store, TenantFilter};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{CreatedTenantDto, TenantDto, TenantJobDto, etag, subscription_dto, tenant_dto};
+use super::{CreatedTenant, Tenant, TenantJob, etag, subscription_dto, tenant_dto};
 use crate::{
     ApiError, AppState,
     auth::{ClientInfo, Principal},
     error::ApiResult,
     extract::{Json, Query},
     pagination::{Page, PageParams},
-    routes::jobs::JobDto,
+    routes::jobs::Job,
     tenants::{self as service, CreateTenantInput, Created, SignupInput},
 };
 
@@ -30,11 +30,11 @@ fn created_response(created: Created) -> ApiResult<HttpResponse> {
     ));
     let now = created.subscription.created_at;
     let subscription = subscription_dto(created.subscription, &created.plan, &created.plan, now)?;
-    Ok(res.json(CreatedTenantDto {
+    Ok(res.json(CreatedTenant {
         tenant: tenant_dto(created.tenant),
         subscription,
         checkout_url: created.checkout_url,
-        job: created.job.map(JobDto::from),
+        job: created.job.map(Job::from),
         owner_invitation_url: created.owner_invitation_url,
     }))
 }
@@ -50,8 +50,8 @@ fn created_response(created: Created) -> ApiResult<HttpResponse> {
     request_body = SignupInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key and body")),
     responses(
-        (status = 201, description = "Created; pay at `checkout_url`", body = CreatedTenantDto),
-        (status = 202, description = "Free plan: provisioning started", body = CreatedTenantDto),
+        (status = 201, description = "Created; pay at `checkout_url`", body = CreatedTenant),
+        (status = 202, description = "Free plan: provisioning started", body = CreatedTenant),
         (status = 409, description = "`slug-taken` or `email-taken`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many signups from this address", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -70,8 +70,8 @@ pub async fn signup(
     context_path = "/v1", tag = "tenants", security(("bearer" = [])),
     request_body = CreateTenantInput,
     responses(
-        (status = 201, description = "Created, awaiting payment", body = CreatedTenantDto),
-        (status = 202, description = "Created; provisioning started (free plan or skip_payment)", body = CreatedTenantDto),
+        (status = 201, description = "Created, awaiting payment", body = CreatedTenant),
+        (status = 202, description = "Created; provisioning started (free plan or skip_payment)", body = CreatedTenant),
         (status = 403, description = "Needs tenants:write as staff", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "`slug-taken` or `email-taken`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -123,14 +123,14 @@ pub struct TenantQuery {
 #[utoipa::path(
     context_path = "/v1", tag = "tenants", security(("bearer" = [])),
     params(TenantQuery),
-    responses((status = 200, description = "A page of tenants", body = Page<TenantDto>))
+    responses((status = 200, description = "A page of tenants", body = Page<Tenant>))
 )]
 #[get("/tenants")]
 pub async fn list(
     state: web::Data<AppState>,
     principal: Principal,
     Query(q): Query<TenantQuery>,
-) -> ApiResult<web::Json<Page<TenantDto>>> {
+) -> ApiResult<web::Json<Page<Tenant>>> {
     principal.require(Scope::TenantsRead)?;
     let page = PageParams {
         limit: q.limit,
@@ -166,7 +166,7 @@ pub async fn list(
     context_path = "/v1", tag = "tenants", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug")),
     responses(
-        (status = 200, description = "The tenant", body = TenantDto, headers(("ETag" = String, description = "The version"))),
+        (status = 200, description = "The tenant", body = Tenant, headers(("ETag" = String, description = "The version"))),
         (status = 404, description = "No such tenant (or not yours)", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -201,7 +201,7 @@ pub struct TenantPatch {
     ),
     request_body = TenantPatch,
     responses(
-        (status = 200, description = "Updated", body = TenantDto, headers(("ETag" = String, description = "The new version"))),
+        (status = 200, description = "Updated", body = Tenant, headers(("ETag" = String, description = "The new version"))),
         (status = 404, description = "No such tenant", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 412, description = "`precondition-failed`: changed since read", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -264,9 +264,9 @@ async fn status_change(
     };
     Ok(res
         .insert_header(header::ETag(etag(view.tenant.version)))
-        .json(TenantJobDto {
+        .json(TenantJob {
             tenant: tenant_dto(view),
-            job: job.map(JobDto::from),
+            job: job.map(Job::from),
         }))
 }
 
@@ -286,7 +286,7 @@ pub struct MarkSignupPaidInput {
     params(("id" = String, Path, description = "Tenant id or slug")),
     request_body = MarkSignupPaidInput,
     responses(
-        (status = 202, description = "Provisioning started", body = TenantJobDto),
+        (status = 202, description = "Provisioning started", body = TenantJob),
         (status = 404, description = "No such tenant", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid-transition`: not awaiting payment", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Empty or overlong reference", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -316,9 +316,9 @@ pub async fn mark_paid(
         service::mark_signup_paid(&state, &principal, &id, reference, &client).await?;
     Ok(HttpResponse::Accepted()
         .insert_header(header::ETag(etag(view.tenant.version)))
-        .json(TenantJobDto {
+        .json(TenantJob {
             tenant: tenant_dto(view),
-            job: job.map(JobDto::from),
+            job: job.map(Job::from),
         }))
 }
 
@@ -328,7 +328,7 @@ pub async fn mark_paid(
     context_path = "/v1", tag = "tenants", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug")),
     responses(
-        (status = 202, description = "Paused; the job stops its instance", body = TenantJobDto),
+        (status = 202, description = "Paused; the job stops its instance", body = TenantJob),
         (status = 409, description = "`invalid-transition` from the current status", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -356,7 +356,7 @@ pub async fn pause(
     context_path = "/v1", tag = "tenants", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug")),
     responses(
-        (status = 202, description = "Active again; the job starts its instance", body = TenantJobDto),
+        (status = 202, description = "Active again; the job starts its instance", body = TenantJob),
         (status = 409, description = "`invalid-transition`", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -384,7 +384,7 @@ pub async fn resume(
     context_path = "/v1", tag = "tenants", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug")),
     responses(
-        (status = 202, description = "Provisioning again", body = TenantJobDto),
+        (status = 202, description = "Provisioning again", body = TenantJob),
         (status = 409, description = "`invalid-transition`: the tenant is not `failed`", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -412,7 +412,7 @@ pub async fn retry_provisioning(
     context_path = "/v1", tag = "tenants", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug")),
     responses(
-        (status = 202, description = "Deprovisioning started", body = TenantJobDto),
+        (status = 202, description = "Deprovisioning started", body = TenantJob),
         (status = 409, description = "`invalid-transition`", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]

@@ -19,7 +19,7 @@ use crate::{
 
 /// A member of a tenant, or someone invited.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MemberDto {
+pub struct Member {
     /// User id (`null` for a pending invitation).
     pub user_id: Option<Uuid>,
     /// Email.
@@ -35,7 +35,7 @@ pub struct MemberDto {
     context_path = "/v1", tag = "tenants", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug")),
     responses(
-        (status = 200, description = "Members, then pending invitations", body = [MemberDto]),
+        (status = 200, description = "Members, then pending invitations", body = [Member]),
         (status = 404, description = "No such tenant", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -44,14 +44,14 @@ pub async fn members(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-) -> ApiResult<web::Json<Vec<MemberDto>>> {
+) -> ApiResult<web::Json<Vec<Member>>> {
     principal.require(Scope::TenantsRead)?;
     let mut conn = state.pool.get().await?;
     let view = service::find(&mut conn, &principal, &id).await?;
-    let mut out: Vec<MemberDto> = store::members_of(&mut conn, view.tenant.id)
+    let mut out: Vec<Member> = store::members_of(&mut conn, view.tenant.id)
         .await?
         .into_iter()
-        .map(|u| MemberDto {
+        .map(|u| Member {
             user_id: Some(u.id),
             email: u.email,
             role: u.role,
@@ -62,7 +62,7 @@ pub async fn members(
         store::pending_invitations(&mut conn, view.tenant.id)
             .await?
             .into_iter()
-            .map(|i| MemberDto {
+            .map(|i| Member {
                 user_id: None,
                 email: i.email,
                 role: i.role,
@@ -82,7 +82,7 @@ pub struct InviteInput {
 
 /// An invitation and its single-use link (shown once; no mail is sent yet).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct InvitationDto {
+pub struct Invitation {
     /// Id.
     pub id: Uuid,
     /// Email invited.
@@ -112,7 +112,7 @@ fn require_owner_or_staff(principal: &Principal) -> ApiResult<()> {
     params(("id" = String, Path, description = "Tenant id or slug")),
     request_body = InviteInput,
     responses(
-        (status = 201, description = "Invited", body = InvitationDto),
+        (status = 201, description = "Invited", body = Invitation),
         (status = 404, description = "No such tenant", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "`email-taken`", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -129,7 +129,7 @@ pub async fn invite(
     let (inv, url) = service::invite(&state, &principal, &id, &input.email, &client).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
-        .json(InvitationDto {
+        .json(Invitation {
             id: inv.id,
             email: inv.email,
             role: inv.role,
@@ -173,7 +173,7 @@ pub struct AcceptInput {
 
 /// The account an accepted invitation created.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AcceptedDto {
+pub struct Accepted {
     /// User id.
     pub user_id: Uuid,
     /// Email (the login).
@@ -189,7 +189,7 @@ pub struct AcceptedDto {
     context_path = "/v1", tag = "tenants",
     request_body = AcceptInput,
     responses(
-        (status = 201, description = "Account created", body = AcceptedDto),
+        (status = 201, description = "Account created", body = Accepted),
         (status = 404, description = "Unknown, used or expired invitation", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Weak password", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -201,7 +201,7 @@ pub async fn accept(
     Json(input): Json<AcceptInput>,
 ) -> ApiResult<HttpResponse> {
     let user = service::accept_invitation(&state, &input.token, &input.password, &client).await?;
-    Ok(HttpResponse::Created().json(AcceptedDto {
+    Ok(HttpResponse::Created().json(Accepted {
         user_id: user.id,
         email: user.email,
         role: user.role,

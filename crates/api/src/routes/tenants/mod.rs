@@ -19,20 +19,20 @@ use actix_governor::{Governor, GovernorConfigBuilder};
 use actix_web::{http::header, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tenantry_domain::{Currency, Money};
-use tenantry_store::tenants::{Subscription, TenantView};
+use tenantry_domain::{Currency, Money as DomainMoney};
+use tenantry_store::tenants::{Subscription as SubscriptionRow, TenantView};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
     ApiError,
     error::ApiResult,
-    routes::{auth::ClientIpKey, catalog::MoneyDto, jobs::JobDto},
+    routes::{auth::ClientIpKey, catalog::Money, jobs::Job},
 };
 
 /// A customer workspace.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TenantDto {
+pub struct Tenant {
     /// Id.
     pub id: Uuid,
     /// Slug, also the subdomain.
@@ -62,7 +62,7 @@ pub struct TenantDto {
 
 /// A tenant's subscription.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SubscriptionDto {
+pub struct Subscription {
     /// Id.
     pub id: Uuid,
     /// Plan code.
@@ -76,7 +76,7 @@ pub struct SubscriptionDto {
     /// When the next charge falls due (the period end of an active recurring subscription).
     pub next_charge_at: Option<DateTime<Utc>>,
     /// What the next charge will be (the plan's price).
-    pub next_charge_amount: Option<MoneyDto>,
+    pub next_charge_amount: Option<Money>,
     /// Whole days left in the current period.
     pub days_remaining: Option<i64>,
     /// The open plan change, if any: a scheduled downgrade or an upgrade awaiting payment.
@@ -91,30 +91,30 @@ pub struct SubscriptionDto {
 
 /// A created tenant and what comes next.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedTenantDto {
+pub struct CreatedTenant {
     /// The tenant.
-    pub tenant: TenantDto,
+    pub tenant: Tenant,
     /// Its subscription.
-    pub subscription: SubscriptionDto,
+    pub subscription: Subscription,
     /// Where the customer pays, for a paid plan awaiting payment.
     pub checkout_url: Option<String>,
     /// The provisioning job, when provisioning started.
-    pub job: Option<JobDto>,
+    pub job: Option<Job>,
     /// The owner's single-use invitation link (tenants created by operators); shown once.
     pub owner_invitation_url: Option<String>,
 }
 
 /// A tenant and the job a change started.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TenantJobDto {
+pub struct TenantJob {
     /// The tenant.
-    pub tenant: TenantDto,
+    pub tenant: Tenant,
     /// The job.
-    pub job: Option<JobDto>,
+    pub job: Option<Job>,
 }
 
-fn tenant_dto(v: TenantView) -> TenantDto {
-    TenantDto {
+fn tenant_dto(v: TenantView) -> Tenant {
+    Tenant {
         id: v.tenant.id,
         slug: v.tenant.slug,
         company_name: v.tenant.company_name,
@@ -133,23 +133,23 @@ fn tenant_dto(v: TenantView) -> TenantDto {
 /// The API view of a subscription at `now` (the billing clock's), the next
 /// charge at `next_plan`'s price (the plan a scheduled change moves to by then).
 fn subscription_dto(
-    s: Subscription,
+    s: SubscriptionRow,
     plan: &tenantry_store::catalog::Plan,
     next_plan: &tenantry_store::catalog::Plan,
     now: DateTime<Utc>,
-) -> ApiResult<SubscriptionDto> {
+) -> ApiResult<Subscription> {
     let recurring = s.status == "active" && s.current_period_end.is_some();
     let currency =
         Currency::parse(&next_plan.currency).map_err(|e| ApiError::Internal(e.into()))?;
-    let price = Money::rounded(next_plan.price, currency);
-    Ok(SubscriptionDto {
+    let price = DomainMoney::rounded(next_plan.price, currency);
+    Ok(Subscription {
         id: s.id,
         plan: plan.code.clone(),
         status: s.status,
         current_period_start: s.current_period_start,
         current_period_end: s.current_period_end,
         next_charge_at: recurring.then_some(s.current_period_end).flatten(),
-        next_charge_amount: recurring.then(|| MoneyDto {
+        next_charge_amount: recurring.then(|| Money {
             amount: price.amount().to_string(),
             currency: currency.code().to_owned(),
         }),

@@ -12,20 +12,20 @@ use tenantry_store::{
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{SubscriptionDto, subscription_dto};
+use super::{Subscription, subscription_dto};
 use crate::{
     AppState,
     auth::Principal,
     error::ApiResult,
     extract::Query,
     pagination::{Page, PageParams},
-    routes::activity::ActivityDto,
+    routes::activity::Activity,
     tenants as service,
 };
 
 /// Where a tenant runs.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DeploymentDto {
+pub struct Deployment {
     /// Id.
     pub id: Uuid,
     /// `shared` or `dedicated`.
@@ -55,7 +55,7 @@ pub struct DeploymentDto {
     context_path = "/v1", tag = "tenants", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug")),
     responses(
-        (status = 200, description = "Its deployments", body = Vec<DeploymentDto>),
+        (status = 200, description = "Its deployments", body = Vec<Deployment>),
         (status = 404, description = "No such tenant", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -64,7 +64,7 @@ pub async fn deployments(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-) -> ApiResult<web::Json<Vec<DeploymentDto>>> {
+) -> ApiResult<web::Json<Vec<Deployment>>> {
     principal.require(Scope::TenantsRead)?;
     let mut conn = state.pool.get().await?;
     let view = service::find(&mut conn, &principal, &id).await?;
@@ -88,7 +88,7 @@ pub async fn deployments(
                 .and_then(|i| i.external_id),
             None => None,
         };
-        out.push(DeploymentDto {
+        out.push(Deployment {
             id: d.id,
             kind: d.kind,
             status: d.status,
@@ -109,7 +109,7 @@ pub async fn deployments(
     context_path = "/v1", tag = "tenants", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug"), PageParams),
     responses(
-        (status = 200, description = "A page of entries", body = Page<ActivityDto>),
+        (status = 200, description = "A page of entries", body = Page<Activity>),
         (status = 404, description = "No such tenant", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -119,7 +119,7 @@ pub async fn tenant_activity(
     principal: Principal,
     id: web::Path<String>,
     Query(params): Query<PageParams>,
-) -> ApiResult<web::Json<Page<ActivityDto>>> {
+) -> ApiResult<web::Json<Page<Activity>>> {
     principal.require(Scope::TenantsRead)?;
     let page = params.to_request()?;
     let mut conn = state.pool.get().await?;
@@ -139,7 +139,7 @@ pub async fn tenant_activity(
     context_path = "/v1", tag = "tenants", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug")),
     responses(
-        (status = 200, description = "The subscription", body = SubscriptionDto),
+        (status = 200, description = "The subscription", body = Subscription),
         (status = 404, description = "No such tenant", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -148,7 +148,7 @@ pub async fn get_subscription(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-) -> ApiResult<web::Json<SubscriptionDto>> {
+) -> ApiResult<web::Json<Subscription>> {
     principal.require(Scope::BillingRead)?;
     let mut conn = state.pool.get().await?;
     let view = service::find(&mut conn, &principal, &id).await?;
