@@ -4,7 +4,7 @@ use actix_web::{get, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_domain::Scope;
-use tenantry_store::activity::{self, Activity, ActivityFilter};
+use tenantry_store::activity::{self, Activity as ActivityRow, ActivityFilter};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ use crate::{
 
 /// One activity entry.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ActivityDto {
+pub struct Activity {
     /// Id.
     pub id: Uuid,
     /// When (RFC 3339).
@@ -50,8 +50,8 @@ pub struct ActivityDto {
 }
 
 /// The API view of an activity row.
-pub fn dto(a: Activity) -> ActivityDto {
-    ActivityDto {
+pub fn dto(a: ActivityRow) -> Activity {
+    Activity {
         id: a.id,
         occurred_at: a.occurred_at,
         actor_id: a.actor_id,
@@ -96,7 +96,7 @@ pub struct ActivityQuery {
     context_path = "/v1", tag = "activity", security(("bearer" = [])),
     params(ActivityQuery),
     responses(
-        (status = 200, description = "A page of entries", body = Page<ActivityDto>),
+        (status = 200, description = "A page of entries", body = Page<Activity>),
         (status = 403, description = "Needs activity:read", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -105,7 +105,7 @@ pub async fn list(
     state: web::Data<AppState>,
     principal: Principal,
     Query(q): Query<ActivityQuery>,
-) -> ApiResult<web::Json<Page<ActivityDto>>> {
+) -> ApiResult<web::Json<Page<Activity>>> {
     principal.require(Scope::ActivityRead)?;
     let page = PageParams {
         limit: q.limit,

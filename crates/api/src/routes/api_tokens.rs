@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tenantry_domain::{Role, Scope, ValidationErrors};
 use tenantry_store::{
     crypto::{random_token, token_hash},
-    identity::{self, ApiToken, NewApiToken},
+    identity::{self, ApiToken as ApiTokenRow, NewApiToken},
 };
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -38,7 +38,7 @@ pub struct CreateApiToken {
 
 /// A token as listed (never its secret).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ApiTokenDto {
+pub struct ApiToken {
     /// Id.
     pub id: Uuid,
     /// Owner.
@@ -64,13 +64,13 @@ pub struct ApiTokenDto {
 pub struct CreatedApiToken {
     /// The token.
     #[serde(flatten)]
-    pub token: ApiTokenDto,
+    pub token: ApiToken,
     /// The secret to send as `Authorization: Bearer tnt_…`.
     pub secret: String,
 }
 
-fn dto(t: ApiToken) -> ApiTokenDto {
-    ApiTokenDto {
+fn dto(t: ApiTokenRow) -> ApiToken {
+    ApiToken {
         id: t.id,
         user_id: t.user_id,
         name: t.name,
@@ -164,14 +164,14 @@ pub async fn create(
 #[utoipa::path(
     context_path = "/v1", tag = "api-tokens", security(("bearer" = [])),
     params(PageParams),
-    responses((status = 200, description = "A page of tokens, without secrets", body = Page<ApiTokenDto>))
+    responses((status = 200, description = "A page of tokens, without secrets", body = Page<ApiToken>))
 )]
 #[get("/api-tokens")]
 pub async fn list(
     state: web::Data<AppState>,
     principal: Principal,
     Query(params): Query<PageParams>,
-) -> ApiResult<web::Json<Page<ApiTokenDto>>> {
+) -> ApiResult<web::Json<Page<ApiToken>>> {
     principal.require_session()?;
     let page = params.to_request()?;
     let owner = (principal.role != Role::Admin).then_some(principal.user_id);

@@ -3,8 +3,10 @@
 use actix_web::{get, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tenantry_domain::{Currency, Money};
-use tenantry_store::catalog::{self as store, Plan, PlanWithProduct, Product};
+use tenantry_domain::{Currency, Money as DomainMoney};
+use tenantry_store::catalog::{
+    self as store, Plan as PlanRow, PlanWithProduct, Product as ProductRow,
+};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -17,7 +19,7 @@ use crate::{
 
 /// An exact amount of money.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MoneyDto {
+pub struct Money {
     /// Decimal string in the currency's major unit, with exactly the
     /// currency's minor-unit digits (`"29.00"` USD, `"3000"` JPY).
     #[schema(example = "29.00")]
@@ -29,7 +31,7 @@ pub struct MoneyDto {
 
 /// Compute a plan reserves.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct LimitsDto {
+pub struct Limits {
     /// CPU cores.
     pub cpu_cores: i32,
     /// Memory in MiB.
@@ -40,7 +42,7 @@ pub struct LimitsDto {
 
 /// A priced offer of a product.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct PlanDto {
+pub struct Plan {
     /// Plan id.
     pub id: Uuid,
     /// Slug of the product it sells.
@@ -54,7 +56,7 @@ pub struct PlanDto {
     /// Tier rank: moving to a higher rank is an upgrade.
     pub tier_rank: i32,
     /// Price per interval.
-    pub price: MoneyDto,
+    pub price: Money,
     /// Billing interval: `month`, `year` (calendar months/years from the anchor) or `lifetime`.
     #[schema(example = "month")]
     pub interval: String,
@@ -62,7 +64,7 @@ pub struct PlanDto {
     #[schema(example = "shared")]
     pub deployment: String,
     /// Reserved compute.
-    pub limits: LimitsDto,
+    pub limits: Limits,
     /// Backup schedule: `none`, `hourly`, `daily`, `weekly` or `<hours>h`.
     #[schema(example = "weekly")]
     pub backup_schedule: String,
@@ -75,16 +77,16 @@ pub struct PlanDto {
 
 /// Shared instance settings of a product.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SharedInstanceDto {
+pub struct SharedInstance {
     /// Most tenants per shared instance.
     pub max_tenants: i32,
     /// What one shared instance reserves on its node.
-    pub limits: LimitsDto,
+    pub limits: Limits,
 }
 
 /// An inclusive range of host ports.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct PortRangeDto {
+pub struct PortRange {
     /// First port.
     pub start: i32,
     /// Last port (inclusive).
@@ -93,7 +95,7 @@ pub struct PortRangeDto {
 
 /// An app we host.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ProductDto {
+pub struct Product {
     /// Product id.
     pub id: Uuid,
     /// Slug, e.g. `odoo`.
@@ -113,9 +115,9 @@ pub struct ProductDto {
     /// Port the app listens on inside its container.
     pub internal_port: i32,
     /// Shared instance settings, when the product has shared plans.
-    pub shared: Option<SharedInstanceDto>,
+    pub shared: Option<SharedInstance>,
     /// Host ports for dedicated tenants, when the product has dedicated plans.
-    pub dedicated_ports: Option<PortRangeDto>,
+    pub dedicated_ports: Option<PortRange>,
     /// Offered to new customers (public lists show active products only).
     pub active: bool,
     /// When created (RFC 3339).
@@ -126,10 +128,10 @@ pub struct ProductDto {
 
 /// A product with every plan, active or not, as catalog administration shows it.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AdminProductDto {
+pub struct AdminProduct {
     /// The product.
     #[serde(flatten)]
-    pub product: ProductDto,
+    pub product: Product,
     /// Docker: environment templates by variable name.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub env: std::collections::BTreeMap<String, String>,
@@ -140,10 +142,10 @@ pub struct AdminProductDto {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stack_service: Option<String>,
     /// All its plans, by tier rank then code.
-    pub plans: Vec<PlanDto>,
+    pub plans: Vec<Plan>,
 }
 
-impl AdminProductDto {
+impl AdminProduct {
     /// The product's slug.
     pub fn slug(&self) -> &str {
         &self.product.slug
@@ -154,14 +156,14 @@ impl AdminProductDto {
 ///
 /// # Errors
 /// [`ApiError::Internal`] for a stored plan with a bad currency.
-pub fn admin_product_dto(product: Product, plans: Vec<Plan>) -> ApiResult<AdminProductDto> {
+pub fn admin_product_dto(product: ProductRow, plans: Vec<PlanRow>) -> ApiResult<AdminProduct> {
     let slug = product.slug.clone();
     let (env, volumes, stack_service) = (
         product.env_map(),
         product.volume_map(),
         product.stack_service.clone(),
     );
-    Ok(AdminProductDto {
+    Ok(AdminProduct {
         env,
         volumes,
         stack_service,
@@ -175,15 +177,15 @@ pub fn admin_product_dto(product: Product, plans: Vec<Plan>) -> ApiResult<AdminP
 
 /// A product with its active plans.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ProductDetailDto {
+pub struct ProductDetail {
     /// The product.
     #[serde(flatten)]
-    pub product: ProductDto,
+    pub product: Product,
     /// Its active plans, by tier rank then code.
-    pub plans: Vec<PlanDto>,
+    pub plans: Vec<Plan>,
 }
 
-fn product_dto(p: Product) -> ProductDto {
+fn product_dto(p: ProductRow) -> Product {
     let shared = match (
         p.shared_max_tenants,
         p.shared_cpu_cores,
@@ -191,9 +193,9 @@ fn product_dto(p: Product) -> ProductDto {
         p.shared_storage_gib,
     ) {
         (Some(max_tenants), Some(cpu_cores), Some(memory_mib), Some(storage_gib)) => {
-            Some(SharedInstanceDto {
+            Some(SharedInstance {
                 max_tenants,
-                limits: LimitsDto {
+                limits: Limits {
                     cpu_cores,
                     memory_mib,
                     storage_gib,
@@ -205,8 +207,8 @@ fn product_dto(p: Product) -> ProductDto {
     let dedicated_ports = p
         .dedicated_port_start
         .zip(p.dedicated_port_end)
-        .map(|(start, end)| PortRangeDto { start, end });
-    ProductDto {
+        .map(|(start, end)| PortRange { start, end });
+    Product {
         id: p.id,
         slug: p.slug,
         name: p.name,
@@ -224,23 +226,23 @@ fn product_dto(p: Product) -> ProductDto {
     }
 }
 
-fn plan_dto(plan: Plan, product: String) -> ApiResult<PlanDto> {
+fn plan_dto(plan: PlanRow, product: String) -> ApiResult<Plan> {
     let currency = Currency::parse(&plan.currency)
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("stored plan currency")))?;
-    let price = Money::rounded(plan.price, currency);
-    Ok(PlanDto {
+    let price = DomainMoney::rounded(plan.price, currency);
+    Ok(Plan {
         id: plan.id,
         product,
         code: plan.code,
         name: plan.name,
         tier_rank: plan.tier_rank,
-        price: MoneyDto {
+        price: Money {
             amount: price.amount().to_string(),
             currency: currency.code().to_owned(),
         },
         interval: plan.billing_interval,
         deployment: plan.deployment,
-        limits: LimitsDto {
+        limits: Limits {
             cpu_cores: plan.cpu_cores,
             memory_mib: plan.memory_mib,
             storage_gib: plan.storage_gib,
@@ -257,7 +259,7 @@ fn plan_dto(plan: Plan, product: String) -> ApiResult<PlanDto> {
     tag = "catalog",
     params(PageParams),
     responses(
-        (status = 200, description = "A page of products", body = Page<ProductDto>),
+        (status = 200, description = "A page of products", body = Page<Product>),
         (status = 400, description = "Invalid `limit` or `cursor`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -266,7 +268,7 @@ fn plan_dto(plan: Plan, product: String) -> ApiResult<PlanDto> {
 pub async fn list_products(
     state: web::Data<AppState>,
     Query(params): Query<PageParams>,
-) -> ApiResult<web::Json<Page<ProductDto>>> {
+) -> ApiResult<web::Json<Page<Product>>> {
     let page = params.to_request()?;
     let mut conn = state.pool.get().await?;
     let rows = store::list_active_products(&mut conn, page).await?;
@@ -281,7 +283,7 @@ pub async fn list_products(
     tag = "catalog",
     params(("slug" = String, Path, description = "Product slug, e.g. `odoo`")),
     responses(
-        (status = 200, description = "The product and its plans", body = ProductDetailDto),
+        (status = 200, description = "The product and its plans", body = ProductDetail),
         (status = 404, description = "No active product with this slug", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -290,7 +292,7 @@ pub async fn list_products(
 pub async fn get_product(
     state: web::Data<AppState>,
     slug: web::Path<String>,
-) -> ApiResult<web::Json<ProductDetailDto>> {
+) -> ApiResult<web::Json<ProductDetail>> {
     let slug = slug.into_inner();
     let mut conn = state.pool.get().await?;
     let product = store::find_active_product(&mut conn, &slug)
@@ -306,7 +308,7 @@ pub async fn get_product(
         .into_iter()
         .map(|p| plan_dto(p, product.slug.clone()))
         .collect::<ApiResult<_>>()?;
-    Ok(web::Json(ProductDetailDto {
+    Ok(web::Json(ProductDetail {
         product: product_dto(product),
         plans,
     }))
@@ -332,7 +334,7 @@ pub struct PlanFilter {
     tag = "catalog",
     params(PlanFilter),
     responses(
-        (status = 200, description = "A page of plans", body = Page<PlanDto>),
+        (status = 200, description = "A page of plans", body = Page<Plan>),
         (status = 400, description = "Invalid parameter", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -341,7 +343,7 @@ pub struct PlanFilter {
 pub async fn list_plans(
     state: web::Data<AppState>,
     Query(filter): Query<PlanFilter>,
-) -> ApiResult<web::Json<Page<PlanDto>>> {
+) -> ApiResult<web::Json<Page<Plan>>> {
     let page = PageParams {
         limit: filter.limit,
         cursor: filter.cursor,

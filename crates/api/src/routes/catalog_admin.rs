@@ -19,7 +19,7 @@ use crate::{
     auth::{ClientInfo, Principal},
     error::ApiResult,
     extract::{Json, parse_json},
-    routes::catalog::{AdminProductDto, admin_product_dto},
+    routes::catalog::{AdminProduct, admin_product_dto},
 };
 
 fn product_input(p: &Product) -> ProductInput {
@@ -142,7 +142,7 @@ fn require_price_rights(principal: &Principal) -> ApiResult<()> {
 async fn detail(
     conn: &mut tenantry_store::AsyncPgConnection,
     product: Product,
-) -> ApiResult<AdminProductDto> {
+) -> ApiResult<AdminProduct> {
     let plans = store::plans_of(conn, product.id).await?;
     admin_product_dto(product, plans)
 }
@@ -152,7 +152,7 @@ async fn detail(
     context_path = "/v1", tag = "catalog", security(("bearer" = [])),
     request_body = ProductInput,
     responses(
-        (status = 201, description = "Created", body = AdminProductDto),
+        (status = 201, description = "Created", body = AdminProduct),
         (status = 403, description = "Needs catalog:write (and admin for prices)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Slug or plan code taken", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -192,7 +192,7 @@ pub async fn create_product(
     params(("slug" = String, Path, description = "Product slug")),
     request_body(content = Object, description = "Merge patch of the product's fields, e.g. {\"name\": \"Odoo 18\"}"),
     responses(
-        (status = 200, description = "Updated", body = AdminProductDto),
+        (status = 200, description = "Updated", body = AdminProduct),
         (status = 404, description = "No such product", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "New slug taken", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -205,7 +205,7 @@ pub async fn update_product(
     client: ClientInfo,
     slug: web::Path<String>,
     Json(patch): Json<Value>,
-) -> ApiResult<web::Json<AdminProductDto>> {
+) -> ApiResult<web::Json<AdminProduct>> {
     principal.require(Scope::CatalogWrite)?;
     let slug = slug.into_inner();
     let mut conn = state.pool.get().await?;
@@ -255,7 +255,7 @@ pub async fn update_product(
     context_path = "/v1", tag = "catalog", security(("bearer" = [])),
     params(("slug" = String, Path, description = "Product slug")),
     responses(
-        (status = 200, description = "Deactivated", body = AdminProductDto),
+        (status = 200, description = "Deactivated", body = AdminProduct),
         (status = 404, description = "No such product", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -265,7 +265,7 @@ pub async fn deactivate_product(
     principal: Principal,
     client: ClientInfo,
     slug: web::Path<String>,
-) -> ApiResult<web::Json<AdminProductDto>> {
+) -> ApiResult<web::Json<AdminProduct>> {
     principal.require(Scope::CatalogWrite)?;
     let slug = slug.into_inner();
     let mut conn = state.pool.get().await?;
@@ -291,7 +291,7 @@ pub async fn deactivate_product(
     params(("slug" = String, Path, description = "Product slug")),
     request_body = PlanInput,
     responses(
-        (status = 201, description = "Created; the product with its plans", body = AdminProductDto),
+        (status = 201, description = "Created; the product with its plans", body = AdminProduct),
         (status = 403, description = "Needs an admin", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Code taken", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -368,7 +368,7 @@ fn validate_with_prefix(product: &ProductInput, index: usize) -> ApiResult<()> {
     params(("slug" = String, Path, description = "Product slug"), ("code" = String, Path, description = "Plan code")),
     request_body(content = Object, description = "Merge patch of the plan's fields, e.g. {\"name\": \"Basic+\"} or {\"active\": false}"),
     responses(
-        (status = 200, description = "Updated; the product with its plans", body = AdminProductDto),
+        (status = 200, description = "Updated; the product with its plans", body = AdminProduct),
         (status = 403, description = "Price change by a non-admin", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such product or plan", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "New code taken", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -382,7 +382,7 @@ pub async fn update_plan(
     client: ClientInfo,
     path: web::Path<(String, String)>,
     Json(patch): Json<Value>,
-) -> ApiResult<web::Json<AdminProductDto>> {
+) -> ApiResult<web::Json<AdminProduct>> {
     principal.require(Scope::CatalogWrite)?;
     let (slug, code) = path.into_inner();
     change_plan(
@@ -403,7 +403,7 @@ pub async fn update_plan(
     context_path = "/v1", tag = "catalog", security(("bearer" = [])),
     params(("slug" = String, Path, description = "Product slug"), ("code" = String, Path, description = "Plan code")),
     responses(
-        (status = 200, description = "Deactivated; the product with its plans", body = AdminProductDto),
+        (status = 200, description = "Deactivated; the product with its plans", body = AdminProduct),
         (status = 404, description = "No such product or plan", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -413,7 +413,7 @@ pub async fn deactivate_plan(
     principal: Principal,
     client: ClientInfo,
     path: web::Path<(String, String)>,
-) -> ApiResult<web::Json<AdminProductDto>> {
+) -> ApiResult<web::Json<AdminProduct>> {
     principal.require(Scope::CatalogWrite)?;
     let (slug, code) = path.into_inner();
     change_plan(
@@ -437,7 +437,7 @@ async fn change_plan(
     code: &str,
     patch: &Value,
     action: &str,
-) -> ApiResult<AdminProductDto> {
+) -> ApiResult<AdminProduct> {
     let mut conn = state.pool.get().await?;
     let product = store::find_product(&mut conn, slug)
         .await

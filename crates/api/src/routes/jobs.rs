@@ -4,7 +4,7 @@ use actix_web::{get, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tenantry_domain::Scope;
-use tenantry_store::jobs::{self, Job};
+use tenantry_store::jobs::{self, Job as JobRow};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -12,7 +12,7 @@ use crate::{ApiError, AppState, auth::Principal, error::ApiResult};
 
 /// A durable unit of background work.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct JobDto {
+pub struct Job {
     /// Id.
     pub id: Uuid,
     /// `provision`, `deprovision`, `migrate`, …
@@ -39,8 +39,8 @@ pub struct JobDto {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl From<Job> for JobDto {
-    fn from(j: Job) -> Self {
+impl From<JobRow> for Job {
+    fn from(j: JobRow) -> Self {
         Self {
             id: j.id,
             kind: j.kind,
@@ -63,7 +63,7 @@ impl From<Job> for JobDto {
     context_path = "/v1", tag = "jobs", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Job id")),
     responses(
-        (status = 200, description = "The job", body = JobDto),
+        (status = 200, description = "The job", body = Job),
         (status = 404, description = "No such job (or not yours)", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -72,7 +72,7 @@ pub async fn get_one(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<Uuid>,
-) -> ApiResult<web::Json<JobDto>> {
+) -> ApiResult<web::Json<Job>> {
     principal.require(Scope::JobsRead)?;
     let id = id.into_inner();
     let mut conn = state.pool.get().await?;
@@ -109,7 +109,7 @@ const JOB_STATUSES: [&str; 5] = ["queued", "running", "succeeded", "failed", "de
     context_path = "/v1", tag = "jobs", security(("bearer" = [])),
     params(JobQuery),
     responses(
-        (status = 200, description = "A page of jobs", body = crate::pagination::Page<JobDto>),
+        (status = 200, description = "A page of jobs", body = crate::pagination::Page<Job>),
         (status = 400, description = "Unknown status, bad limit or cursor", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs jobs:read", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -119,7 +119,7 @@ pub async fn list(
     state: web::Data<AppState>,
     principal: Principal,
     crate::extract::Query(q): crate::extract::Query<JobQuery>,
-) -> ApiResult<web::Json<crate::pagination::Page<JobDto>>> {
+) -> ApiResult<web::Json<crate::pagination::Page<Job>>> {
     principal.require(Scope::JobsRead)?;
     let page = crate::pagination::PageParams {
         limit: q.limit,

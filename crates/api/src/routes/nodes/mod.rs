@@ -1,303 +1,40 @@
 //! `/v1/nodes`: the registry of Proxmox VE nodes and Docker hosts (staff
 //! only). Credentials go in, sealed; they never come out.
+//!
+//! The handlers are here; `input` holds the request bodies and their
+//! validation, `view` a node as shown.
+
+mod input;
+mod view;
+
+pub use input::*;
+pub use view::*;
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Deserialize;
 use tenantry_domain::{
-    DriverKind, NodeCapacity, NodeName, NodeStatus, Scope, ValidationErrors,
-    node::{check_api_url, parse_fingerprint, parse_pve_token_id},
+    DriverKind, NodeCapacity, NodeName, NodeStatus, Scope, ValidationErrors, node::check_api_url,
 };
 use tenantry_store::{
     AsyncConnection as _, StoreError,
-    nodes::{self, NewNode, Node, NodeChanges, NodeFilter},
+    nodes::{self, NewNode, NodeChanges, NodeFilter},
 };
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use uuid::Uuid;
 
+use self::{
+    input::{credentials, operator_status, tls},
+    view::{audit_view, dto},
+};
 use crate::{
     ApiError, AppState,
     audit::AuditEvent,
     auth::{ClientInfo, Principal},
     error::ApiResult,
     extract::{Json, Query},
-    nodes::{CheckResult, Credentials, seal},
+    nodes::{CheckResult, seal},
     pagination::{Page, PageParams},
 };
-
-/// Credentials of a node. Proxmox: `token_id` and `token_secret` (an API
-/// token, `Authorization: PVEAPIToken=USER@REALM!TOKENID=SECRET`). Docker:
-/// nothing for the local socket, or a TLS client certificate and key.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CredentialsInput {
-    /// Proxmox API token id, `USER@REALM!TOKENID`, e.g. `root@pam!tenantry`.
-    pub token_id: Option<String>,
-    /// Proxmox API token secret.
-    #[schema(format = Password)]
-    pub token_secret: Option<String>,
-    /// Docker: TLS client certificate (PEM).
-    pub client_cert_pem: Option<String>,
-    /// Docker: TLS client key (PEM).
-    #[schema(format = Password)]
-    pub client_key_pem: Option<String>,
-}
-
-/// How the node's TLS certificate is verified: the system's roots by default,
-/// or a custom CA, or a pinned certificate fingerprint (not both).
-#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TlsInput {
-    /// A CA certificate (PEM) that signed the node's certificate.
-    pub ca_pem: Option<String>,
-    /// The SHA-256 fingerprint of the node's certificate, `AA:BB:…` (as
-    /// Proxmox shows it under Certificates), colons optional.
-    pub fingerprint: Option<String>,
-}
-
-/// What a node offers Tenantry.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CapacityInput {
-    /// CPU cores.
-    pub cpu_cores: i64,
-    /// Memory, MiB.
-    pub memory_mib: i64,
-    /// Storage, GiB.
-    pub storage_gib: i64,
-    /// Most instances it may run.
-    pub max_instances: i64,
-}
-
-/// A node to register.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateNode {
-    /// `proxmox` or `docker`.
-    pub kind: String,
-    /// Name, a DNS label; for Proxmox also the PVE node name unless
-    /// `pve_node` says otherwise.
-    pub name: String,
-    /// API URL: `https://host:8006/api2/json` (Proxmox);
-    /// `unix:///var/run/docker.sock` or `https://host:2376` (Docker).
-    pub api_url: String,
-    /// The PVE node name when it differs from `name`.
-    pub pve_node: Option<String>,
-    /// Credentials (required for Proxmox).
-    pub credentials: Option<CredentialsInput>,
-    /// TLS verification.
-    pub tls: Option<TlsInput>,
-    /// Capacity offered.
-    pub capacity: CapacityInput,
-    /// `online` (default), `maintenance` or `draining`.
-    pub status: Option<String>,
-}
-
-/// Changes to a node; absent fields stay as they are.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateNode {
-    /// New name.
-    pub name: Option<String>,
-    /// New API URL.
-    pub api_url: Option<String>,
-    /// New PVE node name.
-    pub pve_node: Option<String>,
-    /// New credentials (replace the old ones whole).
-    pub credentials: Option<CredentialsInput>,
-    /// New TLS verification (replaces the old one whole; `{}` = system roots).
-    pub tls: Option<TlsInput>,
-    /// New capacity.
-    pub capacity: Option<CapacityInput>,
-    /// `online`, `maintenance` or `draining` (`offline` is the health
-    /// check's to set).
-    pub status: Option<String>,
-}
-
-/// Capacity as shown.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CapacityDto {
-    /// CPU cores.
-    pub cpu_cores: i32,
-    /// Memory, MiB.
-    pub memory_mib: i64,
-    /// Storage, GiB.
-    pub storage_gib: i64,
-    /// Most instances.
-    pub max_instances: i32,
-}
-
-/// A node as shown: never its secrets.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NodeDto {
-    /// Id.
-    pub id: Uuid,
-    /// `proxmox` or `docker`.
-    pub kind: String,
-    /// Name.
-    pub name: String,
-    /// API URL.
-    pub api_url: String,
-    /// PVE node name (Proxmox).
-    pub pve_node: Option<String>,
-    /// `online`, `offline`, `maintenance` or `draining`.
-    pub status: String,
-    /// Capacity offered.
-    pub capacity: CapacityDto,
-    /// Instances running on it.
-    pub instances: i64,
-    /// Whether credentials are stored.
-    pub has_credentials: bool,
-    /// Proxmox API token id (not a secret), when stored.
-    pub token_id: Option<String>,
-    /// TLS verification: `system`, `ca` or `fingerprint`.
-    pub tls_verification: String,
-    /// The pinned fingerprint, when pinned.
-    pub tls_fingerprint: Option<String>,
-    /// Version at the last successful check.
-    pub version: Option<String>,
-    /// Last check.
-    pub last_checked_at: Option<DateTime<Utc>>,
-    /// Error of the last check.
-    pub last_error: Option<String>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-fn dto(state: &AppState, n: Node, instances: i64) -> NodeDto {
-    let token_id = crate::nodes::open(&state.auth.keyring, &n)
-        .ok()
-        .and_then(|c| c.token_id);
-    NodeDto {
-        id: n.id,
-        kind: n.kind,
-        name: n.name,
-        api_url: n.api_url,
-        pve_node: n.pve_node,
-        status: n.status,
-        capacity: CapacityDto {
-            cpu_cores: n.cpu_cores,
-            memory_mib: n.memory_mib,
-            storage_gib: n.storage_gib,
-            max_instances: n.max_instances,
-        },
-        instances,
-        has_credentials: n.credentials.is_some(),
-        token_id,
-        tls_verification: if n.tls_fingerprint.is_some() {
-            "fingerprint"
-        } else if n.tls_ca_pem.is_some() {
-            "ca"
-        } else {
-            "system"
-        }
-        .into(),
-        tls_fingerprint: n.tls_fingerprint,
-        version: n.version,
-        last_checked_at: n.last_checked_at,
-        last_error: n.last_error,
-        created_at: n.created_at,
-        updated_at: n.updated_at,
-    }
-}
-
-fn audit_view(n: &NodeDto) -> serde_json::Value {
-    json!({
-        "name": n.name, "kind": n.kind, "api_url": n.api_url, "pve_node": n.pve_node,
-        "status": n.status, "capacity": n.capacity, "token_id": n.token_id,
-        "tls_verification": n.tls_verification,
-    })
-}
-
-/// Validated credentials for `kind` (`None` when none were given).
-fn credentials(
-    kind: DriverKind,
-    input: Option<&CredentialsInput>,
-    required: bool,
-    errors: &mut ValidationErrors,
-) -> Option<Credentials> {
-    let Some(c) = input else {
-        if required && kind == DriverKind::Proxmox {
-            errors.push(
-                "credentials",
-                "a Proxmox node needs an API token (token_id, token_secret)",
-            );
-        }
-        return None;
-    };
-    match kind {
-        DriverKind::Proxmox => {
-            match c.token_id.as_deref() {
-                None => errors.push("credentials.token_id", "is required"),
-                Some(t) => {
-                    errors.check("credentials.token_id", parse_pve_token_id(t));
-                }
-            }
-            match c.token_secret.as_deref() {
-                Some(s) if !s.trim().is_empty() && s.len() <= 256 => {}
-                _ => errors.push("credentials.token_secret", "is required (1–256 characters)"),
-            }
-            if c.client_cert_pem.is_some() || c.client_key_pem.is_some() {
-                errors.push("credentials", "client certificates are for Docker nodes");
-            }
-        }
-        DriverKind::Docker => {
-            if c.token_id.is_some() || c.token_secret.is_some() {
-                errors.push("credentials", "API tokens are for Proxmox nodes");
-            }
-            if c.client_cert_pem.is_some() != c.client_key_pem.is_some() {
-                errors.push(
-                    "credentials",
-                    "give both client_cert_pem and client_key_pem, or neither",
-                );
-            }
-        }
-    }
-    Some(Credentials {
-        token_id: c.token_id.clone(),
-        token_secret: c.token_secret.clone(),
-        client_cert_pem: c.client_cert_pem.clone(),
-        client_key_pem: c.client_key_pem.clone(),
-    })
-}
-
-/// Validated TLS settings: (custom CA, fingerprint).
-fn tls(
-    input: Option<&TlsInput>,
-    errors: &mut ValidationErrors,
-) -> (Option<String>, Option<String>) {
-    let Some(t) = input else {
-        return (None, None);
-    };
-    if t.ca_pem.is_some() && t.fingerprint.is_some() {
-        errors.push("tls", "give a CA or a fingerprint, not both");
-    }
-    if let Some(ca) = &t.ca_pem
-        && !ca.contains("-----BEGIN CERTIFICATE-----")
-    {
-        errors.push("tls.ca_pem", "must be a PEM certificate");
-    }
-    let fp = t
-        .fingerprint
-        .as_deref()
-        .and_then(|f| errors.check("tls.fingerprint", parse_fingerprint(f)));
-    (t.ca_pem.clone(), fp)
-}
-
-fn operator_status(s: &str, errors: &mut ValidationErrors) -> Option<NodeStatus> {
-    let status = errors.check("status", s.parse::<NodeStatus>())?;
-    if !status.settable_by_operator() {
-        errors.push(
-            "status",
-            "offline is set by the health check; use maintenance to take a node out",
-        );
-        return None;
-    }
-    Some(status)
-}
 
 fn name_taken(name: &str) -> impl Fn(StoreError) -> ApiError + '_ {
     move |e| match e {
@@ -323,7 +60,7 @@ fn not_found(id: Uuid) -> impl Fn(StoreError) -> ApiError {
     context_path = "/v1", tag = "nodes", security(("bearer" = [])),
     request_body = CreateNode,
     responses(
-        (status = 201, description = "Registered", body = NodeDto),
+        (status = 201, description = "Registered", body = Node),
         (status = 403, description = "Needs nodes:write", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Name taken", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -422,7 +159,7 @@ pub struct NodeQuery {
     context_path = "/v1", tag = "nodes", security(("bearer" = [])),
     params(NodeQuery),
     responses(
-        (status = 200, description = "A page of nodes", body = Page<NodeDto>),
+        (status = 200, description = "A page of nodes", body = Page<Node>),
         (status = 400, description = "Unknown kind or status, bad limit or cursor", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs nodes:read", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -432,7 +169,7 @@ pub async fn list(
     state: web::Data<AppState>,
     principal: Principal,
     Query(q): Query<NodeQuery>,
-) -> ApiResult<web::Json<Page<NodeDto>>> {
+) -> ApiResult<web::Json<Page<Node>>> {
     principal.require(Scope::NodesRead)?;
     let page = PageParams {
         limit: q.limit,
@@ -478,7 +215,7 @@ pub async fn list(
     context_path = "/v1", tag = "nodes", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Node id")),
     responses(
-        (status = 200, description = "The node", body = NodeDto),
+        (status = 200, description = "The node", body = Node),
         (status = 403, description = "Needs nodes:read", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such node", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -488,7 +225,7 @@ pub async fn get_one(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<Uuid>,
-) -> ApiResult<web::Json<NodeDto>> {
+) -> ApiResult<web::Json<Node>> {
     principal.require(Scope::NodesRead)?;
     let id = id.into_inner();
     let mut conn = state.pool.get().await?;
@@ -505,7 +242,7 @@ pub async fn get_one(
     params(("id" = Uuid, Path, description = "Node id")),
     request_body = UpdateNode,
     responses(
-        (status = 200, description = "Updated", body = NodeDto),
+        (status = 200, description = "Updated", body = Node),
         (status = 403, description = "Needs nodes:write", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such node", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Name taken", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -519,7 +256,7 @@ pub async fn update(
     client: ClientInfo,
     id: web::Path<Uuid>,
     Json(input): Json<UpdateNode>,
-) -> ApiResult<web::Json<NodeDto>> {
+) -> ApiResult<web::Json<Node>> {
     principal.require(Scope::NodesWrite)?;
     let id = id.into_inner();
     let mut conn = state.pool.get().await?;

@@ -1,85 +1,32 @@
-//! Plan changes: preview, request, cancel, history, payment confirmation;
-//! and the sandbox clock.
+//! A tenant's plan changes: price one, ask for one, cancel a scheduled
+//! one, list them, and (staff) record an upgrade's payment.
 
 use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tenantry_billing::{
-    BillingError, Clock,
-    engine::{self, Actor, ChangeQuote},
-};
+use tenantry_billing::engine::{self, ChangeQuote};
 use tenantry_domain::{Scope, billing::Requester};
-use tenantry_store::billing::{self as store, PlanChange};
+use tenantry_store::billing as store;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::{PlanChange, actor, change_dto, clock, tenant_id};
 use crate::{
     ApiError, AppState,
     auth::{ClientInfo, Principal},
     error::ApiResult,
     extract::{Json, Query},
     pagination::{Page, PageParams},
-    routes::{catalog::MoneyDto, jobs::JobDto},
-    tenants as tenant_service,
+    routes::{catalog::Money, jobs::Job},
 };
-
-impl From<BillingError> for ApiError {
-    fn from(e: BillingError) -> Self {
-        match e {
-            BillingError::NotFound(what) => ApiError::not_found(what),
-            BillingError::SamePlan => ApiError::Conflict {
-                code: "same-plan",
-                detail: e.to_string(),
-            },
-            BillingError::InvalidPlan(d) => ApiError::Validation {
-                detail: d.clone(),
-                errors: vec![crate::error::FieldProblem {
-                    field: "plan".into(),
-                    message: d,
-                }],
-            },
-            BillingError::NotAllowed(d) => ApiError::Unprocessable {
-                code: "change-not-allowed",
-                detail: d,
-            },
-            BillingError::ReasonRequired => ApiError::Validation {
-                detail: e.to_string(),
-                errors: vec![crate::error::FieldProblem {
-                    field: "reason".into(),
-                    message: "required with immediate".into(),
-                }],
-            },
-            BillingError::ChangePending => ApiError::Conflict {
-                code: "plan-change-pending",
-                detail: e.to_string(),
-            },
-            BillingError::SubscriptionNotActive(d) => ApiError::Conflict {
-                code: "subscription-not-active",
-                detail: d,
-            },
-            BillingError::WrongState(d) => ApiError::Conflict {
-                code: "invalid-transition",
-                detail: d,
-            },
-            BillingError::Declined(d) => {
-                ApiError::PaymentRequired(format!("the payment was declined: {d}"))
-            }
-            BillingError::Gateway(g) => {
-                ApiError::Unavailable(anyhow::Error::new(g).context("payment provider"))
-            }
-            BillingError::Store(s) => s.into(),
-            BillingError::Money(m) => ApiError::Internal(anyhow::anyhow!("money: {m}")),
-        }
-    }
-}
 
 /// A line of a quote.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct LineDto {
+pub struct PreviewLine {
     /// `credit` (unused time on the old plan, negative) or `charge` (time on the new plan).
     pub kind: &'static str,
     /// Amount, negative for credits.
-    pub amount: MoneyDto,
+    pub amount: Money,
     /// Start of the time covered.
     pub period_start: DateTime<Utc>,
     /// End of the time covered (`null`: lifetime).
@@ -88,7 +35,7 @@ pub struct LineDto {
 
 /// A priced plan change (nothing stored).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct PreviewDto {
+pub struct Preview {
     /// `upgrade` or `downgrade`.
     pub kind: &'static str,
     /// `on_payment`, `end_of_term` or `immediate`.
@@ -100,7 +47,7 @@ pub struct PreviewDto {
     /// ISO 4217.
     pub currency: String,
     /// Credit and charge lines.
-    pub lines: Vec<LineDto>,
+    pub lines: Vec<PreviewLine>,
     /// The instant prorated for: send it back with the request within 15 minutes to be charged exactly this.
     pub proration_date: DateTime<Utc>,
     /// Current plan code.
@@ -109,8 +56,8 @@ pub struct PreviewDto {
     pub to_plan: String,
 }
 
-fn preview_dto(q: &ChangeQuote) -> PreviewDto {
-    PreviewDto {
+fn preview_dto(q: &ChangeQuote) -> Preview {
+    Preview {
         kind: q.kind.as_str(),
         timing: q.timing.as_str(),
         effective_at: q.effective_at,
@@ -119,12 +66,12 @@ fn preview_dto(q: &ChangeQuote) -> PreviewDto {
         lines: q
             .lines
             .iter()
-            .map(|l| LineDto {
+            .map(|l| PreviewLine {
                 kind: match l.kind {
                     tenantry_domain::billing::LineKind::Credit => "credit",
                     tenantry_domain::billing::LineKind::Charge => "charge",
                 },
-                amount: MoneyDto {
+                amount: Money {
                     amount: l.amount.amount().to_string(),
                     currency: l.amount.currency().code().to_owned(),
                 },
@@ -136,110 +83,6 @@ fn preview_dto(q: &ChangeQuote) -> PreviewDto {
         from_plan: q.from.code.clone(),
         to_plan: q.to.code.clone(),
     }
-}
-
-/// A plan change (history is kept forever).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PlanChangeDto {
-    /// Id.
-    pub id: Uuid,
-    /// Plan before (code).
-    pub from_plan: String,
-    /// Plan after (code).
-    pub to_plan: String,
-    /// Deployment before.
-    pub from_deployment: String,
-    /// Deployment after.
-    pub to_deployment: String,
-    /// `upgrade` or `downgrade`.
-    pub kind: String,
-    /// `on_payment`, `end_of_term` or `immediate`.
-    pub timing: String,
-    /// `pending`, `scheduled`, `applied`, `canceled`, `expired` or `failed`.
-    pub status: String,
-    /// Charged for it.
-    pub amount: MoneyDto,
-    /// The quote's lines.
-    pub lines: serde_json::Value,
-    /// Who asked: an email, or `scheduler`.
-    pub actor: String,
-    /// Why (staff changes).
-    pub reason: Option<String>,
-    /// When asked.
-    pub requested_at: DateTime<Utc>,
-    /// When it takes (took) effect.
-    pub effective_at: Option<DateTime<Utc>>,
-    /// When applied.
-    pub applied_at: Option<DateTime<Utc>>,
-    /// An unpaid upgrade expires then.
-    pub payment_due_by: Option<DateTime<Utc>>,
-}
-
-fn money_dto(amount: rust_decimal::Decimal, currency: &str) -> MoneyDto {
-    let shown = tenantry_domain::Currency::parse(currency)
-        .map(|c| {
-            tenantry_domain::Money::rounded(amount, c)
-                .amount()
-                .to_string()
-        })
-        .unwrap_or_else(|_| amount.normalize().to_string());
-    MoneyDto {
-        amount: shown,
-        currency: currency.to_owned(),
-    }
-}
-
-/// The API view of a plan change.
-///
-/// # Errors
-/// A store error looking up plan codes.
-pub async fn change_dto(
-    conn: &mut tenantry_store::AsyncPgConnection,
-    c: PlanChange,
-) -> ApiResult<PlanChangeDto> {
-    let from_plan = tenantry_store::catalog::plan_code(conn, c.from_plan_id).await?;
-    let to_plan = tenantry_store::catalog::plan_code(conn, c.to_plan_id).await?;
-    Ok(PlanChangeDto {
-        id: c.id,
-        from_plan,
-        to_plan,
-        from_deployment: c.from_deployment,
-        to_deployment: c.to_deployment,
-        kind: c.kind,
-        timing: c.timing,
-        status: c.status,
-        amount: money_dto(c.amount, &c.currency),
-        lines: c.lines,
-        actor: c.actor_label,
-        reason: c.reason,
-        requested_at: c.requested_at,
-        effective_at: c.effective_at,
-        applied_at: c.applied_at,
-        payment_due_by: c.payment_due_by,
-    })
-}
-
-fn actor(principal: &Principal, client: &ClientInfo) -> Actor {
-    Actor {
-        user_id: Some(principal.user_id),
-        token_id: principal.token.as_ref().map(|t| t.id),
-        label: principal.label(),
-        client_ip: client.ip.map(|i| i.to_string()),
-        user_agent: client.user_agent.clone(),
-        request_id: client.request_id.clone(),
-    }
-}
-
-fn clock(state: &AppState) -> Clock {
-    state.settings.billing_clock()
-}
-
-async fn tenant_id(state: &AppState, principal: &Principal, id: &str) -> ApiResult<Uuid> {
-    let mut conn = state.pool.get().await?;
-    Ok(tenant_service::find(&mut conn, principal, id)
-        .await?
-        .tenant
-        .id)
 }
 
 /// A plan to move to.
@@ -256,7 +99,7 @@ pub struct PreviewInput {
     params(("id" = String, Path, description = "Tenant id or slug")),
     request_body = PreviewInput,
     responses(
-        (status = 200, description = "The quote", body = PreviewDto),
+        (status = 200, description = "The quote", body = Preview),
         (status = 404, description = "No such tenant", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "`same-plan` or `subscription-not-active`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown, inactive or other-product plan; `change-not-allowed`", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -268,7 +111,7 @@ pub async fn preview(
     principal: Principal,
     id: web::Path<String>,
     Json(input): Json<PreviewInput>,
-) -> ApiResult<web::Json<PreviewDto>> {
+) -> ApiResult<web::Json<Preview>> {
     principal.require(Scope::BillingRead)?;
     let tenant = tenant_id(&state, &principal, &id).await?;
     let mut conn = state.pool.get().await?;
@@ -302,15 +145,15 @@ pub struct ChangeInput {
 
 /// The outcome of a plan change request.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ChangeOutcomeDto {
+pub struct PlanChangeOutcome {
     /// The change.
-    pub plan_change: PlanChangeDto,
+    pub plan_change: PlanChange,
     /// For upgrades: `charged_to_saved_payment_method`, `checkout_required`, `no_charge` or (payments disabled) `awaiting_operator`.
     pub payment: Option<&'static str>,
     /// Where the customer pays, when they must.
     pub checkout_url: Option<String>,
     /// The deployment job, when applied and the deployment kind changed.
-    pub job: Option<JobDto>,
+    pub job: Option<Job>,
 }
 
 /// Change plan. Upgrades: a pending change and a charge for exactly the
@@ -322,9 +165,9 @@ pub struct ChangeOutcomeDto {
     params(("id" = String, Path, description = "Tenant id or slug")),
     request_body = ChangeInput,
     responses(
-        (status = 200, description = "Applied at once (staff)", body = ChangeOutcomeDto),
-        (status = 201, description = "Downgrade scheduled at the period end", body = ChangeOutcomeDto),
-        (status = 202, description = "Upgrade awaiting or confirmed payment", body = ChangeOutcomeDto),
+        (status = 200, description = "Applied at once (staff)", body = PlanChangeOutcome),
+        (status = 201, description = "Downgrade scheduled at the period end", body = PlanChangeOutcome),
+        (status = 202, description = "Upgrade awaiting or confirmed payment", body = PlanChangeOutcome),
         (status = 402, description = "`payment-required`: the saved payment method was declined", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "`same-plan`, `plan-change-pending`, `subscription-not-active`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad plan, `change-not-allowed`, missing reason", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -375,11 +218,11 @@ pub async fn request(
         ("on_payment", _) => Some("checkout_required"),
         _ => None,
     };
-    let body = ChangeOutcomeDto {
+    let body = PlanChangeOutcome {
         plan_change: change_dto(&mut conn, outcome.change).await?,
         payment,
         checkout_url: outcome.checkout_url,
-        job: outcome.job.map(JobDto::from),
+        job: outcome.job.map(Job::from),
     };
     let mut res = match timing.as_str() {
         "end_of_term" => HttpResponse::Created(),
@@ -394,7 +237,7 @@ pub async fn request(
     context_path = "/v1", tag = "billing", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug")),
     responses(
-        (status = 200, description = "Canceled", body = PlanChangeDto),
+        (status = 200, description = "Canceled", body = PlanChange),
         (status = 404, description = "Nothing scheduled", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -404,7 +247,7 @@ pub async fn cancel(
     principal: Principal,
     client: ClientInfo,
     id: web::Path<String>,
-) -> ApiResult<web::Json<PlanChangeDto>> {
+) -> ApiResult<web::Json<PlanChange>> {
     principal.require(Scope::BillingWrite)?;
     let tenant = tenant_id(&state, &principal, &id).await?;
     let canceled = engine::cancel_scheduled(
@@ -422,7 +265,7 @@ pub async fn cancel(
 #[utoipa::path(
     context_path = "/v1", tag = "billing", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug"), PageParams),
-    responses((status = 200, description = "A page of plan changes", body = Page<PlanChangeDto>))
+    responses((status = 200, description = "A page of plan changes", body = Page<PlanChange>))
 )]
 #[get("/tenants/{id}/plan-changes")]
 pub async fn history(
@@ -430,7 +273,7 @@ pub async fn history(
     principal: Principal,
     id: web::Path<String>,
     Query(params): Query<PageParams>,
-) -> ApiResult<web::Json<Page<PlanChangeDto>>> {
+) -> ApiResult<web::Json<Page<PlanChange>>> {
     principal.require(Scope::BillingRead)?;
     let page = params.to_request()?;
     let tenant = tenant_id(&state, &principal, &id).await?;
@@ -462,7 +305,7 @@ pub struct MarkPaidInput {
     params(("id" = String, Path, description = "Tenant id or slug"), ("change_id" = Uuid, Path, description = "Plan change id")),
     request_body = MarkPaidInput,
     responses(
-        (status = 200, description = "Paid and applied", body = ChangeOutcomeDto),
+        (status = 200, description = "Paid and applied", body = PlanChangeOutcome),
         (status = 404, description = "No such change of this tenant", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not a pending upgrade", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -474,7 +317,7 @@ pub async fn mark_paid(
     client: ClientInfo,
     path: web::Path<(String, Uuid)>,
     Json(input): Json<MarkPaidInput>,
-) -> ApiResult<web::Json<ChangeOutcomeDto>> {
+) -> ApiResult<web::Json<PlanChangeOutcome>> {
     principal.require(Scope::BillingWrite)?;
     if !principal.role.is_staff() || principal.tenant_id.is_some() {
         return Err(ApiError::Forbidden {
@@ -502,107 +345,10 @@ pub async fn mark_paid(
     )
     .await?;
     let mut conn = state.pool.get().await?;
-    Ok(web::Json(ChangeOutcomeDto {
+    Ok(web::Json(PlanChangeOutcome {
         plan_change: change_dto(&mut conn, change).await?,
         payment: Some("marked_paid"),
         checkout_url: None,
-        job: job.map(JobDto::from),
+        job: job.map(Job::from),
     }))
-}
-
-/// The billing clock.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ClockDto {
-    /// The clock's now.
-    pub now: DateTime<Utc>,
-    /// Its offset from real time, seconds.
-    pub offset_seconds: i64,
-}
-
-/// How to move the sandbox clock: forward by seconds, or to an instant.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ClockInput {
-    /// Seconds to move forward (≥ 0).
-    pub advance_seconds: Option<i64>,
-    /// An instant to move to (not before the clock's now).
-    pub now: Option<DateTime<Utc>>,
-}
-
-async fn clock_dto(state: &AppState) -> ApiResult<ClockDto> {
-    let mut conn = state.pool.get().await?;
-    let offset = store::sandbox_offset(&mut conn).await?;
-    let now = clock(state).now(&mut conn).await?;
-    Ok(ClockDto {
-        now,
-        offset_seconds: offset,
-    })
-}
-
-/// The sandbox billing clock (`TENANTRY_SANDBOX=1` only).
-#[utoipa::path(
-    context_path = "/v1", tag = "sandbox", security(("bearer" = [])),
-    responses((status = 200, description = "The clock", body = ClockDto))
-)]
-#[get("/sandbox/clock")]
-pub async fn get_clock(
-    state: web::Data<AppState>,
-    principal: Principal,
-) -> ApiResult<web::Json<ClockDto>> {
-    principal.require_admin()?;
-    Ok(web::Json(clock_dto(&state).await?))
-}
-
-/// Move the sandbox billing clock forward (admins; `TENANTRY_SANDBOX=1` only),
-/// then run the billing processor at the new time, like Stripe test clocks.
-#[utoipa::path(
-    context_path = "/v1", tag = "sandbox", security(("bearer" = [])),
-    request_body = ClockInput,
-    responses(
-        (status = 200, description = "Moved; the processor ran", body = ClockDto),
-        (status = 422, description = "Neither or both fields, or backwards", body = crate::error::Problem, content_type = "application/problem+json"),
-    )
-)]
-#[post("/sandbox/clock")]
-pub async fn move_clock(
-    state: web::Data<AppState>,
-    principal: Principal,
-    client: ClientInfo,
-    Json(input): Json<ClockInput>,
-) -> ApiResult<web::Json<ClockDto>> {
-    principal.require_admin()?;
-    let mut conn = state.pool.get().await?;
-    let offset = store::sandbox_offset(&mut conn).await?;
-    let now = clock(&state).now(&mut conn).await?;
-    let delta = match (input.advance_seconds, input.now) {
-        (Some(s), None) if s >= 0 => s,
-        (None, Some(t)) if t >= now => (t - now).num_seconds(),
-        _ => {
-            return Err(ApiError::Validation {
-                detail: "give advance_seconds (≥ 0) or now (not in the clock's past), not both"
-                    .into(),
-                errors: vec![crate::error::FieldProblem {
-                    field: "advance_seconds".into(),
-                    message: "exactly one of advance_seconds, now".into(),
-                }],
-            });
-        }
-    };
-    store::set_sandbox_offset(&mut conn, offset + delta).await?;
-    crate::audit::AuditEvent::by(&principal, "sandbox.clock_moved")
-        .change(
-            Some(serde_json::json!({"offset_seconds": offset})),
-            Some(serde_json::json!({"offset_seconds": offset + delta})),
-        )
-        .record(&mut conn, &client)
-        .await?;
-    drop(conn);
-    engine::process_due(
-        &state.pool,
-        state.gateway.as_ref(),
-        &clock(&state),
-        &state.settings.billing,
-    )
-    .await?;
-    Ok(web::Json(clock_dto(&state).await?))
 }
