@@ -26,7 +26,7 @@ fmt: ## format the code
 lint: ## clippy with warnings as errors
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-check-layers: ## prove `domain` depends on no diesel, actix or tokio
+check-layers: ## prove the layers: `domain` without diesel/actix/tokio, `billing` and `provisioning` apart, actix only in `api`
 	@scripts/check-layers
 
 openapi: ## regenerate openapi/openapi.json from the handlers
