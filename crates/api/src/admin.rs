@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use tenantry_domain::Role;
 use tenantry_store::identity::User;
 
-use crate::{ApiError, audit::AuditEvent, auth, config::Settings, error::error_chain};
+use crate::{ApiError, auth, config::Settings, error::error_chain};
 
 /// Creates an admin and records it in the activity log (actor `cli`).
 ///
@@ -37,13 +37,13 @@ pub async fn create_admin(
             other => anyhow::anyhow!("{}", error_chain(&other)),
         })?;
     let mut conn = pool.get().await?;
-    AuditEvent::anonymous("cli", "user.created")
+    crate::audit::by_anonymous("cli", "user.created", &auth::ClientInfo::default())
         .target("user", user.id)
         .change(
             None,
             Some(serde_json::json!({"email": user.email, "role": user.role})),
         )
-        .record(&mut conn, &auth::ClientInfo::default())
+        .record(&mut conn)
         .await?;
     Ok(user)
 }

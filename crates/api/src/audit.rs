@@ -1,92 +1,56 @@
-//! Writing activity-log rows: who did what, to what, from where.
+//! Activity rows written by handlers: the store's one builder
+//! ([`Entry`]) with the authenticated caller and the client's details
+//! filled in, and the same caller as the tenant services see it.
 
-use tenantry_store::{AsyncPgConnection, StoreError, activity::Activity};
-use uuid::Uuid;
+use tenantry_store::activity::{Actor, Entry};
+use tenantry_tenancy::Caller;
 
 use crate::auth::{ClientInfo, Principal};
 
-/// One activity row being built.
-#[derive(Debug, Clone)]
-pub struct AuditEvent {
-    row: Activity,
+/// The activity log's actor for an authenticated caller on this request.
+pub fn actor(principal: &Principal, client: &ClientInfo) -> Actor {
+    Actor {
+        user_id: Some(principal.user_id),
+        token_id: principal.token.as_ref().map(|t| t.id),
+        label: principal.label(),
+        ..anonymous(&principal.label(), client)
+    }
 }
 
-impl AuditEvent {
-    /// An action by an authenticated caller, in their tenant when they have one.
-    pub fn by(principal: &Principal, action: &str) -> Self {
-        let mut e = Self::anonymous(&principal.label(), action);
-        e.row.actor_id = Some(principal.user_id);
-        e.row.actor_token_id = principal.token.as_ref().map(|t| t.id);
-        e.row.tenant_id = principal.tenant_id;
-        e
+/// The activity log's actor for someone not (yet) authenticated, known by
+/// `label` (the email tried at a failed login, the one signing up).
+pub fn anonymous(label: &str, client: &ClientInfo) -> Actor {
+    Actor {
+        user_id: None,
+        token_id: None,
+        label: label.to_owned(),
+        client_ip: client.ip.map(|ip| ip.to_string()),
+        user_agent: client.user_agent.clone(),
+        request_id: client.request_id.clone(),
     }
+}
 
-    /// An action by someone not (yet) authenticated, e.g. a failed login;
-    /// `label` is what identifies them (the email tried).
-    pub fn anonymous(label: &str, action: &str) -> Self {
-        Self {
-            row: Activity {
-                id: Uuid::now_v7(),
-                occurred_at: chrono::Utc::now(),
-                actor_id: None,
-                actor_token_id: None,
-                actor_label: label.chars().take(254).collect(),
-                tenant_id: None,
-                action: action.to_owned(),
-                target_type: None,
-                target_id: None,
-                before: None,
-                after: None,
-                client_ip: None,
-                user_agent: None,
-                request_id: None,
-            },
-        }
+/// The caller as the tenant services take it.
+pub fn caller(principal: &Principal, client: &ClientInfo) -> Caller {
+    Caller {
+        actor: actor(principal, client),
+        tenant_id: principal.tenant_id,
     }
+}
 
-    /// The user the action was by (known after the password check).
-    pub fn actor(mut self, user_id: Uuid, tenant_id: Option<Uuid>) -> Self {
-        self.row.actor_id = Some(user_id);
-        self.row.tenant_id = tenant_id;
-        self
-    }
+/// The caller as the tenant services take it, for a read (no client details
+/// are recorded by reads).
+pub fn viewer(principal: &Principal) -> Caller {
+    caller(principal, &ClientInfo::default())
+}
 
-    /// The tenant concerned.
-    pub fn tenant(mut self, tenant_id: Option<Uuid>) -> Self {
-        self.row.tenant_id = tenant_id;
-        self
-    }
+/// An activity row of `action` by `principal` on this request, in their
+/// tenant when they have one.
+pub fn by(principal: &Principal, action: &str, client: &ClientInfo) -> Entry {
+    Entry::by(&actor(principal, client), action).tenant(principal.tenant_id)
+}
 
-    /// What was acted on.
-    pub fn target(mut self, kind: &str, id: impl ToString) -> Self {
-        self.row.target_type = Some(kind.to_owned());
-        self.row.target_id = Some(id.to_string());
-        self
-    }
-
-    /// State before and after (`None` where it does not apply).
-    pub fn change(
-        mut self,
-        before: Option<serde_json::Value>,
-        after: Option<serde_json::Value>,
-    ) -> Self {
-        self.row.before = before;
-        self.row.after = after;
-        self
-    }
-
-    /// Appends the row, with the client's details.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn record(
-        mut self,
-        conn: &mut AsyncPgConnection,
-        client: &ClientInfo,
-    ) -> Result<(), StoreError> {
-        self.row.client_ip = client.ip.map(|ip| ip.to_string());
-        self.row.user_agent.clone_from(&client.user_agent);
-        self.row.request_id.clone_from(&client.request_id);
-        tenantry_store::activity::record(conn, &self.row).await
-    }
+/// An activity row of `action` by someone known only by `label`.
+pub fn by_anonymous(label: &str, action: &str, client: &ClientInfo) -> Entry {
+    Entry::by(&anonymous(label, client), action)
 }

@@ -5,10 +5,7 @@ use std::sync::Arc;
 
 use tenantry_billing::{DisabledGateway, PaymentGateway, SandboxGateway, engine, stripe};
 
-use crate::{
-    config::{Payments, Settings},
-    error::error_chain,
-};
+use crate::config::{Payments, Settings};
 
 /// The Stripe client, when payments go through Stripe.
 ///
@@ -63,33 +60,26 @@ pub async fn run_once(settings: &Settings) -> anyhow::Result<engine::ProcessRepo
     .await?)
 }
 
-/// Runs the processor every `interval` until the returned handle is aborted.
-/// Several replicas may run it: rows are claimed with `SKIP LOCKED`.
+/// Runs the processor every `TENANTRY_BILLING_INTERVAL_SECS` until the
+/// returned handle is aborted. Several replicas may run it: rows are claimed
+/// with `SKIP LOCKED`.
 pub fn spawn_periodic(
     pool: tenantry_store::Pool,
     gateway: Arc<dyn PaymentGateway>,
     settings: Arc<Settings>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    if settings.billing_interval.is_zero() {
-        return None;
-    }
-    Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(settings.billing_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
+    let interval = settings.billing_interval;
+    tenantry_store::periodic::spawn("the billing processor", interval, move || {
+        let (pool, gateway, settings) = (pool.clone(), gateway.clone(), settings.clone());
+        async move {
             let clock = settings.billing_clock();
-            match engine::process_due(&pool, gateway.as_ref(), &clock, &settings.billing).await {
-                Ok(r) if r != engine::ProcessReport::default() => {
-                    tracing::info!(?r, "billing processor ran")
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %error_chain(&e), "billing processor failed; retrying next tick")
-                }
+            let r = engine::process_due(&pool, gateway.as_ref(), &clock, &settings.billing).await?;
+            if r != engine::ProcessReport::default() {
+                tracing::info!(?r, "billing processor ran");
             }
+            Ok::<_, tenantry_billing::BillingError>(())
         }
-    }))
+    })
 }
 
 /// Enqueues a `stripe.reconcile` job every `TENANTRY_STRIPE_RECONCILE_INTERVAL_SECS`
@@ -99,30 +89,23 @@ pub fn spawn_reconcile(
     pool: tenantry_store::Pool,
     settings: Arc<Settings>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    if !matches!(settings.payments, Payments::Stripe(_))
-        || settings.stripe_reconcile_interval.is_zero()
-    {
+    if !matches!(settings.payments, Payments::Stripe(_)) {
         return None;
     }
-    Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(settings.stripe_reconcile_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let enqueued = async {
+    tenantry_store::periodic::spawn(
+        "enqueueing the Stripe reconciliation",
+        settings.stripe_reconcile_interval,
+        move || {
+            let pool = pool.clone();
+            async move {
                 let mut conn = pool.get().await?;
                 tenantry_store::jobs::enqueue(
                     &mut conn,
-                    stripe::jobs::RECONCILE,
-                    None,
-                    serde_json::json!({}),
-                    Some(stripe::jobs::RECONCILE),
+                    &tenantry_store::jobs::kinds::StripeReconcile {},
                 )
-                .await
-            };
-            if let Err(e) = enqueued.await {
-                tracing::warn!(error = %error_chain(&e), "cannot enqueue the Stripe reconciliation; retrying next tick");
+                .await?;
+                Ok::<_, tenantry_store::StoreError>(())
             }
-        }
-    }))
+        },
+    )
 }

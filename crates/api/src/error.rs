@@ -276,16 +276,21 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// Writes an error and its whole cause chain on one line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
+pub use tenantry_store::error_chain;
+
+impl From<tenantry_tenancy::TenancyError> for ApiError {
+    fn from(e: tenantry_tenancy::TenancyError) -> Self {
+        use tenantry_tenancy::TenancyError as E;
+        match e {
+            E::NotFound(what) => Self::not_found(what),
+            E::Invalid(errors) => errors.into(),
+            E::Conflict { code, detail } => Self::Conflict { code, detail },
+            E::PreconditionFailed(detail) => Self::PreconditionFailed(detail),
+            E::Unavailable(e) => Self::Unavailable(e),
+            E::Store(e) => e.into(),
+            E::Internal(e) => Self::Internal(e),
+        }
     }
-    out
 }
 
 impl ResponseError for ApiError {

@@ -18,17 +18,14 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
-pub mod instances;
 pub mod metrics;
 pub mod middleware;
-pub mod nodes;
 pub mod openapi;
 pub mod pagination;
 pub mod routes;
 pub mod startup;
 pub mod stripe_cli;
 pub mod telemetry;
-pub mod tenants;
 pub mod workers;
 
 pub use error::ApiError;

@@ -33,6 +33,10 @@ pub struct AppState {
     pub stripe: Option<tenantry_billing::stripe::Stripe>,
     /// The process's settings.
     pub settings: std::sync::Arc<Settings>,
+    /// The tenant services (signup, lifecycle, members).
+    pub tenancy: tenantry_tenancy::Tenancy,
+    /// Nodes' drivers and health checks.
+    pub nodes: tenantry_provisioning::nodes::NodeService,
 }
 
 impl AppState {
@@ -48,13 +52,34 @@ impl AppState {
         settings: &Settings,
     ) -> anyhow::Result<Self> {
         let stripe = crate::billing_processor::stripe_client(settings)?;
+        let gateway = crate::billing_processor::gateway(settings, stripe.as_ref(), &pool);
+        let tenancy = tenantry_tenancy::Tenancy {
+            pool: pool.clone(),
+            gateway: gateway.clone(),
+            payments: match settings.payments {
+                crate::config::Payments::Sandbox => tenantry_tenancy::PaymentMode::Sandbox,
+                crate::config::Payments::Disabled => tenantry_tenancy::PaymentMode::Disabled,
+                crate::config::Payments::Stripe(_) => tenantry_tenancy::PaymentMode::Stripe,
+            },
+            clock: settings.billing_clock(),
+            hasher: auth.hasher.clone(),
+            invitation_ttl: settings.invitation_ttl,
+            public_url: settings.public_url.clone(),
+        };
+        let nodes = tenantry_provisioning::nodes::NodeService {
+            pool: pool.clone(),
+            keyring: auth.keyring.clone(),
+            settings: std::sync::Arc::new(settings.provisioning.clone()),
+        };
         Ok(Self {
-            gateway: crate::billing_processor::gateway(settings, stripe.as_ref(), &pool),
+            gateway,
             stripe,
             pool,
             registry,
             auth,
             settings: std::sync::Arc::new(settings.clone()),
+            tenancy,
+            nodes,
         })
     }
 
@@ -162,10 +187,11 @@ impl Application {
         );
         let stop_workers = tokio_util::sync::CancellationToken::new();
         let workers = crate::workers::spawn(&self.state, stop_workers.clone());
-        let health_checks = crate::nodes::spawn_health_checks(
-            self.state.get_ref().clone(),
-            self.state.settings.jobs.node_check_interval,
-        );
+        let health_checks = self
+            .state
+            .nodes
+            .clone()
+            .spawn_health_checks(self.state.settings.jobs.node_check_interval);
         let handle = self.server.handle();
         let on_signal = tokio::spawn(async move {
             shutdown_signal().await;

@@ -10,10 +10,9 @@ use crate::{AppState, config::Settings};
 /// provisioning register their kinds here; the workers claim only these.
 pub fn handlers(state: &AppState) -> Handlers {
     let mut h = Handlers::new();
-    crate::nodes::register_jobs(&mut h, state);
-    crate::instances::register_jobs(&mut h, state);
+    state.nodes.clone().register(&mut h);
     match provisioner(state) {
-        Ok(p) => tenantry_provisioning::deploy::register(&mut h, std::sync::Arc::new(p)),
+        Ok(p) => std::sync::Arc::new(p).register(&mut h),
         Err(e) => {
             tracing::error!(error = %e, "provisioning jobs disabled: bad TENANTRY_TENANT_DATABASE_URLS")
         }
@@ -28,62 +27,22 @@ pub fn handlers(state: &AppState) -> Handlers {
     h
 }
 
-/// The provisioning jobs' dependencies, from the app's settings.
+/// The provisioning jobs' dependencies, from the app's settings; billing's
+/// rules follow provisioning's facts ([`tenantry_billing::BillingFollowUp`]).
 ///
 /// # Errors
 /// When `TENANTRY_TENANT_DATABASE_URLS` is malformed.
 pub fn provisioner(state: &AppState) -> anyhow::Result<tenantry_provisioning::deploy::Provisioner> {
-    use secrecy::ExposeSecret as _;
-    use tenantry_provisioning::deploy::{DatabaseServers, TenantDbServer};
-    let p = &state.settings.provisioning;
-    let mut databases = DatabaseServers::default();
-    let spec = p
-        .tenant_database_urls
-        .as_ref()
-        .or(state.settings.database_url.as_ref())
-        .map(|s| s.expose_secret().to_owned())
-        .unwrap_or_default();
-    for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let (product, url) = match entry.split_once('=') {
-            Some((k, v)) if !k.contains(':') && !k.contains('/') => (Some(k.trim()), v.trim()),
-            _ => (None, entry),
-        };
-        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-            anyhow::bail!(
-                "TENANTRY_TENANT_DATABASE_URLS: {:?} is not a postgres:// URL",
-                product.unwrap_or("default")
-            );
-        }
-        let server = TenantDbServer::from_url(
-            secrecy::SecretString::from(url.to_owned()),
-            p.tenant_database_host.as_deref(),
-        )
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "TENANTRY_TENANT_DATABASE_URLS ({}): {e}",
-                product.unwrap_or("default")
-            )
-        })?;
-        match product {
-            None | Some("default") => databases.default = Some(server),
-            Some(slug) => {
-                databases.by_product.insert(slug.to_owned(), server);
-            }
-        }
-    }
-    let keyring = state.auth.keyring.clone();
-    let drivers_keyring = keyring.clone();
-    let opts = p.clone();
+    let settings = state.nodes.settings.clone();
+    let databases = settings
+        .database_servers(state.settings.database_url.as_ref())
+        .map_err(anyhow::Error::msg)?;
     Ok(tenantry_provisioning::deploy::Provisioner {
         pool: state.pool.clone(),
-        keyring,
-        drivers: std::sync::Arc::new(move |node| {
-            crate::nodes::driver(&drivers_keyring, node, &opts)
-        }),
+        keyring: state.auth.keyring.clone(),
         databases,
-        base_domain: p.base_domain.clone(),
-        backup_dir: p.backup_dir.clone(),
-        stacks_dir: p.stacks_dir.clone(),
+        settings,
+        events: std::sync::Arc::new(tenantry_billing::BillingFollowUp),
     })
 }
 

@@ -6,10 +6,12 @@
 //! through jobs and events recorded in `store` (see DESIGN.md, "Layout").
 
 pub mod engine;
+pub mod follow_up;
 pub mod gateway;
 pub mod stripe;
 
 pub use engine::{BillingError, Clock, EngineSettings};
+pub use follow_up::BillingFollowUp;
 pub use gateway::{
     ChargeOutcome, ChargeRequest, CheckoutRequest, CheckoutSession, DisabledGateway, GatewayError,
     PaymentGateway, SandboxGateway, ScriptedGateway,

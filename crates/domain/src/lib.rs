@@ -6,7 +6,7 @@
 //! returns an error naming the broken rule, so a value that exists is valid.
 
 /// Declares an enum whose values have a fixed wire and database spelling,
-/// with `as_str`, `Display`, `FromStr` and `ALL`.
+/// with `as_str`, `Display`, `FromStr`, serde (as that spelling) and `ALL`.
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -29,6 +29,25 @@ macro_rules! string_enum {
             }
         }
 
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.as_str().to_owned()
+            }
+        }
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <::std::borrow::Cow<'de, str> as ::serde::Deserialize>::deserialize(d)?;
+                text.parse().map_err(::serde::de::Error::custom)
+            }
+        }
+
         impl ::std::str::FromStr for $name {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -47,6 +66,7 @@ macro_rules! string_enum {
 pub mod billing;
 pub mod catalog;
 pub mod identity;
+pub mod job;
 pub mod money;
 pub mod node;
 pub mod placement;
@@ -59,6 +79,7 @@ pub use catalog::{
     Port, PortRange, ProductSpec, Resources, SlaPercent,
 };
 pub use identity::{Email, Role, Scope, UserStatus};
+pub use job::JobStatus;
 pub use money::{Currency, Money, MoneyError};
 pub use node::{NodeCapacity, NodeName, NodeStatus};
 pub use placement::{Allocation, Load, NoPlacement, NodeLoad, Ratio, Resource, place};

@@ -25,6 +25,28 @@ pub enum SlugError {
     EdgeHyphen,
 }
 
+/// The character and hyphen rules of a lowercase DNS label (RFC 1035
+/// §2.3.1, lowercased): only `[a-z0-9-]`, no hyphen at either end.
+fn label_rules(s: &str) -> Result<(), SlugError> {
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(SlugError::Character(c));
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        return Err(SlugError::EdgeHyphen);
+    }
+    Ok(())
+}
+
+/// Whether `s` is one lowercase DNS label: 1–63 characters under the
+/// [`Slug`] character rules. What a container's host name, a Docker
+/// container name suffix and a compose project name accept.
+pub fn is_dns_label(s: &str) -> bool {
+    (1..=Slug::MAX_LEN).contains(&s.len()) && label_rules(s).is_ok()
+}
+
 impl Slug {
     /// Shortest slug accepted.
     pub const MIN_LEN: usize = 3;
@@ -40,15 +62,7 @@ impl Slug {
         if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
             return Err(SlugError::Length(len));
         }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-        {
-            return Err(SlugError::Character(c));
-        }
-        if s.starts_with('-') || s.ends_with('-') {
-            return Err(SlugError::EdgeHyphen);
-        }
+        label_rules(s)?;
         Ok(Self(s.to_owned()))
     }
 
@@ -81,6 +95,16 @@ impl<'de> serde::Deserialize<'de> for Slug {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn dns_labels_are_one_to_63_slug_characters_without_edge_hyphens() {
+        for ok in ["a", "acme", "a-1", &"x".repeat(63)] {
+            assert!(is_dns_label(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "A", "a_b", "a.b", &"x".repeat(64)] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn accepts_dns_labels() {

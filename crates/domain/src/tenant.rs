@@ -133,6 +133,22 @@ impl TenantStatus {
         }
     }
 
+    /// The states from which `to` is reachable in one step: what a
+    /// set-based statement moving many tenants to `to` may select (bound as
+    /// a parameter, so SQL and this table cannot disagree).
+    pub fn sources(to: TenantStatus) -> Vec<TenantStatus> {
+        Self::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.successors().contains(&to))
+            .collect()
+    }
+
+    /// [`Self::sources`] in their database spelling, for binding.
+    pub fn sources_str(to: TenantStatus) -> Vec<&'static str> {
+        Self::sources(to).iter().map(Self::as_str).collect()
+    }
+
     /// Checks a one-step change.
     ///
     /// # Errors
@@ -226,6 +242,20 @@ mod tests {
             (Active, Active),
         ] {
             assert_eq!(from.transition(to), Err(InvalidTransition { from, to }));
+        }
+    }
+
+    #[test]
+    fn sources_are_exactly_the_states_with_that_successor() {
+        assert_eq!(TenantStatus::sources(Suspended), vec![Active]);
+        assert_eq!(
+            TenantStatus::sources(Deprovisioning),
+            vec![Active, Paused, Suspended, Failed]
+        );
+        for to in TenantStatus::ALL {
+            for from in TenantStatus::sources(*to) {
+                assert_eq!(from.transition(*to), Ok(*to));
+            }
         }
     }
 

@@ -198,6 +198,12 @@ impl DriverError {
     }
 }
 
+impl tenantry_store::worker::Retryable for DriverError {
+    fn is_transient(&self) -> bool {
+        DriverError::is_transient(self)
+    }
+}
+
 /// What Tenantry asks of a node. One value per node; implementations are
 /// `proxmox` (LXC on a Proxmox VE node) and `docker` (a Docker host).
 ///

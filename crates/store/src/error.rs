@@ -43,3 +43,16 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for StoreError {
         Self::Unavailable(Box::new(e))
     }
 }
+
+/// An error and its causes, outermost first, joined with `: ` on one line:
+/// what a log line or a job's `last_error` needs. Never sent to an API client.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}

@@ -13,12 +13,15 @@ pub mod catalog;
 pub mod crypto;
 pub mod deployments;
 pub mod error;
+pub mod events;
 pub mod idempotency;
 pub mod identity;
 pub mod jobs;
 pub mod migrations;
 pub mod nodes;
 pub mod pagination;
+pub mod parsed;
+pub mod periodic;
 pub mod pool;
 pub mod stripe;
 pub mod tenants;
@@ -28,7 +31,7 @@ pub mod schema;
 
 pub use diesel::result::Error as DieselError;
 pub use diesel_async::{AsyncConnection, AsyncPgConnection};
-pub use error::StoreError;
+pub use error::{StoreError, error_chain};
 pub use pagination::{Page, PageRequest};
 pub use pool::{Pool, PoolSettings, PoolStatus, SessionLock};
 

@@ -5,8 +5,11 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use tenantry_domain::{InvalidTransition, SubscriptionStatus, TenantStatus};
+
 use crate::{
     Page, PageRequest, StoreError,
+    parsed::Parsed,
     schema::{invitations, plans, products, subscriptions, tenants, users},
 };
 
@@ -27,7 +30,8 @@ pub struct Tenant {
     /// `shared`, `dedicated` or `dedicated_ha`.
     pub deployment: String,
     /// Lifecycle status.
-    pub status: String,
+    #[diesel(deserialize_as = Parsed<TenantStatus>, serialize_as = String)]
+    pub status: TenantStatus,
     /// Why it is in that status (a failure, a suspension…).
     pub status_reason: Option<String>,
     /// When it first became active.
@@ -61,8 +65,9 @@ pub struct Subscription {
     pub tenant_id: Uuid,
     /// Plan.
     pub plan_id: Uuid,
-    /// `incomplete`, `active`, `past_due`, `canceled`, `expired`.
-    pub status: String,
+    /// Stripe's subscription status.
+    #[diesel(deserialize_as = Parsed<SubscriptionStatus>, serialize_as = String)]
+    pub status: SubscriptionStatus,
     /// Start of the current billing period.
     pub current_period_start: Option<DateTime<Utc>>,
     /// End of the current billing period (exclusive); `None` for lifetime.
@@ -95,11 +100,11 @@ pub async fn insert_tenant(
     subscription: &Subscription,
 ) -> Result<(), StoreError> {
     diesel::insert_into(tenants::table)
-        .values(tenant)
+        .values(tenant.clone())
         .execute(conn)
         .await?;
     diesel::insert_into(subscriptions::table)
-        .values(subscription)
+        .values(subscription.clone())
         .execute(conn)
         .await?;
     Ok(())
@@ -254,26 +259,69 @@ pub async fn update_company_name(
     .optional()?)
 }
 
-/// Sets a tenant's status (the caller checked the transition on a locked row).
+/// Why a tenant's status did not change.
+#[derive(Debug, thiserror::Error)]
+pub enum TransitionError {
+    /// `domain`'s lifecycle does not allow the move.
+    #[error(transparent)]
+    Invalid(#[from] InvalidTransition),
+    /// The database failed (`NotFound` for no such tenant).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for TransitionError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// Moves tenant `id` to `to` with `reason` (`None` clears it): locks the
+/// row, checks the move against `domain`'s lifecycle
+/// ([`TenantStatus::transition`]), and writes it. The one way Rust code
+/// changes a tenant's status; run it inside the transaction that does what
+/// the change stands for. Returns the status it left and the tenant after.
 ///
 /// # Errors
-/// [`StoreError`].
-pub async fn set_status(
+/// [`TransitionError::Invalid`] naming both states; [`TransitionError::Store`].
+pub async fn transition(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-    status: &str,
+    to: TenantStatus,
     reason: Option<&str>,
-) -> Result<Tenant, StoreError> {
-    Ok(diesel::update(tenants::table.find(id))
+) -> Result<(TenantStatus, Tenant), TransitionError> {
+    let current = lock_tenant(conn, id).await?;
+    let from = current.status;
+    from.transition(to)?;
+    let tenant = diesel::update(tenants::table.find(id))
         .set((
-            tenants::status.eq(status),
+            tenants::status.eq(to.as_str()),
             tenants::status_reason.eq(reason),
             tenants::version.eq(tenants::version + 1),
             tenants::updated_at.eq(diesel::dsl::now),
         ))
         .returning(Tenant::as_returning())
         .get_result(conn)
-        .await?)
+        .await?;
+    Ok((from, tenant))
+}
+
+/// [`transition`] for a job step that may run again after a crash: a tenant
+/// already in `to` is left as it is (`None`); otherwise the move is checked
+/// and made, returning the status it left.
+///
+/// # Errors
+/// As [`transition`].
+pub async fn ensure_status(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    to: TenantStatus,
+    reason: Option<&str>,
+) -> Result<Option<TenantStatus>, TransitionError> {
+    if lock_tenant(conn, id).await?.status == to {
+        return Ok(None);
+    }
+    Ok(Some(transition(conn, id, to, reason).await?.0))
 }
 
 /// A tenant's subscription, with its plan.
@@ -424,18 +472,23 @@ pub async fn remove_member(
 }
 
 /// The end of provisioning (one transaction with the deployment switch):
-/// tenant `active` with `provisioned_at` set (kept if already set) and no
-/// status reason; its subscription `active` if it was `incomplete`.
+/// tenant `active` (from `provisioning`, checked by `domain`'s lifecycle;
+/// already `active` is left so) with `provisioned_at` set (kept if already
+/// set) and no status reason.
 ///
 /// # Errors
-/// [`StoreError`].
+/// [`TransitionError`].
 pub async fn mark_provisioned(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-) -> Result<Tenant, StoreError> {
-    let tenant = diesel::update(tenants::table.find(id))
+) -> Result<Tenant, TransitionError> {
+    let from = lock_tenant(conn, id).await?.status;
+    if from != TenantStatus::Active {
+        from.transition(TenantStatus::Active)?;
+    }
+    Ok(diesel::update(tenants::table.find(id))
         .set((
-            tenants::status.eq("active"),
+            tenants::status.eq(TenantStatus::Active.as_str()),
             tenants::status_reason.eq(None::<String>),
             tenants::provisioned_at.eq(diesel::dsl::sql::<
                 diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
@@ -445,19 +498,31 @@ pub async fn mark_provisioned(
         ))
         .returning(Tenant::as_returning())
         .get_result(conn)
-        .await?;
+        .await?)
+}
+
+/// Starts a subscription's service: `incomplete` becomes `active`; any
+/// other status is left as it is. Billing's rule, called from its
+/// [`crate::events::ProvisioningEvents::service_started`].
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn activate_incomplete_subscription(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+) -> Result<(), StoreError> {
     diesel::update(
         subscriptions::table
-            .filter(subscriptions::tenant_id.eq(id))
-            .filter(subscriptions::status.eq("incomplete")),
+            .filter(subscriptions::tenant_id.eq(tenant_id))
+            .filter(subscriptions::status.eq(SubscriptionStatus::Incomplete.as_str())),
     )
     .set((
-        subscriptions::status.eq("active"),
+        subscriptions::status.eq(SubscriptionStatus::Active.as_str()),
         subscriptions::updated_at.eq(diesel::dsl::now),
     ))
     .execute(conn)
     .await?;
-    Ok(tenant)
+    Ok(())
 }
 
 /// Records why a tenant waits (e.g. `no-free-port`) without changing its

@@ -20,10 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Pool, StoreError,
-    jobs::{self, Backoff, FailureOutcome, Job},
+    jobs::{self, BackgroundJob, Backoff, FailureOutcome, Job},
 };
 
-/// Why a job attempt failed.
+/// Why a job attempt failed: the one error type of job handlers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JobError {
     /// Transient (network, a locked resource, a 5xx): retried with back-off
@@ -36,9 +36,49 @@ pub enum JobError {
     Fail(String),
 }
 
-impl From<StoreError> for JobError {
-    fn from(e: StoreError) -> Self {
-        Self::Retry(format!("database: {e}"))
+impl JobError {
+    /// Whether the queue retries the job after this error.
+    #[must_use]
+    pub fn is_retry(&self) -> bool {
+        matches!(self, Self::Retry(_))
+    }
+}
+
+/// An error that knows whether a retry may succeed: the one retry
+/// classifier of the job queue. Every error a handler meets (database,
+/// driver, tenant database, payment provider) implements it, and `?` turns
+/// it into [`JobError::Retry`] or [`JobError::Fail`] with its whole cause
+/// chain as the message.
+pub trait Retryable: std::error::Error {
+    /// Whether the same call may succeed later (network, timeouts, locks,
+    /// 5xx, an unavailable database).
+    fn is_transient(&self) -> bool;
+}
+
+impl<E: Retryable> From<E> for JobError {
+    fn from(e: E) -> Self {
+        let message = crate::error_chain(&e);
+        if e.is_transient() {
+            Self::Retry(message)
+        } else {
+            Self::Fail(message)
+        }
+    }
+}
+
+/// A status change `domain`'s lifecycle refuses is permanent (the tenant
+/// is not where the job expects it); a database failure is retried.
+impl Retryable for crate::tenants::TransitionError {
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Store(_))
+    }
+}
+
+/// Database errors are retried: the job's steps are idempotent, and a
+/// missing row a step needs is reported by the step itself.
+impl Retryable for StoreError {
+    fn is_transient(&self) -> bool {
+        true
     }
 }
 
@@ -86,22 +126,43 @@ impl JobContext {
     }
 }
 
-/// Runs jobs of one kind. Must be idempotent: a job may run again after a
-/// crash at any point (kill -9 included) and must end in the same state.
+/// Runs jobs of kind `J`, receiving the payload deserialized. Must be
+/// idempotent: a job may run again after a crash at any point (kill -9
+/// included) and must end in the same state.
 #[async_trait]
-pub trait JobHandler: Send + Sync + 'static {
+pub trait JobHandler<J: BackgroundJob>: Send + Sync + 'static {
     /// Does the job's work.
     ///
     /// # Errors
     /// [`JobError::Retry`] for transient failures, [`JobError::Fail`] for
     /// permanent ones.
+    async fn run(&self, ctx: &JobContext, job: J) -> Result<(), JobError>;
+}
+
+/// A handler behind its payload type: what the worker calls.
+#[async_trait]
+trait ErasedHandler: Send + Sync {
     async fn run(&self, ctx: &JobContext) -> Result<(), JobError>;
+}
+
+struct Typed<J, H: ?Sized> {
+    handler: Arc<H>,
+    kind: std::marker::PhantomData<fn() -> J>,
+}
+
+#[async_trait]
+impl<J: BackgroundJob, H: JobHandler<J> + ?Sized> ErasedHandler for Typed<J, H> {
+    async fn run(&self, ctx: &JobContext) -> Result<(), JobError> {
+        let payload: J = serde_json::from_value(ctx.job.payload.clone())
+            .map_err(|e| JobError::Fail(format!("the {} payload does not parse: {e}", J::KIND)))?;
+        self.handler.run(ctx, payload).await
+    }
 }
 
 /// The handler of each job kind this process runs. Workers claim only these
 /// kinds, so a process without a handler never takes a job it cannot run.
 #[derive(Default, Clone)]
-pub struct Handlers(HashMap<String, Arc<dyn JobHandler>>);
+pub struct Handlers(HashMap<&'static str, Arc<dyn ErasedHandler>>);
 
 impl fmt::Debug for Handlers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -116,21 +177,68 @@ impl Handlers {
         Self::default()
     }
 
-    /// Runs jobs of `kind` with `handler` (replacing any earlier one).
-    pub fn register(&mut self, kind: &str, handler: Arc<dyn JobHandler>) {
-        self.0.insert(kind.to_owned(), handler);
+    /// Runs jobs of kind `J` with `handler` (replacing any earlier one).
+    pub fn register<J: BackgroundJob, H: JobHandler<J> + ?Sized>(&mut self, handler: Arc<H>) {
+        self.0.insert(
+            J::KIND,
+            Arc::new(Typed::<J, H> {
+                handler,
+                kind: std::marker::PhantomData,
+            }),
+        );
     }
 
     /// The kinds handled, sorted.
     #[must_use]
     pub fn kinds(&self) -> Vec<String> {
-        let mut k: Vec<String> = self.0.keys().cloned().collect();
+        let mut k: Vec<String> = self.0.keys().map(|k| (*k).to_owned()).collect();
         k.sort();
         k
     }
 
-    fn get(&self, kind: &str) -> Option<Arc<dyn JobHandler>> {
+    fn get(&self, kind: &str) -> Option<Arc<dyn ErasedHandler>> {
         self.0.get(kind).cloned()
+    }
+
+    /// Runs a job of `kind` with `payload` now, in this task, outside the
+    /// queue (no row is claimed or recorded): what a CLI command doing a
+    /// job's work inline, or a test, needs. The payload is checked as a
+    /// worker checks it.
+    ///
+    /// # Errors
+    /// [`JobError::Fail`] for a kind without a handler or a payload that
+    /// does not parse; the handler's own errors.
+    pub async fn run_inline(
+        &self,
+        pool: &Pool,
+        kind: &str,
+        payload: serde_json::Value,
+    ) -> Result<(), JobError> {
+        let handler = self
+            .get(kind)
+            .ok_or_else(|| JobError::Fail(format!("no handler for {kind}")))?;
+        let now = chrono::Utc::now();
+        let job = Job {
+            id: uuid::Uuid::now_v7(),
+            kind: kind.to_owned(),
+            tenant_id: None,
+            status: tenantry_domain::JobStatus::Running,
+            payload,
+            dedup_key: None,
+            attempts: 1,
+            max_attempts: 1,
+            run_at: now,
+            step: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            locked_by: None,
+            heartbeat_at: None,
+        };
+        handler
+            .run(&JobContext::new(job, pool.clone(), "inline"))
+            .await
     }
 }
 

@@ -4,7 +4,7 @@
 
 pub mod client;
 pub mod jwt;
-pub mod password;
+pub use tenantry_tenancy::password;
 pub mod principal;
 pub mod service;
 pub mod totp;

@@ -89,6 +89,30 @@ impl Principal {
         }
     }
 
+    /// Platform staff (`admin`, `operator`) not confined to a tenant, or
+    /// `403 forbidden` saying `detail`: the one staff check.
+    ///
+    /// # Errors
+    /// `403 forbidden`.
+    pub fn require_staff_because(&self, detail: &str) -> Result<(), ApiError> {
+        if self.role.is_staff() && self.tenant_id.is_none() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
+                code: "forbidden",
+                detail: detail.to_owned(),
+            })
+        }
+    }
+
+    /// [`Self::require_staff_because`] with the general reason.
+    ///
+    /// # Errors
+    /// `403 forbidden`.
+    pub fn require_staff(&self) -> Result<(), ApiError> {
+        self.require_staff_because("only platform staff may do this")
+    }
+
     /// The label written in the activity log.
     pub fn label(&self) -> String {
         self.email.clone()

@@ -15,7 +15,7 @@ use tenantry_store::{
 use uuid::Uuid;
 
 use super::{ClientInfo, Principal, password::Hasher, totp};
-use crate::{ApiError, AppState, audit::AuditEvent};
+use crate::{ApiError, AppState};
 
 /// A signed-in session: the access token and the refresh token for the cookie.
 #[derive(Debug)]
@@ -140,22 +140,23 @@ pub async fn login(
     let mut conn = state.pool.get().await?;
     let user = identity::find_user_by_email(&mut conn, &email).await?;
     let phc = user.as_ref().map(|u| u.password_hash.clone());
-    let password_ok =
-        super::password::verify_blocking(&state.auth.hasher, &input.password, phc).await?;
+    let password_ok = super::password::verify_blocking(&state.auth.hasher, &input.password, phc)
+        .await
+        .map_err(ApiError::Internal)?;
 
     let Some(user) = user else {
-        AuditEvent::anonymous(&email, "auth.login_failed")
-            .record(&mut conn, client)
+        crate::audit::by_anonymous(&email, "auth.login_failed", client)
+            .record(&mut conn)
             .await?;
         return Err(invalid_credentials());
     };
     let audit = |action: &str| {
-        AuditEvent::anonymous(&user.email, action)
+        crate::audit::by_anonymous(&user.email, action, client)
             .actor(user.id, user.tenant_id)
             .target("user", user.id)
     };
     if user.locked_until.is_some_and(|t| t > Utc::now()) {
-        audit("auth.login_locked").record(&mut conn, client).await?;
+        audit("auth.login_locked").record(&mut conn).await?;
         return Err(invalid_credentials());
     }
     if !password_ok || user.status != UserStatus::Active.as_str() {
@@ -169,21 +170,17 @@ pub async fn login(
             lock,
         )
         .await?;
-        audit("auth.login_failed").record(&mut conn, client).await?;
+        audit("auth.login_failed").record(&mut conn).await?;
         if after.locked_until.is_some_and(|t| t > Utc::now())
             && user.locked_until != after.locked_until
         {
-            audit("auth.account_locked")
-                .record(&mut conn, client)
-                .await?;
+            audit("auth.account_locked").record(&mut conn).await?;
         }
         return Err(invalid_credentials());
     }
     if user.totp_enabled {
         if input.totp_code.is_none() && input.recovery_code.is_none() {
-            audit("auth.totp_required")
-                .record(&mut conn, client)
-                .await?;
+            audit("auth.totp_required").record(&mut conn).await?;
             return Err(ApiError::Unauthorized {
                 code: "totp-required",
                 detail:
@@ -200,7 +197,7 @@ pub async fn login(
         )
         .await?
         {
-            audit("auth.totp_failed").record(&mut conn, client).await?;
+            audit("auth.totp_failed").record(&mut conn).await?;
             return Err(ApiError::Unauthorized {
                 code: "totp-invalid",
                 detail: "the two-factor code is wrong, expired or already used".into(),
@@ -209,7 +206,7 @@ pub async fn login(
     }
     identity::record_login_success(&mut conn, user.id).await?;
     let session = start_session(state, &mut conn, &user).await?;
-    audit("auth.login").record(&mut conn, client).await?;
+    audit("auth.login").record(&mut conn).await?;
     Ok(session)
 }
 
@@ -244,10 +241,10 @@ pub async fn refresh(
         )),
         Rotation::ReuseDetected { user_id, family_id } => {
             let user = identity::find_user(&mut conn, user_id).await?;
-            AuditEvent::anonymous(&user.email, "auth.refresh_reuse_detected")
+            crate::audit::by_anonymous(&user.email, "auth.refresh_reuse_detected", client)
                 .actor(user.id, user.tenant_id)
                 .target("session", family_id)
-                .record(&mut conn, client)
+                .record(&mut conn)
                 .await?;
             Err(refused(
                 "this refresh token was already used: the session is revoked, sign in again",
@@ -283,10 +280,10 @@ pub async fn logout(
     {
         identity::revoke_family(&mut conn, family_id).await?;
         let user = identity::find_user(&mut conn, user_id).await?;
-        AuditEvent::anonymous(&user.email, "auth.logout")
+        crate::audit::by_anonymous(&user.email, "auth.logout", client)
             .actor(user.id, user.tenant_id)
             .target("session", family_id)
-            .record(&mut conn, client)
+            .record(&mut conn)
             .await?;
     }
     Ok(())
@@ -325,9 +322,9 @@ pub async fn totp_setup(
         .map_err(ApiError::Internal)?;
     let sealed = state.auth.keyring.seal(&seed, user.id.as_bytes());
     identity::set_pending_totp(&mut conn, user.id, &sealed.blob, &sealed.key_id).await?;
-    AuditEvent::by(principal, "auth.totp_setup")
+    crate::audit::by(principal, "auth.totp_setup", client)
         .target("user", user.id)
-        .record(&mut conn, client)
+        .record(&mut conn)
         .await?;
     Ok(TotpSetup {
         secret: generator.get_secret_base32(),
@@ -365,13 +362,13 @@ pub async fn totp_enable(
     let codes = totp::recovery_codes();
     let hashes: Vec<String> = codes.iter().map(|c| token_hash(c)).collect();
     identity::enable_totp(&mut conn, user.id, &hashes).await?;
-    AuditEvent::by(principal, "auth.totp_enabled")
+    crate::audit::by(principal, "auth.totp_enabled", client)
         .target("user", user.id)
         .change(
             Some(serde_json::json!({"totp_enabled": false})),
             Some(serde_json::json!({"totp_enabled": true})),
         )
-        .record(&mut conn, client)
+        .record(&mut conn)
         .await?;
     Ok(codes)
 }
@@ -400,7 +397,8 @@ pub async fn totp_disable(
         password,
         Some(user.password_hash.clone()),
     )
-    .await?
+    .await
+    .map_err(ApiError::Internal)?
     {
         return Err(invalid_credentials());
     }
@@ -413,13 +411,13 @@ pub async fn totp_disable(
         });
     }
     identity::disable_totp(&mut conn, user.id).await?;
-    AuditEvent::by(principal, "auth.totp_disabled")
+    crate::audit::by(principal, "auth.totp_disabled", client)
         .target("user", user.id)
         .change(
             Some(serde_json::json!({"totp_enabled": true})),
             Some(serde_json::json!({"totp_enabled": false})),
         )
-        .record(&mut conn, client)
+        .record(&mut conn)
         .await?;
     Ok(())
 }
@@ -440,7 +438,9 @@ pub async fn create_user(
     let email = errors.check("email", Email::parse(email));
     errors.check("password", super::password::check_new_password(password));
     let email = errors.into_result(|| email)?;
-    let phc = super::password::hash_blocking(hasher, password).await?;
+    let phc = super::password::hash_blocking(hasher, password)
+        .await
+        .map_err(ApiError::Internal)?;
     let mut conn = state_pool.get().await?;
     identity::create_user(
         &mut conn,

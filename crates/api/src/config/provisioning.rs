@@ -2,7 +2,7 @@
 //! servers and host of their databases, Docker and Proxmox timings, the
 //! compose stack templates, and where final backups go.
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
 use clap::Args;
 use secrecy::SecretString;
@@ -76,41 +76,8 @@ pub struct ProvisioningArgs {
     pub backup_dir: std::path::PathBuf,
 }
 
-/// Where tenants are served and their databases kept.
-#[derive(Clone)]
-pub struct ProvisioningSettings {
-    /// `https://{slug}.{base_domain}`.
-    pub base_domain: String,
-    /// `TENANTRY_TENANT_DATABASE_URLS` as given (secret).
-    pub tenant_database_urls: Option<SecretString>,
-    /// Final backups go here.
-    pub backup_dir: std::path::PathBuf,
-    /// Proxmox task polling period.
-    pub task_poll: Duration,
-    /// Host apps reach the tenant database server at.
-    pub tenant_database_host: Option<String>,
-    /// Compose stack templates.
-    pub stacks_dir: std::path::PathBuf,
-    /// How long a Docker deploy waits for HTTP.
-    pub docker_ready_timeout: Duration,
-}
-
-impl fmt::Debug for ProvisioningSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProvisioningSettings")
-            .field("base_domain", &self.base_domain)
-            .field(
-                "tenant_database_urls",
-                &self.tenant_database_urls.as_ref().map(|_| "[REDACTED]"),
-            )
-            .field("backup_dir", &self.backup_dir)
-            .field("task_poll", &self.task_poll)
-            .field("tenant_database_host", &self.tenant_database_host)
-            .field("stacks_dir", &self.stacks_dir)
-            .field("docker_ready_timeout", &self.docker_ready_timeout)
-            .finish()
-    }
-}
+/// The resolved settings: provisioning's own type.
+pub use tenantry_provisioning::ProvisioningSettings;
 
 impl ProvisioningArgs {
     /// The validated settings these flags give.

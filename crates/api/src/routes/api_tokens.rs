@@ -13,7 +13,6 @@ use uuid::Uuid;
 
 use crate::{
     ApiError, AppState,
-    audit::AuditEvent,
     auth::{ClientInfo, Principal, principal::API_TOKEN_PREFIX},
     error::ApiResult,
     extract::{Json, Query},
@@ -146,11 +145,11 @@ pub async fn create(
     )
     .await?;
     let created = dto(token);
-    AuditEvent::by(&principal, "api_token.created")
+    crate::audit::by(&principal, "api_token.created", &client)
         .tenant(tenant_id.or(principal.tenant_id))
         .target("api_token", created.id)
         .change(None, serde_json::to_value(&created).ok())
-        .record(&mut conn, &client)
+        .record(&mut conn)
         .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
@@ -206,10 +205,10 @@ pub async fn revoke(
             tenantry_store::StoreError::NotFound => ApiError::not_found(format!("API token {id}")),
             other => other.into(),
         })?;
-    AuditEvent::by(&principal, "api_token.revoked")
+    crate::audit::by(&principal, "api_token.revoked", &client)
         .tenant(token.tenant_id.or(principal.tenant_id))
         .target("api_token", id)
-        .record(&mut conn, &client)
+        .record(&mut conn)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

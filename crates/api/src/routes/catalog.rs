@@ -3,7 +3,7 @@
 use actix_web::{get, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tenantry_domain::{Currency, Money as DomainMoney};
+
 use tenantry_store::catalog::{
     self as store, Plan as PlanRow, PlanWithProduct, Product as ProductRow,
 };
@@ -227,9 +227,9 @@ fn product_dto(p: ProductRow) -> Product {
 }
 
 fn plan_dto(plan: PlanRow, product: String) -> ApiResult<Plan> {
-    let currency = Currency::parse(&plan.currency)
+    let price = plan
+        .price()
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("stored plan currency")))?;
-    let price = DomainMoney::rounded(plan.price, currency);
     Ok(Plan {
         id: plan.id,
         product,
@@ -238,7 +238,7 @@ fn plan_dto(plan: PlanRow, product: String) -> ApiResult<Plan> {
         tier_rank: plan.tier_rank,
         price: Money {
             amount: price.amount().to_string(),
-            currency: currency.code().to_owned(),
+            currency: price.currency().code().to_owned(),
         },
         interval: plan.billing_interval,
         deployment: plan.deployment,

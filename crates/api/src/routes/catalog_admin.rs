@@ -15,7 +15,6 @@ use tenantry_store::{
 
 use crate::{
     ApiError, AppState,
-    audit::AuditEvent,
     auth::{ClientInfo, Principal},
     error::ApiResult,
     extract::{Json, parse_json},
@@ -178,10 +177,10 @@ pub async fn create_product(
             spec.slug.as_str()
         )))?;
     let dto = detail(&mut conn, product).await?;
-    AuditEvent::by(&principal, "product.created")
+    crate::audit::by(&principal, "product.created", &client)
         .target("product", dto.slug())
         .change(None, serde_json::to_value(&dto).ok())
-        .record(&mut conn, &client)
+        .record(&mut conn)
         .await?;
     Ok(HttpResponse::Created().json(dto))
 }
@@ -239,13 +238,13 @@ pub async fn update_product(
             spec.slug.as_str()
         )))?;
     let after = detail(&mut conn, updated).await?;
-    AuditEvent::by(&principal, "product.updated")
+    crate::audit::by(&principal, "product.updated", &client)
         .target("product", after.slug())
         .change(
             serde_json::to_value(&before).ok(),
             serde_json::to_value(&after).ok(),
         )
-        .record(&mut conn, &client)
+        .record(&mut conn)
         .await?;
     Ok(web::Json(after))
 }
@@ -274,13 +273,13 @@ pub async fn deactivate_product(
         .map_err(not_found_product(&slug))?;
     let updated = store::set_product_active(&mut conn, product.id, false).await?;
     let after = detail(&mut conn, updated).await?;
-    AuditEvent::by(&principal, "product.deactivated")
+    crate::audit::by(&principal, "product.deactivated", &client)
         .target("product", &slug)
         .change(
             Some(serde_json::json!({"active": product.active})),
             Some(serde_json::json!({"active": false})),
         )
-        .record(&mut conn, &client)
+        .record(&mut conn)
         .await?;
     Ok(web::Json(after))
 }
@@ -331,10 +330,10 @@ pub async fn create_plan(
             spec.code.as_str()
         )))?;
     let after = detail(&mut conn, product).await?;
-    AuditEvent::by(&principal, "plan.created")
+    crate::audit::by(&principal, "plan.created", &client)
         .target("plan", format!("{slug}/{}", plan.code))
         .change(None, serde_json::to_value(plan_input(&plan)).ok())
-        .record(&mut conn, &client)
+        .record(&mut conn)
         .await?;
     Ok(HttpResponse::Created().json(after))
 }
@@ -468,13 +467,13 @@ async fn change_plan(
             "product {slug:?} already has a plan {:?}",
             spec.code.as_str()
         )))?;
-    AuditEvent::by(principal, action)
+    crate::audit::by(principal, action, client)
         .target("plan", format!("{slug}/{code}"))
         .change(
             serde_json::to_value(&before).ok(),
             serde_json::to_value(plan_input(&updated)).ok(),
         )
-        .record(&mut conn, client)
+        .record(&mut conn)
         .await?;
     detail(&mut conn, product).await
 }

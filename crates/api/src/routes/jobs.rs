@@ -45,7 +45,7 @@ impl From<JobRow> for Job {
             id: j.id,
             kind: j.kind,
             tenant_id: j.tenant_id,
-            status: j.status,
+            status: j.status.to_string(),
             attempts: j.attempts,
             max_attempts: j.max_attempts,
             run_at: j.run_at,

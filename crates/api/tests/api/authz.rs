@@ -33,11 +33,14 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
     let b_token_id = b_token["id"].as_str().unwrap().to_owned();
     let b_job = {
         let mut conn = app.pool().get().await.unwrap();
-        tenantry_store::jobs::enqueue(&mut conn, "provision", Some(tb), json!({}), None)
-            .await
-            .unwrap()
-            .id
-            .to_string()
+        tenantry_store::jobs::enqueue(
+            &mut conn,
+            &tenantry_store::jobs::kinds::Provision { tenant_id: tb },
+        )
+        .await
+        .unwrap()
+        .id
+        .to_string()
     };
     // B also has a plan change (an upgrade awaiting payment).
     let b_change: Value = app

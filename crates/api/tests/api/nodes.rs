@@ -319,18 +319,24 @@ fn base64_key(seed: u8) -> String {
 
 #[tokio::test]
 async fn jobs_are_listed_by_tenant_status_and_kind_and_tenants_see_only_theirs() {
+    use tenantry_store::jobs::kinds::{NodeCheck, Provision};
     let app = spawn_app().await;
     let (ta, tb) = (app.tenant("tenant-a").await, app.tenant("tenant-b").await);
     let mut conn = app.pool().get().await.unwrap();
-    let a_job = tenantry_store::jobs::enqueue(&mut conn, "provision", Some(ta), json!({}), None)
+    let a_job = tenantry_store::jobs::enqueue(&mut conn, &Provision { tenant_id: ta })
         .await
         .unwrap();
-    tenantry_store::jobs::enqueue(&mut conn, "provision", Some(tb), json!({}), None)
+    tenantry_store::jobs::enqueue(&mut conn, &Provision { tenant_id: tb })
         .await
         .unwrap();
-    tenantry_store::jobs::enqueue(&mut conn, "node.check", None, json!({}), None)
-        .await
-        .unwrap();
+    tenantry_store::jobs::enqueue(
+        &mut conn,
+        &NodeCheck {
+            node_id: uuid::Uuid::now_v7(),
+        },
+    )
+    .await
+    .unwrap();
     drop(conn);
     let admin = app.admin().await;
     let all: Value = app

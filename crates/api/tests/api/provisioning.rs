@@ -199,7 +199,12 @@ fn worker(app: &TestApp) -> Child {
 
 #[tokio::test]
 async fn a_worker_killed_mid_task_is_replaced_and_the_job_finishes_exactly_once() {
+    // The demo catalog's odoo template exists on the node.
+    let mut node = pve_sim::NodeSpec::new("pve1");
+    node.templates
+        .push(crate::deployments::ODOO_TEMPLATE.into());
     let sim = Sim::start(SimConfig {
+        nodes: vec![node],
         task_duration: Duration::from_secs(2),
         ..SimConfig::default()
     })
@@ -207,49 +212,20 @@ async fn a_worker_killed_mid_task_is_replaced_and_the_job_finishes_exactly_once(
     .unwrap();
     let app = spawn_app_with_catalog().await;
     let admin = app.admin().await;
-    let node_id: uuid::Uuid = register(&app, &admin.access_token, sim_node(&sim, "pve1"))
-        .await
-        .parse()
-        .unwrap();
-    let instance_id = uuid::Uuid::now_v7();
-    let job = {
-        let mut conn = app.pool().get().await.unwrap();
-        let product = tenantry_store::catalog::find_product(&mut conn, "odoo")
-            .await
-            .unwrap();
-        tenantry_store::nodes::insert_instance(
-            &mut conn,
-            instance_id,
-            node_id,
-            product.id,
-            "dedicated",
-            &tenantry_store::nodes::Reservation {
-                cpu_cores: 2,
-                memory_mib: 2048,
-                storage_gib: 8,
-                hostname: "acme".into(),
-            },
+    register(&app, &admin.access_token, sim_node(&sim, "pve1")).await;
+    // A dedicated tenant: its `provision` job creates a container of its own.
+    let res = app
+        .post_as(
+            "/v1/tenants",
+            &admin.access_token,
+            json!({"company_name": "Acme Ltd", "slug": "acme", "product": "odoo", "plan": "pro",
+                   "owner_email": "owner@acme.test", "skip_payment": true}),
         )
-        .await
-        .unwrap();
-        tenantry_store::jobs::enqueue(
-            &mut conn,
-            tenantry_api::instances::CREATE_JOB,
-            None,
-            serde_json::to_value(tenantry_api::instances::CreatePayload {
-                instance_id,
-                hostname: "acme".into(),
-                artifact: pve_sim::DEBIAN_12_TEMPLATE.into(),
-                cpu_cores: 2,
-                memory_mib: 2048,
-                storage_gib: 8,
-            })
-            .unwrap(),
-            None,
-        )
-        .await
-        .unwrap()
-    };
+        .await;
+    assert_eq!(res.status(), 202);
+    let created: Value = res.json().await.unwrap();
+    let job_id = created["job"]["id"].as_str().unwrap().to_owned();
+    let tenant_id: uuid::Uuid = created["tenant"]["id"].as_str().unwrap().parse().unwrap();
     let mut first = worker(&app);
     // Mid-task: the create task is running on the node.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -258,16 +234,21 @@ async fn a_worker_killed_mid_task_is_replaced_and_the_job_finishes_exactly_once(
         .iter()
         .any(|t| t.kind == "vzcreate" && t.status == "running")
     {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the create task never started"
-        );
+        if std::time::Instant::now() >= deadline {
+            let job: Value = app
+                .get_as(&format!("/v1/jobs/{job_id}"), &admin.access_token)
+                .await
+                .json()
+                .await
+                .unwrap();
+            panic!("the create task never started; the job: {job}");
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     signal(first.id(), "KILL");
     first.wait().unwrap();
     let mut second = worker(&app);
-    let path = format!("/v1/jobs/{}", job.id);
+    let path = format!("/v1/jobs/{job_id}");
     let done = wait_for(&app, &path, &admin.access_token, |j| {
         j["status"] == "succeeded" || j["status"] == "dead" || j["status"] == "failed"
     })
@@ -279,6 +260,15 @@ async fn a_worker_killed_mid_task_is_replaced_and_the_job_finishes_exactly_once(
         done["attempts"], 2,
         "picked up again after the lease expired"
     );
+    let instance_id = {
+        let mut conn = app.pool().get().await.unwrap();
+        tenantry_store::deployments::find(&mut conn, tenant_id, "active")
+            .await
+            .unwrap()
+            .expect("the tenant's deployment")
+            .instance_id
+            .unwrap()
+    };
     let tag = format!("tenantry-{instance_id}");
     let ours: Vec<_> = sim
         .containers()

@@ -5,16 +5,17 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use tenantry_domain::billing::{ProrationLine, Requester, Timing, proration};
+use tenantry_domain::billing::{PlanChangeStatus, ProrationLine, Requester, Timing, proration};
 use tenantry_store::{
     AsyncConnection as _, AsyncPgConnection, Pool, StoreError, activity,
     billing::{self as store, Charge, PlanChange},
     jobs::Job,
+    tenants::TenantView,
 };
 use uuid::Uuid;
 
 use super::{
-    Actor, BillingError, Clock, EngineSettings,
+    Actor, BillingError, Clock, EngineSettings, change_activity,
     quote::{ChangeQuote, quote},
 };
 use crate::gateway::{ChargeOutcome, ChargeRequest, PaymentGateway};
@@ -30,6 +31,51 @@ pub struct RequestOutcome {
     pub checkout_url: Option<String>,
     /// The deployment job, when the change was applied and the deployment kind changed.
     pub job: Option<Job>,
+}
+
+/// How a requested change is paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentState {
+    /// The prorated amount is zero: applied without a charge.
+    NoCharge,
+    /// Charged off-session to the customer's saved payment method and applied.
+    ChargedToSavedPaymentMethod,
+    /// Payments are off: an operator records the payment.
+    AwaitingOperator,
+    /// The customer pays at the Checkout URL; applied once paid.
+    CheckoutRequired,
+}
+
+impl PaymentState {
+    /// `no_charge`, `charged_to_saved_payment_method`, `awaiting_operator`
+    /// or `checkout_required`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::NoCharge => "no_charge",
+            Self::ChargedToSavedPaymentMethod => "charged_to_saved_payment_method",
+            Self::AwaitingOperator => "awaiting_operator",
+            Self::CheckoutRequired => "checkout_required",
+        }
+    }
+}
+
+impl RequestOutcome {
+    /// How the change is paid; `None` for changes that charge nothing now
+    /// (downgrades at the period end, staff overrides).
+    pub fn payment(&self) -> Option<PaymentState> {
+        if self.change.timing != Timing::OnPayment {
+            return None;
+        }
+        Some(if self.change.amount.is_zero() {
+            PaymentState::NoCharge
+        } else if self.change.status == PlanChangeStatus::Applied {
+            PaymentState::ChargedToSavedPaymentMethod
+        } else if self.checkout_url.is_none() {
+            PaymentState::AwaitingOperator
+        } else {
+            PaymentState::CheckoutRequired
+        })
+    }
 }
 
 fn lines_json(lines: &[ProrationLine]) -> serde_json::Value {
@@ -51,7 +97,7 @@ fn lines_json(lines: &[ProrationLine]) -> serde_json::Value {
 
 fn new_change(
     q: &ChangeQuote,
-    status: &str,
+    status: PlanChangeStatus,
     actor: &Actor,
     reason: Option<&str>,
     now: DateTime<Utc>,
@@ -65,9 +111,9 @@ fn new_change(
         to_plan_id: q.to.id,
         from_deployment: q.from.deployment.clone(),
         to_deployment: q.to.deployment.clone(),
-        kind: q.kind.as_str().into(),
-        timing: q.timing.as_str().into(),
-        status: status.into(),
+        kind: q.kind,
+        timing: q.timing,
+        status,
         amount: q.amount_due.amount(),
         currency: q.amount_due.currency().code().into(),
         lines: lines_json(&q.lines),
@@ -86,7 +132,7 @@ fn new_change(
 }
 
 fn summary(c: &PlanChange) -> serde_json::Value {
-    json!({"kind": c.kind, "timing": c.timing, "status": c.status, "from_plan_id": c.from_plan_id, "to_plan_id": c.to_plan_id,
+    json!({"kind": c.kind.as_str(), "timing": c.timing.as_str(), "status": c.status.as_str(), "from_plan_id": c.from_plan_id, "to_plan_id": c.to_plan_id,
            "amount": c.amount.normalize().to_string(), "currency": c.currency, "reason": c.reason})
 }
 
@@ -120,13 +166,14 @@ pub async fn request_change(
     gateway: &dyn PaymentGateway,
     clock: &Clock,
     settings: &EngineSettings,
-    tenant_id: Uuid,
+    tenant: &TenantView,
     to_code: &str,
     proration_date: Option<DateTime<Utc>>,
     requester: Requester,
     reason: Option<&str>,
     actor: &Actor,
 ) -> Result<RequestOutcome, BillingError> {
+    let tenant_id = tenant.tenant.id;
     let reason = reason.map(str::trim).filter(|r| !r.is_empty());
     if requester == Requester::StaffOverride && reason.is_none() {
         return Err(BillingError::ReasonRequired);
@@ -134,12 +181,12 @@ pub async fn request_change(
     let mut conn = pool.get().await?;
     let now = clock.now(&mut conn).await?;
     // An upgrade left unpaid past its window no longer blocks (Paymenter #1266).
-    store::expire_unpaid_upgrades(&mut conn, now).await?;
+    store::expire_unpaid_upgrades(&mut conn, now, Some(tenant_id)).await?;
     let q = quote(
         &mut conn,
         clock,
         settings,
-        tenant_id,
+        tenant,
         to_code,
         proration_date,
         requester,
@@ -148,7 +195,7 @@ pub async fn request_change(
 
     match q.timing {
         Timing::Immediate => {
-            let change = new_change(&q, "pending", actor, reason, now, None);
+            let change = new_change(&q, PlanChangeStatus::Pending, actor, reason, now, None);
             let (change, job) = conn
                 .transaction::<_, BillingError, _>(async |conn| {
                     insert_open_change(conn, &change).await?;
@@ -156,7 +203,8 @@ pub async fn request_change(
                     crate::stripe::jobs::enqueue_price_sync(conn, change.subscription_id).await?;
                     activity::record(
                         conn,
-                        &actor.activity(
+                        &change_activity(
+                            actor,
                             now,
                             tenant_id,
                             "plan_change.applied",
@@ -177,14 +225,15 @@ pub async fn request_change(
             })
         }
         Timing::EndOfTerm => {
-            let change = new_change(&q, "scheduled", actor, reason, now, None);
+            let change = new_change(&q, PlanChangeStatus::Scheduled, actor, reason, now, None);
             conn.transaction::<_, BillingError, _>(async |conn| {
                 insert_open_change(conn, &change).await?;
                 // Stripe bills the next period at the new Price (moved now, without proration).
                 crate::stripe::jobs::enqueue_price_sync(conn, change.subscription_id).await?;
                 activity::record(
                     conn,
-                    &actor.activity(
+                    &change_activity(
+                        actor,
                         now,
                         tenant_id,
                         "plan_change.scheduled",
@@ -207,7 +256,7 @@ pub async fn request_change(
         Timing::OnPayment => {
             let change = new_change(
                 &q,
-                "pending",
+                PlanChangeStatus::Pending,
                 actor,
                 reason,
                 now,
@@ -238,7 +287,8 @@ pub async fn request_change(
                     let charge = store::upsert_charge(conn, &charge).await?;
                     activity::record(
                         conn,
-                        &actor.activity(
+                        &change_activity(
+                            actor,
                             now,
                             tenant_id,
                             "plan_change.requested",
@@ -291,7 +341,7 @@ pub async fn request_change(
                     let change = store::set_change_status(
                         &mut conn,
                         change.id,
-                        "pending",
+                        PlanChangeStatus::Pending,
                         now,
                         Some(&reference),
                     )
@@ -322,11 +372,18 @@ pub async fn request_change(
                             None,
                         )
                         .await?;
-                        let failed =
-                            store::set_change_status(conn, change.id, "failed", now, None).await?;
+                        let failed = store::set_change_status(
+                            conn,
+                            change.id,
+                            PlanChangeStatus::Failed,
+                            now,
+                            None,
+                        )
+                        .await?;
                         activity::record(
                             conn,
-                            &actor.activity(
+                            &change_activity(
+                                actor,
                                 now,
                                 tenant_id,
                                 "plan_change.payment_declined",
@@ -387,10 +444,10 @@ pub async fn confirm_payment_in(
             StoreError::NotFound => BillingError::NotFound(format!("plan change {change_id}")),
             other => other.into(),
         })?;
-    if change.status == "applied" {
+    if change.status == PlanChangeStatus::Applied {
         return Ok((change, None));
     }
-    if change.status != "pending" || change.timing != "on_payment" {
+    if change.status != PlanChangeStatus::Pending || change.timing != Timing::OnPayment {
         return Err(BillingError::WrongState(format!(
             "the plan change is {}; only a pending upgrade can be paid",
             change.status
@@ -409,7 +466,8 @@ pub async fn confirm_payment_in(
     crate::stripe::jobs::enqueue_price_sync(conn, change.subscription_id).await?;
     activity::record(
         conn,
-        &actor.activity(
+        &change_activity(
+            actor,
             now,
             change.tenant_id,
             "plan_change.applied",
@@ -458,13 +516,14 @@ pub async fn cancel_scheduled(
     let mut conn = pool.get().await?;
     let now = clock.now(&mut conn).await?;
     conn.transaction::<_, BillingError, _>(async |conn| {
-        let canceled = store::cancel_open_change(conn, tenant_id, &["scheduled"])
+        let canceled = store::cancel_open_change(conn, tenant_id, &[PlanChangeStatus::Scheduled])
             .await?
             .ok_or_else(|| BillingError::NotFound("scheduled plan change".into()))?;
         crate::stripe::jobs::enqueue_price_sync(conn, canceled.subscription_id).await?;
         activity::record(
             conn,
-            &actor.activity(
+            &change_activity(
+                actor,
                 now,
                 tenant_id,
                 "plan_change.canceled",

@@ -18,20 +18,27 @@ mod change;
 mod clock;
 mod processor;
 mod quote;
+mod view;
 
 use chrono::{DateTime, Duration, Utc};
 use tenantry_domain::billing::ProrationConvention;
-use tenantry_store::{StoreError, activity::Activity, billing::PlanChange};
+use tenantry_store::{
+    StoreError,
+    activity::{Activity, Entry},
+    billing::PlanChange,
+};
 use uuid::Uuid;
 
 use crate::gateway::GatewayError;
 
 pub use change::{
-    RequestOutcome, cancel_scheduled, confirm_payment, confirm_payment_in, request_change,
+    PaymentState, RequestOutcome, cancel_scheduled, confirm_payment, confirm_payment_in,
+    request_change,
 };
 pub use clock::Clock;
 pub use processor::{ProcessReport, process_due};
 pub use quote::{ChangeQuote, quote};
+pub use view::{NextCharge, SubscriptionView, subscription_view};
 
 /// Engine settings (from configuration).
 #[derive(Debug, Clone)]
@@ -113,60 +120,23 @@ impl From<tenantry_store::DieselError> for BillingError {
     }
 }
 
-/// Who acts, for history and activity.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    /// The user, if a user acts.
-    pub user_id: Option<Uuid>,
-    /// The API token used.
-    pub token_id: Option<Uuid>,
-    /// As shown: an email or `scheduler`.
-    pub label: String,
-    /// Client IP.
-    pub client_ip: Option<String>,
-    /// User agent.
-    pub user_agent: Option<String>,
-    /// Request id.
-    pub request_id: Option<String>,
-}
+pub use tenantry_store::activity::Actor;
 
-impl Actor {
-    /// The processor.
-    pub fn scheduler() -> Self {
-        Self {
-            user_id: None,
-            token_id: None,
-            label: "scheduler".into(),
-            client_ip: None,
-            user_agent: None,
-            request_id: None,
-        }
-    }
-
-    fn activity(
-        &self,
-        at: DateTime<Utc>,
-        tenant: Uuid,
-        action: &str,
-        target: &PlanChange,
-        before: Option<serde_json::Value>,
-        after: Option<serde_json::Value>,
-    ) -> Activity {
-        Activity {
-            id: Uuid::now_v7(),
-            occurred_at: at,
-            actor_id: self.user_id,
-            actor_token_id: self.token_id,
-            actor_label: self.label.clone(),
-            tenant_id: Some(tenant),
-            action: action.to_owned(),
-            target_type: Some("plan_change".into()),
-            target_id: Some(target.id.to_string()),
-            before,
-            after,
-            client_ip: self.client_ip.clone(),
-            user_agent: self.user_agent.clone(),
-            request_id: self.request_id.clone(),
-        }
-    }
+/// The activity row of `action` on plan change `target` by `actor` at `at`
+/// (the billing clock's time).
+fn change_activity(
+    actor: &Actor,
+    at: DateTime<Utc>,
+    tenant: Uuid,
+    action: &str,
+    target: &PlanChange,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Activity {
+    Entry::by(actor, action)
+        .at(at)
+        .tenant(Some(tenant))
+        .target("plan_change", target.id)
+        .change(before, after)
+        .into_row()
 }

@@ -60,7 +60,7 @@ pub async fn process_due(
     let mut conn = pool.get().await?;
     let now = clock.now(&mut conn).await?;
     let started = std::time::Instant::now();
-    report.expired_upgrades = store::expire_unpaid_upgrades(&mut conn, now).await?;
+    report.expired_upgrades = store::expire_unpaid_upgrades(&mut conn, now, None).await?;
     drop(conn);
     // Batches are claimed with SKIP LOCKED, so workers never share a row:
     // a few run side by side to use the database's cores.

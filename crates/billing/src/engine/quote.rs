@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use tenantry_domain::{
-    BillingInterval, Currency, DeploymentKind, Money,
+    BillingInterval, DeploymentKind, Money, SubscriptionStatus,
     billing::{
         BillingPeriod, ChangeKind, PlanPrice, PlanTerms, ProrationLine, Requester, Timing, change,
         proration,
@@ -14,9 +14,8 @@ use tenantry_domain::{
 use tenantry_store::{
     AsyncPgConnection, StoreError,
     catalog::{self, Plan},
-    tenants::{self, Subscription, Tenant},
+    tenants::{self, Subscription, Tenant, TenantView},
 };
-use uuid::Uuid;
 
 use super::{BillingError, Clock, EngineSettings};
 
@@ -46,8 +45,7 @@ pub struct ChangeQuote {
 }
 
 fn money(plan: &Plan) -> Result<Money, BillingError> {
-    let c = Currency::parse(&plan.currency).map_err(|e| BillingError::Money(e.to_string()))?;
-    Ok(Money::rounded(plan.price, c))
+    plan.price().map_err(|e| BillingError::Money(e.to_string()))
 }
 
 fn interval(plan: &Plan) -> Result<BillingInterval, BillingError> {
@@ -83,20 +81,15 @@ pub async fn quote(
     conn: &mut AsyncPgConnection,
     clock: &Clock,
     settings: &EngineSettings,
-    tenant_id: Uuid,
+    view: &TenantView,
     to_code: &str,
     proration_date: Option<DateTime<Utc>>,
     requester: Requester,
 ) -> Result<ChangeQuote, BillingError> {
     let now = clock.now(conn).await?;
-    let view = tenants::find_tenant(conn, &tenant_id.to_string(), tenants::Visibility::All)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => BillingError::NotFound(format!("tenant {tenant_id}")),
-            other => other.into(),
-        })?;
+    let tenant_id = view.tenant.id;
     let (subscription, from) = tenants::subscription_of(conn, tenant_id).await?;
-    if subscription.status != "active" {
+    if subscription.status != SubscriptionStatus::Active {
         return Err(BillingError::SubscriptionNotActive(format!(
             "the subscription is {}; plans change on active subscriptions",
             subscription.status
@@ -179,7 +172,7 @@ pub async fn quote(
         proration_date: at,
         from,
         to,
-        tenant: view.tenant,
+        tenant: view.tenant.clone(),
         subscription,
     })
 }

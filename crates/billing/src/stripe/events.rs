@@ -25,13 +25,13 @@
 
 use chrono::{DateTime, TimeZone as _, Utc};
 use serde_json::{Value, json};
-use tenantry_domain::{Currency, Money};
+use tenantry_domain::{Currency, Money, TenantStatus};
 use tenantry_store::{
     AsyncConnection as _, AsyncPgConnection, Pool, StoreError,
-    activity::{self, Activity},
+    activity::Entry,
     jobs,
     stripe::{self as store, PaidPeriod, StripeEvent},
-    tenants::{self, Subscription},
+    tenants::{self, Subscription, TransitionError},
 };
 use uuid::Uuid;
 
@@ -145,10 +145,7 @@ pub async fn ingest(
 }
 
 fn stripe_actor() -> Actor {
-    Actor {
-        label: "stripe".into(),
-        ..Actor::scheduler()
-    }
+    Actor::system("stripe")
 }
 
 /// `obj[a][b]…` as a string.
@@ -417,7 +414,8 @@ pub async fn signup_paid(
 }
 
 /// [`signup_paid`] by another actor (an operator marking a payment): the
-/// `provision` job, or `Err(status)` when the tenant is not awaiting payment.
+/// tenant goes `pending_payment → provisioning` (`domain`'s lifecycle) with
+/// its `provision` job, or `Err(status)` when it is not awaiting payment.
 ///
 /// # Errors
 /// [`StoreError`].
@@ -427,40 +425,34 @@ pub async fn signup_paid_by(
     sub: &Subscription,
     reference: &str,
     actor: &Actor,
-) -> Result<Result<jobs::Job, String>, StoreError> {
-    let tenant = tenants::lock_tenant(conn, sub.tenant_id).await?;
-    if tenant.status != "pending_payment" {
-        return Ok(Err(tenant.status));
+) -> Result<Result<jobs::Job, TenantStatus>, StoreError> {
+    let status = tenants::lock_tenant(conn, sub.tenant_id).await?.status;
+    if status != TenantStatus::PendingPayment {
+        return Ok(Err(status));
     }
-    tenants::set_status(conn, tenant.id, "provisioning", None).await?;
+    let tenant =
+        match tenants::transition(conn, sub.tenant_id, TenantStatus::Provisioning, None).await {
+            Ok((_, t)) => t,
+            Err(TransitionError::Invalid(e)) => return Ok(Err(e.from)),
+            Err(TransitionError::Store(e)) => return Err(e),
+        };
     let job = jobs::enqueue(
         conn,
-        "provision",
-        Some(tenant.id),
-        json!({"tenant_id": tenant.id}),
-        Some(&format!("provision:{}", tenant.id)),
-    )
-    .await?;
-    activity::record(
-        conn,
-        &Activity {
-            id: Uuid::now_v7(),
-            occurred_at: now,
-            actor_id: actor.user_id,
-            actor_token_id: actor.token_id,
-            actor_label: actor.label.clone(),
-            tenant_id: Some(tenant.id),
-            action: "tenant.status_changed".into(),
-            target_type: Some("tenant".into()),
-            target_id: Some(tenant.id.to_string()),
-            before: Some(json!({"status": "pending_payment"})),
-            after: Some(json!({"status": "provisioning", "reason": "payment received", "payment": reference, "job": job.id})),
-            client_ip: actor.client_ip.clone(),
-            user_agent: actor.user_agent.clone(),
-            request_id: actor.request_id.clone(),
+        &jobs::kinds::Provision {
+            tenant_id: tenant.id,
         },
     )
     .await?;
+    Entry::by(actor, "tenant.status_changed")
+        .at(now)
+        .tenant(Some(tenant.id))
+        .target("tenant", tenant.id)
+        .change(
+            Some(json!({"status": status.as_str()})),
+            Some(json!({"status": tenant.status.as_str(), "reason": "payment received", "payment": reference, "job": job.id})),
+        )
+        .record(conn)
+        .await?;
     Ok(Ok(job))
 }
 

@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
 use stripe::StripeRequest as _;
 use stripe_billing::{
     invoice::{
@@ -22,10 +21,9 @@ use stripe_billing::{
 };
 use stripe_shared::InvoiceStatus;
 use tenantry_domain::{Currency, Money};
-use tenantry_store::{Pool, jobs, stripe as store, tenants};
-use uuid::Uuid;
+use tenantry_store::{Pool, jobs, jobs::kinds::StripeCharge, stripe as store, tenants};
 
-use super::{CallError, Stripe, catalog, checkout, jobs::CHARGE};
+use super::{CallError, Stripe, catalog, checkout};
 use crate::gateway::{
     ChargeOutcome, ChargeRequest, CheckoutRequest, CheckoutSession, GatewayError, GatewayFuture,
     PaymentGateway,
@@ -64,50 +62,39 @@ impl PaymentGateway for StripeGateway {
         Box::pin(async move {
             {
                 let mut conn = self.pool.get().await?;
-                jobs::enqueue(
-                    &mut conn,
-                    CHARGE,
-                    Some(request.tenant_id),
-                    charge_payload(&request),
-                    Some(&format!("{CHARGE}:{}", request.idempotency_key)),
-                )
-                .await?;
+                jobs::enqueue(&mut conn, &charge_job(&request)).await?;
             }
             charge(&self.stripe, &self.pool, &request).await
         })
     }
 }
 
-/// The `stripe.charge` job's payload.
-pub fn charge_payload(r: &ChargeRequest) -> serde_json::Value {
-    json!({
-        "tenant_id": r.tenant_id, "subscription_id": r.subscription_id,
-        "amount": r.amount.amount().to_string(), "currency": r.amount.currency().code(),
-        "description": r.description, "idempotency_key": r.idempotency_key,
-        "saved_payment_method": r.saved_payment_method,
-    })
+/// The `stripe.charge` job of a charge request.
+pub fn charge_job(r: &ChargeRequest) -> StripeCharge {
+    StripeCharge {
+        tenant_id: r.tenant_id,
+        subscription_id: r.subscription_id,
+        amount: r.amount.amount(),
+        currency: r.amount.currency().code().to_owned(),
+        description: r.description.clone(),
+        idempotency_key: r.idempotency_key.clone(),
+        saved_payment_method: r.saved_payment_method,
+    }
 }
 
-/// A charge request back from a `stripe.charge` job's payload.
+/// A charge request back from a `stripe.charge` job.
 ///
 /// # Errors
-/// A message naming what is missing.
-pub fn charge_from_payload(p: &serde_json::Value) -> Result<ChargeRequest, String> {
-    let s = |k: &str| {
-        p[k].as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| format!("payload: no {k}"))
-    };
-    let id = |k: &str| s(k).and_then(|v| Uuid::parse_str(&v).map_err(|e| format!("{k}: {e}")));
-    let currency = Currency::parse(&s("currency")?).map_err(|e| e.to_string())?;
-    let amount = s("amount")?.parse().map_err(|e| format!("amount: {e}"))?;
+/// A message when its currency is not an ISO 4217 code.
+pub fn charge_request(job: StripeCharge) -> Result<ChargeRequest, String> {
+    let currency = Currency::parse(&job.currency).map_err(|e| e.to_string())?;
     Ok(ChargeRequest {
-        tenant_id: id("tenant_id")?,
-        subscription_id: id("subscription_id")?,
-        amount: Money::rounded(amount, currency),
-        description: s("description")?,
-        idempotency_key: s("idempotency_key")?,
-        saved_payment_method: p["saved_payment_method"].as_bool().unwrap_or(false),
+        tenant_id: job.tenant_id,
+        subscription_id: job.subscription_id,
+        amount: Money::rounded(job.amount, currency),
+        description: job.description,
+        idempotency_key: job.idempotency_key,
+        saved_payment_method: job.saved_payment_method,
     })
 }
 

@@ -2,71 +2,61 @@
 //! code, run inline right after the transaction that enqueued it commits),
 //! with idempotency keys from our ids, so the queue may repeat any of them.
 //!
-//! | kind | payload | does |
+//! | kind | payload (`tenantry_store::jobs::kinds`) | does |
 //! | --- | --- | --- |
-//! | `stripe.create_checkout` | `{tenant_id, subscription_id}` | the signup's Checkout Session |
-//! | `stripe.charge` | a charge request | an upgrade's (or renewal's) charge: invoice + item + pay, or a payment Checkout |
-//! | `stripe.sync_price` | `{subscription_id}` | moves the Stripe subscription to the Price it should bill next, `proration_behavior=none` |
-//! | `stripe.reconcile` | `{}` | processes recent events no webhook delivered |
+//! | `stripe.create_checkout` | `StripeCreateCheckout` | the signup's Checkout Session |
+//! | `stripe.charge` | `StripeCharge` | an upgrade's (or renewal's) charge: invoice + item + pay, or a payment Checkout |
+//! | `stripe.sync_price` | `StripeSyncPrice` | moves the Stripe subscription to the Price it should bill next, `proration_behavior=none` |
+//! | `stripe.reconcile` | `StripeReconcile` | processes recent events no webhook delivered |
 
-use serde_json::{Value, json};
 use stripe::StripeRequest as _;
 use stripe_billing::subscription::{
     RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems,
     UpdateSubscriptionProrationBehavior,
 };
-use tenantry_store::{AsyncPgConnection, Pool, StoreError, billing, jobs, stripe as store};
+use tenantry_domain::billing::PlanChangeStatus;
+use tenantry_store::{
+    AsyncPgConnection, Pool, StoreError, billing,
+    jobs::{
+        self,
+        kinds::{StripeCharge, StripeCreateCheckout, StripeReconcile, StripeSyncPrice},
+    },
+    stripe as store,
+    worker::{Handlers, JobContext, JobError, JobHandler, Retryable},
+};
 use uuid::Uuid;
 
 use super::{CallError, Stripe, catalog, checkout, gateway, reconcile};
 use crate::{engine::Clock, gateway::GatewayError};
 
-/// Opens a signup's Checkout Session.
-pub const CREATE_CHECKOUT: &str = "stripe.create_checkout";
-/// Charges an amount.
-pub const CHARGE: &str = "stripe.charge";
-/// Moves a Stripe subscription to the Price it should bill.
-pub const SYNC_PRICE: &str = "stripe.sync_price";
-/// Processes recent events not yet recorded.
-pub const RECONCILE: &str = "stripe.reconcile";
-/// Every kind above.
-pub const KINDS: [&str; 4] = [CREATE_CHECKOUT, CHARGE, SYNC_PRICE, RECONCILE];
-
-/// How a job failed.
-#[derive(Debug, thiserror::Error)]
-pub enum JobFailure {
-    /// Transient: retry with back-off.
-    #[error("{0}")]
-    Retry(String),
-    /// Permanent.
-    #[error("{0}")]
-    Fail(String),
+impl Retryable for GatewayError {
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
 }
 
-impl From<GatewayError> for JobFailure {
-    fn from(e: GatewayError) -> Self {
-        match e {
-            GatewayError::Unavailable(m) => Self::Retry(m),
-            GatewayError::Refused(m) => Self::Fail(m),
+impl Retryable for CallError {
+    fn is_transient(&self) -> bool {
+        CallError::is_transient(self)
+    }
+}
+
+impl Retryable for catalog::SyncError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Stripe(c) => c.is_transient(),
+            Self::Store(_) => true,
+            Self::Price(..) => false,
         }
     }
 }
 
-impl From<CallError> for JobFailure {
-    fn from(e: CallError) -> Self {
-        GatewayError::from(e).into()
-    }
-}
-
-impl From<StoreError> for JobFailure {
-    fn from(e: StoreError) -> Self {
-        Self::Retry(format!("database: {e}"))
-    }
-}
-
-impl From<catalog::SyncError> for JobFailure {
-    fn from(e: catalog::SyncError) -> Self {
-        GatewayError::from(e).into()
+impl Retryable for reconcile::ReconcileError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Stripe(c) => c.is_transient(),
+            Self::Ingest(_) | Self::Store(_) => true,
+        }
     }
 }
 
@@ -81,10 +71,10 @@ pub async fn enqueue_checkout(
 ) -> Result<jobs::Job, StoreError> {
     jobs::enqueue(
         conn,
-        CREATE_CHECKOUT,
-        Some(tenant_id),
-        json!({"tenant_id": tenant_id, "subscription_id": subscription_id}),
-        Some(&format!("{CREATE_CHECKOUT}:{subscription_id}")),
+        &StripeCreateCheckout {
+            tenant_id,
+            subscription_id,
+        },
     )
     .await
 }
@@ -103,52 +93,14 @@ pub async fn enqueue_price_sync(
     if sub.provider == "stripe" && sub.provider_subscription_id.is_some() {
         jobs::enqueue(
             conn,
-            SYNC_PRICE,
-            Some(sub.tenant_id),
-            json!({"subscription_id": subscription_id}),
-            Some(&format!("{SYNC_PRICE}:{subscription_id}")),
+            &StripeSyncPrice {
+                tenant_id: Some(sub.tenant_id),
+                subscription_id,
+            },
         )
         .await?;
     }
     Ok(())
-}
-
-fn uuid(payload: &Value, key: &str) -> Result<Uuid, JobFailure> {
-    payload[key]
-        .as_str()
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or_else(|| JobFailure::Fail(format!("payload has no {key}")))
-}
-
-/// Runs one `stripe.*` job.
-///
-/// # Errors
-/// [`JobFailure`].
-pub async fn run(
-    stripe: &Stripe,
-    pool: &Pool,
-    clock: &Clock,
-    kind: &str,
-    payload: &Value,
-) -> Result<(), JobFailure> {
-    match kind {
-        CREATE_CHECKOUT => {
-            checkout::open_signup_checkout(stripe, pool, uuid(payload, "subscription_id")?).await?;
-            Ok(())
-        }
-        CHARGE => {
-            let request = gateway::charge_from_payload(payload).map_err(JobFailure::Fail)?;
-            // The outcome reaches the engine through `invoice.paid` / `checkout.session.completed`.
-            gateway::charge(stripe, pool, &request).await?;
-            Ok(())
-        }
-        SYNC_PRICE => sync_price(stripe, pool, uuid(payload, "subscription_id")?).await,
-        RECONCILE => {
-            reconcile::reconcile(stripe, pool, clock, reconcile::WINDOW).await?;
-            Ok(())
-        }
-        other => Err(JobFailure::Fail(format!("not a stripe job: {other}"))),
-    }
 }
 
 /// Moves the Stripe subscription to the Price of the plan it should bill
@@ -159,12 +111,12 @@ pub async fn run(
 /// Does nothing when the subscription already bills that Price.
 ///
 /// # Errors
-/// [`JobFailure`].
+/// [`JobError`]: transient Stripe and database failures retry.
 pub async fn sync_price(
     stripe: &Stripe,
     pool: &Pool,
     subscription_id: Uuid,
-) -> Result<(), JobFailure> {
+) -> Result<(), JobError> {
     let mut conn = pool.get().await?;
     let sub = store::lock_subscription(&mut conn, subscription_id).await?;
     let Some(stripe_sub) = sub.provider_subscription_id.clone() else {
@@ -173,7 +125,7 @@ pub async fn sync_price(
     let open = billing::open_change(&mut conn, sub.tenant_id).await?;
     let target = open
         .as_ref()
-        .filter(|c| c.status == "scheduled")
+        .filter(|c| c.status == PlanChangeStatus::Scheduled)
         .map_or(sub.plan_id, |c| c.to_plan_id);
     let (plan, product) = store::plan_with_product(&mut conn, target).await?;
     let price = catalog::price_of(stripe, &mut conn, &plan, &product).await?;
@@ -189,7 +141,7 @@ pub async fn sync_price(
         })
         .await?;
     let Some(item) = current.items.data.first() else {
-        return Err(JobFailure::Fail(format!(
+        return Err(JobError::Fail(format!(
             "Stripe subscription {stripe_sub} has no item"
         )));
     };
@@ -224,34 +176,49 @@ pub struct StripeJobs {
 }
 
 impl StripeJobs {
-    /// Registers this handler for every kind in [`KINDS`].
-    pub fn register(self, handlers: &mut tenantry_store::worker::Handlers) {
+    /// Registers this handler for every `stripe.*` kind.
+    pub fn register(self, handlers: &mut Handlers) {
         let me = std::sync::Arc::new(self);
-        for kind in KINDS {
-            handlers.register(kind, me.clone());
-        }
+        handlers.register::<StripeCreateCheckout, _>(me.clone());
+        handlers.register::<StripeCharge, _>(me.clone());
+        handlers.register::<StripeSyncPrice, _>(me.clone());
+        handlers.register::<StripeReconcile, _>(me);
     }
 }
 
 #[async_trait::async_trait]
-impl tenantry_store::worker::JobHandler for StripeJobs {
-    async fn run(
-        &self,
-        ctx: &tenantry_store::worker::JobContext,
-    ) -> Result<(), tenantry_store::worker::JobError> {
-        use tenantry_store::worker::JobError;
+impl JobHandler<StripeCreateCheckout> for StripeJobs {
+    async fn run(&self, ctx: &JobContext, job: StripeCreateCheckout) -> Result<(), JobError> {
         ctx.set_step(&ctx.job.kind).await?;
-        run(
-            &self.stripe,
-            &ctx.pool,
-            &self.clock,
-            &ctx.job.kind,
-            &ctx.job.payload,
-        )
-        .await
-        .map_err(|e| match e {
-            JobFailure::Retry(m) => JobError::Retry(m),
-            JobFailure::Fail(m) => JobError::Fail(m),
-        })
+        checkout::open_signup_checkout(&self.stripe, &ctx.pool, job.subscription_id).await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl JobHandler<StripeCharge> for StripeJobs {
+    async fn run(&self, ctx: &JobContext, job: StripeCharge) -> Result<(), JobError> {
+        ctx.set_step(&ctx.job.kind).await?;
+        let request = gateway::charge_request(job).map_err(JobError::Fail)?;
+        // The outcome reaches the engine through `invoice.paid` / `checkout.session.completed`.
+        gateway::charge(&self.stripe, &ctx.pool, &request).await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl JobHandler<StripeSyncPrice> for StripeJobs {
+    async fn run(&self, ctx: &JobContext, job: StripeSyncPrice) -> Result<(), JobError> {
+        ctx.set_step(&ctx.job.kind).await?;
+        sync_price(&self.stripe, &ctx.pool, job.subscription_id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl JobHandler<StripeReconcile> for StripeJobs {
+    async fn run(&self, ctx: &JobContext, _job: StripeReconcile) -> Result<(), JobError> {
+        ctx.set_step(&ctx.job.kind).await?;
+        reconcile::reconcile(&self.stripe, &ctx.pool, &self.clock, reconcile::WINDOW).await?;
+        Ok(())
     }
 }

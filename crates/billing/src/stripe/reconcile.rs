@@ -42,15 +42,6 @@ pub enum ReconcileError {
     Store(#[from] tenantry_store::StoreError),
 }
 
-impl From<ReconcileError> for super::jobs::JobFailure {
-    fn from(e: ReconcileError) -> Self {
-        match e {
-            ReconcileError::Stripe(c) => c.into(),
-            other => Self::Retry(other.to_string()),
-        }
-    }
-}
-
 /// Lists the events of the last `window` (oldest first, the order they
 /// happened in) and ingests those not recorded.
 ///

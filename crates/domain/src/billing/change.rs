@@ -38,22 +38,13 @@ pub struct PlanTerms {
     pub storage_gib: u32,
 }
 
-/// Upgrade or downgrade.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChangeKind {
-    /// More value: charged now (prorated), effective once paid.
-    Upgrade,
-    /// Less value: effective at the end of the current period.
-    Downgrade,
-}
-
-impl ChangeKind {
-    /// `upgrade` or `downgrade`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Upgrade => "upgrade",
-            Self::Downgrade => "downgrade",
-        }
+string_enum! {
+    /// Upgrade or downgrade.
+    ChangeKind {
+        /// More value: charged now (prorated), effective once paid.
+        Upgrade => "upgrade",
+        /// Less value: effective at the end of the current period.
+        Downgrade => "downgrade",
     }
 }
 
@@ -139,25 +130,46 @@ pub fn classify(from: &PlanTerms, to: &PlanTerms) -> Result<ChangeKind, CompareE
     }
 }
 
-/// When a change takes effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timing {
-    /// When the prorated charge is paid.
-    OnPayment,
-    /// At the end of the current billing period.
-    EndOfTerm,
-    /// At once, without payment (staff, with a reason).
-    Immediate,
+string_enum! {
+    /// When a change takes effect.
+    Timing {
+        /// When the prorated charge is paid.
+        OnPayment => "on_payment",
+        /// At the end of the current billing period.
+        EndOfTerm => "end_of_term",
+        /// At once, without payment (staff, with a reason).
+        Immediate => "immediate",
+    }
 }
 
-impl Timing {
-    /// `on_payment`, `end_of_term` or `immediate`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::OnPayment => "on_payment",
-            Self::EndOfTerm => "end_of_term",
-            Self::Immediate => "immediate",
-        }
+string_enum! {
+    /// Where a plan change is: `pending` (an upgrade awaiting its payment)
+    /// or `scheduled` (a downgrade awaiting the period end) are open; then
+    /// `applied`, `canceled`, `expired` (unpaid in its window) or `failed`
+    /// (its migration could not be done).
+    PlanChangeStatus {
+        /// Awaiting the payment of its prorated charge.
+        Pending => "pending",
+        /// Awaiting the end of the billing period.
+        Scheduled => "scheduled",
+        /// In effect.
+        Applied => "applied",
+        /// Withdrawn by the customer or staff, or by the tenant's deletion.
+        Canceled => "canceled",
+        /// Its payment window passed unpaid.
+        Expired => "expired",
+        /// Applied but its migration failed and was rolled back.
+        Failed => "failed",
+    }
+}
+
+impl PlanChangeStatus {
+    /// The open statuses: at most one open change per tenant.
+    pub const OPEN: &'static [Self] = &[Self::Pending, Self::Scheduled];
+
+    /// Whether the change still awaits something (payment or the period end).
+    pub fn is_open(&self) -> bool {
+        Self::OPEN.contains(self)
     }
 }
 

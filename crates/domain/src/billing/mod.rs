@@ -4,6 +4,6 @@ pub mod change;
 pub mod period;
 pub mod proration;
 
-pub use change::{ChangeKind, PlanTerms, Requester, Timing, classify, policy};
+pub use change::{ChangeKind, PlanChangeStatus, PlanTerms, Requester, Timing, classify, policy};
 pub use period::BillingPeriod;
 pub use proration::{LineKind, PlanPrice, ProrationConvention, ProrationLine, Quote};

@@ -3,18 +3,16 @@
 //! destroyed (data included), the tenant `deleted`.
 
 use serde_json::json;
+use tenantry_domain::TenantStatus;
 use tenantry_store::{
-    AsyncConnection as _, StoreError, activity,
+    AsyncConnection as _,
     deployments::{self, Deployment},
-    tenants,
+    tenants::{self, TransitionError},
     worker::{JobContext, JobError},
 };
 use uuid::Uuid;
 
-use super::{
-    Provisioner,
-    support::{db_error, system},
-};
+use super::{Provisioner, support::system};
 use crate::tenant_db::TenantDbName;
 
 impl Provisioner {
@@ -22,17 +20,12 @@ impl Provisioner {
         &self,
         ctx: &JobContext,
         tenant_id: Uuid,
+        final_backup: bool,
     ) -> Result<(), JobError> {
         let (tenant, _, product) = self.load(tenant_id).await?;
-        if tenant.status == "deleted" {
+        if tenant.status == TenantStatus::Deleted {
             return Ok(());
         }
-        let final_backup = ctx
-            .job
-            .payload
-            .get("final_backup")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(true);
         let history = {
             let mut conn = self.pool.get().await?;
             deployments::history(&mut conn, tenant_id).await?
@@ -42,26 +35,24 @@ impl Provisioner {
             let server = &self.databases.for_product(&product.slug)?.server;
             let name =
                 TenantDbName::parse(&d.database_name).map_err(|e| JobError::Fail(e.to_string()))?;
-            if final_backup && server.exists(&name).await.map_err(db_error)? {
+            if final_backup && server.exists(&name).await.map_err(JobError::from)? {
                 ctx.set_step("backup").await?;
                 let path = server
-                    .backup(&name, &self.backup_dir)
+                    .backup(&name, &self.settings.backup_dir)
                     .await
-                    .map_err(db_error)?;
+                    .map_err(JobError::from)?;
                 let mut conn = self.pool.get().await?;
-                activity::record(
-                    &mut conn,
-                    &system(
-                        "tenant.backed_up",
-                        tenant_id,
-                        json!({}),
-                        json!({"path": path.display().to_string(), "final": true}),
-                    ),
+                system(
+                    "tenant.backed_up",
+                    tenant_id,
+                    json!({}),
+                    json!({"path": path.display().to_string(), "final": true}),
                 )
+                .record(&mut conn)
                 .await?;
             }
             ctx.set_step("drop database").await?;
-            server.drop_database(&name).await.map_err(db_error)?;
+            server.drop_database(&name).await.map_err(JobError::from)?;
         }
         ctx.set_step("remove instance").await?;
         {
@@ -73,19 +64,17 @@ impl Provisioner {
         self.cleanup_retired(tenant_id, true).await?;
         ctx.set_step("delete").await?;
         let mut conn = self.pool.get().await?;
-        conn.transaction::<_, StoreError, _>(async |conn| {
-            let t = tenants::lock_tenant(conn, tenant_id).await?;
-            if t.status != "deleted" {
-                tenants::set_status(conn, tenant_id, "deleted", None).await?;
-                activity::record(
-                    conn,
-                    &system(
-                        "tenant.deleted",
-                        tenant_id,
-                        json!({"status": t.status}),
-                        json!({"status": "deleted"}),
-                    ),
+        conn.transaction::<_, TransitionError, _>(async |conn| {
+            if let Some(from) =
+                tenants::ensure_status(conn, tenant_id, TenantStatus::Deleted, None).await?
+            {
+                system(
+                    "tenant.deleted",
+                    tenant_id,
+                    json!({"status": from}),
+                    json!({"status": TenantStatus::Deleted}),
                 )
+                .record(conn)
                 .await?;
             }
             Ok(())

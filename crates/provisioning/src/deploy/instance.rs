@@ -15,10 +15,7 @@ use tenantry_store::{
 };
 use uuid::Uuid;
 
-use super::{
-    Provisioner,
-    support::{crash_point, driver_error},
-};
+use super::{Provisioner, support::crash_point};
 use crate::{InstanceRef, InstanceSpec};
 
 /// Advisory-lock class of creating an instance's container ("inst").
@@ -64,7 +61,7 @@ impl Provisioner {
             let node = nodes::get(&mut conn, instance.node_id).await?;
             (instance, node)
         };
-        let driver = (self.drivers)(&node).map_err(JobError::Fail)?;
+        let driver = self.driver(&node)?;
         if let Some(external_id) = &instance.external_id
             && instance.status == "running"
         {
@@ -74,7 +71,10 @@ impl Provisioner {
             });
         }
         let spec = self.instance_spec(tenant, product, d, &instance)?;
-        let created = driver.create_instance(&spec).await.map_err(driver_error)?;
+        let created = driver
+            .create_instance(&spec)
+            .await
+            .map_err(JobError::from)?;
         crash_point("instance", "created");
         let mut conn = self.pool.get().await?;
         nodes::mark_instance_created(&mut conn, instance_id, &created.external_id).await?;
@@ -121,14 +121,14 @@ impl Provisioner {
                 db_port: db.port,
                 public_url: d.url.clone(),
             };
-            env.extend(render_env(&templates, &vars).map_err(driver_error)?);
+            env.extend(render_env(&templates, &vars).map_err(JobError::from)?);
             labels.insert(LABEL_TENANT.to_owned(), tenant.slug.clone());
         } else {
             env.extend(templates.into_iter().filter(|(_, v)| !v.contains("{{")));
             labels.insert(LABEL_TENANT.to_owned(), "shared".to_owned());
         }
         let stack = product.compose_stack.as_ref().map(|name| crate::StackSpec {
-            dir: self.stacks_dir.join(name),
+            dir: self.settings.stacks_dir.join(name),
             service: product
                 .stack_service
                 .clone()
@@ -184,7 +184,7 @@ impl Provisioner {
         }
         let node = nodes::get(&mut conn, instance.node_id).await?;
         drop(conn);
-        let driver = (self.drivers)(&node).map_err(JobError::Fail)?;
+        let driver = self.driver(&node)?;
         let target = match &instance.external_id {
             Some(e) => Some(InstanceRef {
                 instance_id,
@@ -193,20 +193,20 @@ impl Provisioner {
             None => driver
                 .find_instance(instance_id)
                 .await
-                .map_err(driver_error)?,
+                .map_err(JobError::from)?,
         };
         let mut conn = self.pool.get().await?;
         if purge {
             // The tenant is gone (or the instance never served): its data goes too.
             if let Some(t) = target {
-                driver.purge_data(&t).await.map_err(driver_error)?;
+                driver.purge_data(&t).await.map_err(JobError::from)?;
             }
             deployments::delete_instance(&mut conn, instance_id).await?;
         } else {
             // The tenant moved: the container goes, its data (Docker volumes)
             // stays until the tenant is deleted.
             if let Some(t) = target {
-                driver.destroy(&t).await.map_err(driver_error)?;
+                driver.destroy(&t).await.map_err(JobError::from)?;
             }
             deployments::set_instance_status(&mut conn, instance_id, "destroyed").await?;
         }

@@ -3,15 +3,12 @@
 
 use serde_json::json;
 use tenantry_store::{
-    activity, deployments, nodes,
+    deployments, nodes,
     worker::{JobContext, JobError},
 };
 use uuid::Uuid;
 
-use super::{
-    Provisioner,
-    support::{db_error, driver_error, system},
-};
+use super::{Provisioner, support::system};
 use crate::{InstanceRef, tenant_db::TenantDbName};
 
 impl Provisioner {
@@ -36,15 +33,15 @@ impl Provisioner {
             let instance = nodes::get_instance(&mut conn, instance_id).await?;
             let node = nodes::get(&mut conn, instance.node_id).await?;
             drop(conn);
-            let driver = (self.drivers)(&node).map_err(JobError::Fail)?;
+            let driver = self.driver(&node)?;
             let r = InstanceRef {
                 instance_id,
                 external_id: instance.external_id.clone().unwrap_or_default(),
             };
             if running {
-                driver.start(&r).await.map_err(driver_error)?;
+                driver.start(&r).await.map_err(JobError::from)?;
             } else {
-                driver.stop(&r).await.map_err(driver_error)?;
+                driver.stop(&r).await.map_err(JobError::from)?;
             }
             let mut conn = self.pool.get().await?;
             deployments::set_instance_status(
@@ -57,22 +54,23 @@ impl Provisioner {
             let server = &self.databases.for_product(&product.slug)?.server;
             let name =
                 TenantDbName::parse(&d.database_name).map_err(|e| JobError::Fail(e.to_string()))?;
-            server.set_login(&name, running).await.map_err(db_error)?;
+            server
+                .set_login(&name, running)
+                .await
+                .map_err(JobError::from)?;
         }
         let mut conn = self.pool.get().await?;
-        activity::record(
-            &mut conn,
-            &system(
-                if running {
-                    "instance.started"
-                } else {
-                    "instance.stopped"
-                },
-                tenant_id,
-                json!({"tenant": tenant.slug}),
-                json!({"deployment": d.kind, "running": running}),
-            ),
+        system(
+            if running {
+                "instance.started"
+            } else {
+                "instance.stopped"
+            },
+            tenant_id,
+            json!({"tenant": tenant.slug}),
+            json!({"deployment": d.kind, "running": running}),
         )
+        .record(&mut conn)
         .await?;
         Ok(())
     }

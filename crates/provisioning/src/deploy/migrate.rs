@@ -6,16 +6,18 @@
 //! is `failed`, billing gets a `migration_failed` event to credit).
 
 use serde_json::json;
+use tenantry_domain::TenantStatus;
+use tenantry_store::jobs::{BackgroundJob as _, kinds::Migrate};
 use tenantry_store::{
-    AsyncConnection as _, StoreError, activity, billing as store_billing,
+    AsyncConnection as _, StoreError,
     deployments::{self, Deployment},
-    tenants,
+    tenants::{self, TransitionError},
     worker::{JobContext, JobError},
 };
 use uuid::Uuid;
 
 use super::{
-    MIGRATE, Provisioner,
+    Provisioner,
     support::{crash_point, is_dedicated, system},
 };
 
@@ -46,32 +48,30 @@ impl Provisioner {
         ctx.set_step("prepare").await?;
         {
             let mut conn = self.pool.get().await?;
-            conn.transaction::<_, StoreError, _>(async |conn| {
+            conn.transaction::<_, TransitionError, _>(async |conn| {
                 let t = tenants::lock_tenant(conn, tenant_id).await?;
-                if t.status == "active" {
-                    tenants::set_status(conn, tenant_id, "migrating", None).await?;
-                    activity::record(
-                        conn,
-                        &system(
-                            "tenant.migrating",
-                            tenant_id,
-                            json!({"deployment": old.kind}),
-                            json!({"deployment": target_kind}),
-                        ),
+                if t.status == TenantStatus::Active {
+                    tenants::transition(conn, tenant_id, TenantStatus::Migrating, None).await?;
+                    system(
+                        "tenant.migrating",
+                        tenant_id,
+                        json!({"deployment": old.kind}),
+                        json!({"deployment": target_kind}),
                     )
+                    .record(conn)
                     .await?;
                 }
                 Ok(())
             })
             .await?;
         }
-        crash_point(MIGRATE, "prepare");
+        crash_point(Migrate::KIND, "prepare");
         ctx.set_step("place").await?;
         let target = self.place(&tenant, &plan, &product, Some(&old)).await?;
-        crash_point(MIGRATE, "place");
+        crash_point(Migrate::KIND, "place");
         ctx.set_step("container").await?;
         self.ensure_container(&tenant, &product, &target).await?;
-        crash_point(MIGRATE, "container");
+        crash_point(Migrate::KIND, "container");
         ctx.set_step("switch").await?;
         {
             let mut conn = self.pool.get().await?;
@@ -87,10 +87,10 @@ impl Provisioner {
             })
             .await?;
         }
-        crash_point(MIGRATE, "switch");
+        crash_point(Migrate::KIND, "switch");
         ctx.set_step("remove old").await?;
         self.cleanup_retired(tenant_id, false).await?;
-        crash_point(MIGRATE, "remove old");
+        crash_point(Migrate::KIND, "remove old");
         self.finish_migration(tenant_id, &target).await
     }
 
@@ -115,19 +115,16 @@ impl Provisioner {
 
     async fn finish_migration(&self, tenant_id: Uuid, now_on: &Deployment) -> Result<(), JobError> {
         let mut conn = self.pool.get().await?;
-        conn.transaction::<_, StoreError, _>(async |conn| {
+        conn.transaction::<_, TransitionError, _>(async |conn| {
             let t = tenants::lock_tenant(conn, tenant_id).await?;
-            if t.status == "migrating" {
-                tenants::set_status(conn, tenant_id, "active", None).await?;
-                activity::record(
-                    conn,
-                    &system(
+            if t.status == TenantStatus::Migrating {
+                tenants::transition(conn, tenant_id, TenantStatus::Active, None).await?;
+                system(
                         "tenant.migrated",
                         tenant_id,
-                        json!({"status": "migrating"}),
-                        json!({"status": "active", "deployment": now_on.kind, "host_port": now_on.host_port, "node_id": now_on.node_id}),
-                    ),
-                )
+                        json!({"status": TenantStatus::Migrating}),
+                        json!({"status": TenantStatus::Active, "deployment": now_on.kind, "host_port": now_on.host_port, "node_id": now_on.node_id}),
+                    ).record(conn)
                 .await?;
             }
             Ok(())
@@ -137,21 +134,19 @@ impl Provisioner {
     }
 
     /// Rolls a failed migration back: the target is removed, the old
-    /// deployment stays (or becomes again) the route, the tenant goes back to
-    /// its old plan, the plan change is `failed`, and billing gets a
-    /// `migration_failed` event to credit the customer.
+    /// deployment stays (or becomes again) the route, the tenant is `active`
+    /// again, a `migration_failed` event is recorded, and billing's
+    /// [`ProvisioningEvents::migration_failed`] puts the tenant back on its
+    /// old plan and fails the plan change — in one transaction.
+    ///
+    /// [`ProvisioningEvents::migration_failed`]: tenantry_store::events::ProvisioningEvents::migration_failed
     pub(super) async fn migration_failed(
         &self,
-        ctx: &JobContext,
-        tenant_id: Uuid,
+        job: &Migrate,
         reason: &str,
     ) -> Result<(), JobError> {
-        let change_id = ctx
-            .job
-            .payload
-            .get("plan_change_id")
-            .and_then(|v| v.as_str())
-            .and_then(|s| s.parse::<Uuid>().ok());
+        let tenant_id = job.tenant_id;
+        let change_id = job.plan_change_id;
         let mut conn = self.pool.get().await?;
         let building = deployments::find(&mut conn, tenant_id, "provisioning").await?;
         drop(conn);
@@ -165,27 +160,10 @@ impl Provisioner {
             }
         }
         let mut conn = self.pool.get().await?;
-        conn.transaction::<_, StoreError, _>(async |conn| {
+        conn.transaction::<_, TransitionError, _>(async |conn| {
             let t = tenants::lock_tenant(conn, tenant_id).await?;
             if let Some(id) = change_id {
-                let change = store_billing::lock_change(conn, id).await?;
-                if change.status != "failed" {
-                    tenants::set_plan(
-                        conn,
-                        tenant_id,
-                        change.from_plan_id,
-                        &change.from_deployment,
-                    )
-                    .await?;
-                    store_billing::set_change_status(
-                        conn,
-                        id,
-                        "failed",
-                        chrono::Utc::now(),
-                        change.payment_reference.as_deref(),
-                    )
-                    .await?;
-                }
+                self.events.migration_failed(conn, tenant_id, id).await?;
             }
             deployments::record_migration_failed(
                 conn,
@@ -194,25 +172,24 @@ impl Provisioner {
                 json!({"reason": reason}),
             )
             .await?;
-            if t.status == "migrating" {
-                tenants::set_status(
+            if t.status == TenantStatus::Migrating {
+                tenants::transition(
                     conn,
                     tenant_id,
-                    "active",
+                    TenantStatus::Active,
                     Some(&format!("migration failed: {reason}")),
                 )
                 .await?;
             }
-            activity::record(
-                conn,
-                &system(
-                    "tenant.migration_failed",
-                    tenant_id,
-                    json!({"status": t.status}),
-                    json!({"status": "active", "reason": reason, "plan_change_id": change_id}),
-                ),
+            system(
+                "tenant.migration_failed",
+                tenant_id,
+                json!({"status": t.status}),
+                json!({"status": TenantStatus::Active, "reason": reason, "plan_change_id": change_id}),
             )
-            .await
+            .record(conn)
+            .await?;
+            Ok(())
         })
         .await?;
         Ok(())

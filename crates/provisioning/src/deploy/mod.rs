@@ -10,14 +10,16 @@
 //! - **provision**: place (a deployment row with its instance and, for a
 //!   dedicated plan, its host port, in one transaction) → the tenant's
 //!   database → the container → activate (deployment `active`, tenant
-//!   `active` with `provisioned_at`, subscription `active`, activity rows).
+//!   `active` with `provisioned_at`, activity rows; billing starts the
+//!   subscription through [`ProvisioningEvents::service_started`]).
 //!   A permanent failure, or the last attempt's, marks the tenant `failed`.
 //! - **migrate** (a plan change crossing shared ↔ dedicated): place the
 //!   target → its container → switch (old deployment `retired`, target
 //!   `active`: the route) → remove the old instance. The tenant's database is
-//!   kept throughout. A failure rolls back to the old deployment, marks the
-//!   plan change `failed`, puts the tenant back on its old plan and records a
-//!   `migration_failed` event for billing to credit.
+//!   kept throughout. A failure rolls back to the old deployment and records
+//!   a `migration_failed` event; billing's
+//!   [`ProvisioningEvents::migration_failed`] puts the tenant back on its
+//!   old plan and fails the plan change, in the same transaction.
 //! - **suspend** / **resume** (pause, dunning): stop / start a dedicated
 //!   container; disable / enable a shared tenant's database login.
 //! - **deprovision**: final `pg_dump` backup, drop the database and role,
@@ -31,7 +33,7 @@ mod placement;
 mod provision;
 mod support;
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc};
+use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
@@ -39,27 +41,15 @@ use tenantry_store::{
     Pool, StoreError, catalog,
     catalog::{Plan, Product},
     crypto::Keyring,
+    events::ProvisioningEvents,
+    jobs::kinds::{Deprovision, Migrate, Provision, Resume, Suspend},
     nodes::Node,
     tenants::{self, Tenant},
     worker::{Handlers, JobContext, JobError, JobHandler},
 };
 use uuid::Uuid;
 
-use crate::{Driver, tenant_db::DatabaseServer};
-
-/// Builds the driver of a node (opening its sealed credentials).
-pub type DriverFactory = Arc<dyn Fn(&Node) -> Result<Arc<dyn Driver>, String> + Send + Sync>;
-
-/// Job kinds run here.
-pub const PROVISION: &str = "provision";
-/// Migration between deployments (payload: tenant, plan change, from, to).
-pub const MIGRATE: &str = "migrate";
-/// Stop a tenant's instance (pause, dunning).
-pub const SUSPEND: &str = "suspend";
-/// Start it again.
-pub const RESUME: &str = "resume";
-/// Remove a tenant (final backup first).
-pub const DEPROVISION: &str = "deprovision";
+use crate::{Driver, ProvisioningSettings, tenant_db::DatabaseServer};
 
 /// A tenant database server and where apps reach it.
 #[derive(Clone, Debug)]
@@ -122,90 +112,114 @@ impl DatabaseServers {
 pub struct Provisioner {
     /// The control plane's database.
     pub pool: Pool,
-    /// Seals tenant database passwords.
+    /// Seals tenant database passwords and opens nodes' credentials.
     pub keyring: Arc<Keyring>,
-    /// Builds node drivers.
-    pub drivers: DriverFactory,
     /// Tenant database servers.
     pub databases: DatabaseServers,
-    /// Tenants are served at `https://{slug}.{base_domain}`.
-    pub base_domain: String,
-    /// Where final backups (`pg_dump`) go.
-    pub backup_dir: PathBuf,
-    /// Where compose stack templates live (`<stacks_dir>/<stack>/docker-compose.yml`).
-    pub stacks_dir: PathBuf,
+    /// Base domain, backup and stack directories, driver options.
+    pub settings: Arc<ProvisioningSettings>,
+    /// Billing's side of what provisioning does (subscription start,
+    /// migration failure), run in provisioning's transactions.
+    pub events: Arc<dyn ProvisioningEvents>,
 }
 
 impl std::fmt::Debug for Provisioner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Provisioner")
-            .field("base_domain", &self.base_domain)
-            .field("backup_dir", &self.backup_dir)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
 
-/// Registers the provisioning job kinds.
-pub fn register(handlers: &mut Handlers, p: Arc<Provisioner>) {
-    for kind in [PROVISION, MIGRATE, SUSPEND, RESUME, DEPROVISION] {
-        handlers.register(kind, Arc::new(Job { kind, p: p.clone() }));
+impl Provisioner {
+    /// Registers the provisioning job kinds.
+    pub fn register(self: Arc<Self>, handlers: &mut Handlers) {
+        handlers.register::<Provision, _>(self.clone());
+        handlers.register::<Migrate, _>(self.clone());
+        handlers.register::<Suspend, _>(self.clone());
+        handlers.register::<Resume, _>(self.clone());
+        handlers.register::<Deprovision, _>(self);
     }
-}
 
-struct Job {
-    kind: &'static str,
-    p: Arc<Provisioner>,
-}
+    /// The driver that talks to `node`.
+    fn driver(&self, node: &Node) -> Result<Arc<dyn Driver>, JobError> {
+        crate::nodes::driver(&self.keyring, node, &self.settings).map_err(JobError::Fail)
+    }
 
-#[async_trait]
-impl JobHandler for Job {
-    async fn run(&self, ctx: &JobContext) -> Result<(), JobError> {
-        let tenant_id = ctx
-            .job
-            .payload
-            .get("tenant_id")
-            .and_then(|v| v.as_str())
-            .and_then(|s| s.parse::<Uuid>().ok())
-            .ok_or_else(|| JobError::Fail("payload has no tenant_id".into()))?;
-        let result = match self.kind {
-            PROVISION => self.p.provision(ctx, tenant_id).await,
-            MIGRATE => self.p.migrate(ctx, tenant_id).await,
-            SUSPEND => self.p.set_running(ctx, tenant_id, false).await,
-            RESUME => self.p.set_running(ctx, tenant_id, true).await,
-            DEPROVISION => self.p.deprovision(ctx, tenant_id).await,
-            other => Err(JobError::Fail(format!("unknown job kind {other}"))),
-        };
-        let Err(e) = result else {
-            return Ok(());
-        };
-        // The end of the line: a permanent error, or a transient one on the
-        // last attempt. Leave the tenant in a state an operator can act on.
-        let last = matches!(e, JobError::Fail(_)) || ctx.job.attempts >= ctx.job.max_attempts;
-        if last {
-            let reason = e.to_string();
-            let outcome = match self.kind {
-                PROVISION => self
-                    .p
-                    .provisioning_failed(tenant_id, &reason)
-                    .await
-                    .map_err(JobError::from),
-                MIGRATE => self.p.migration_failed(ctx, tenant_id, &reason).await,
-                _ => Ok(()),
-            };
-            if let Err(rollback) = outcome {
-                // Not recorded: the job stays retryable so the rollback runs again.
-                return Err(JobError::Retry(format!(
-                    "{reason}; and the rollback failed: {rollback}"
-                )));
-            }
+    /// Whether `e` ends the job: a permanent error, or a transient one on
+    /// the last attempt. Then the tenant must be left in a state an
+    /// operator can act on.
+    fn is_last(ctx: &JobContext, e: &JobError) -> bool {
+        !e.is_retry() || ctx.job.attempts >= ctx.job.max_attempts
+    }
+
+    /// `e` as the job's error, after `rollback` (which leaves the tenant in
+    /// a state an operator can act on) when this was the last attempt. A
+    /// rollback that fails keeps the job retryable so it runs again.
+    async fn ending<F>(ctx: &JobContext, e: JobError, rollback: F) -> Result<(), JobError>
+    where
+        F: std::future::Future<Output = Result<(), JobError>>,
+    {
+        if Self::is_last(ctx, &e)
+            && let Err(failed) = rollback.await
+        {
+            return Err(JobError::Retry(format!(
+                "{e}; and the rollback failed: {failed}"
+            )));
         }
         Err(e)
     }
 }
 
+#[async_trait]
+impl JobHandler<Provision> for Provisioner {
+    async fn run(&self, ctx: &JobContext, job: Provision) -> Result<(), JobError> {
+        let Err(e) = self.provision(ctx, job.tenant_id).await else {
+            return Ok(());
+        };
+        let reason = e.to_string();
+        Self::ending(ctx, e, async {
+            Ok(self.provisioning_failed(job.tenant_id, &reason).await?)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl JobHandler<Migrate> for Provisioner {
+    async fn run(&self, ctx: &JobContext, job: Migrate) -> Result<(), JobError> {
+        let Err(e) = self.migrate(ctx, job.tenant_id).await else {
+            return Ok(());
+        };
+        let reason = e.to_string();
+        Self::ending(ctx, e, self.migration_failed(&job, &reason)).await
+    }
+}
+
+#[async_trait]
+impl JobHandler<Suspend> for Provisioner {
+    async fn run(&self, ctx: &JobContext, job: Suspend) -> Result<(), JobError> {
+        self.set_running(ctx, job.tenant_id, false).await
+    }
+}
+
+#[async_trait]
+impl JobHandler<Resume> for Provisioner {
+    async fn run(&self, ctx: &JobContext, job: Resume) -> Result<(), JobError> {
+        self.set_running(ctx, job.tenant_id, true).await
+    }
+}
+
+#[async_trait]
+impl JobHandler<Deprovision> for Provisioner {
+    async fn run(&self, ctx: &JobContext, job: Deprovision) -> Result<(), JobError> {
+        self.deprovision(ctx, job.tenant_id, job.final_backup).await
+    }
+}
+
 impl Provisioner {
     fn url(&self, slug: &str) -> String {
-        format!("https://{slug}.{}", self.base_domain)
+        format!("https://{slug}.{}", self.settings.base_domain)
     }
 
     async fn load(&self, tenant_id: Uuid) -> Result<(Tenant, Plan, Product), JobError> {

@@ -5,19 +5,21 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use tenantry_domain::TenantStatus;
+use tenantry_store::jobs::{BackgroundJob as _, kinds::Provision};
 use tenantry_store::{
-    AsyncConnection as _, StoreError, activity,
+    AsyncConnection as _,
     catalog::Product,
     crypto::Sealed,
     deployments::{self, Deployment},
-    tenants,
+    tenants::{self, TransitionError},
     worker::{JobContext, JobError},
 };
 use uuid::Uuid;
 
 use super::{
-    PROVISION, Provisioner,
-    support::{crash_point, db_error, system},
+    Provisioner,
+    support::{crash_point, system},
 };
 use crate::tenant_db::TenantDbName;
 
@@ -28,10 +30,10 @@ impl Provisioner {
         tenant_id: Uuid,
     ) -> Result<(), JobError> {
         let (tenant, plan, product) = self.load(tenant_id).await?;
-        if tenant.status == "active" {
+        if tenant.status == TenantStatus::Active {
             return Ok(());
         }
-        if tenant.status != "provisioning" {
+        if tenant.status != TenantStatus::Provisioning {
             return Err(JobError::Fail(format!(
                 "tenant {} is {}, not provisioning",
                 tenant.slug, tenant.status
@@ -39,34 +41,33 @@ impl Provisioner {
         }
         ctx.set_step("place").await?;
         let target = self.place(&tenant, &plan, &product, None).await?;
-        crash_point(PROVISION, "place");
+        crash_point(Provision::KIND, "place");
         ctx.set_step("database").await?;
         self.ensure_database(&product, &target).await?;
-        crash_point(PROVISION, "database");
+        crash_point(Provision::KIND, "database");
         ctx.set_step("container").await?;
         self.ensure_container(&tenant, &product, &target).await?;
-        crash_point(PROVISION, "container");
+        crash_point(Provision::KIND, "container");
         ctx.set_step("activate").await?;
         let mut conn = self.pool.get().await?;
-        conn.transaction::<_, StoreError, _>(async |conn| {
+        conn.transaction::<_, TransitionError, _>(async |conn| {
             let current = tenants::lock_tenant(conn, tenant_id).await?;
-            if current.status != "provisioning" {
+            if current.status != TenantStatus::Provisioning {
                 return Ok(());
             }
             if let Some(building) = deployments::find(conn, tenant_id, "provisioning").await? {
                 deployments::set_status(conn, building.id, "active").await?;
             }
             tenants::mark_provisioned(conn, tenant_id).await?;
-            activity::record(
-                conn,
-                &system(
+            self.events.service_started(conn, tenant_id).await?;
+            system(
                     "tenant.provisioned",
                     tenant_id,
-                    json!({"status": "provisioning"}),
-                    json!({"status": "active", "url": target.url, "deployment": target.kind, "host_port": target.host_port, "node_id": target.node_id}),
-                ),
-            )
-            .await
+                    json!({"status": TenantStatus::Provisioning}),
+                    json!({"status": TenantStatus::Active, "url": target.url, "deployment": target.kind, "host_port": target.host_port, "node_id": target.node_id}),
+                ).record(conn)
+            .await?;
+            Ok(())
         })
         .await?;
         Ok(())
@@ -76,24 +77,23 @@ impl Provisioner {
         &self,
         tenant_id: Uuid,
         reason: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), TransitionError> {
         let mut conn = self.pool.get().await?;
-        conn.transaction::<_, StoreError, _>(async |conn| {
+        conn.transaction::<_, TransitionError, _>(async |conn| {
             let t = tenants::lock_tenant(conn, tenant_id).await?;
-            if t.status != "provisioning" {
+            if t.status != TenantStatus::Provisioning {
                 return Ok(());
             }
-            tenants::set_status(conn, tenant_id, "failed", Some(reason)).await?;
-            activity::record(
-                conn,
-                &system(
-                    "tenant.provisioning_failed",
-                    tenant_id,
-                    json!({"status": "provisioning"}),
-                    json!({"status": "failed", "reason": reason}),
-                ),
+            tenants::transition(conn, tenant_id, TenantStatus::Failed, Some(reason)).await?;
+            system(
+                "tenant.provisioning_failed",
+                tenant_id,
+                json!({"status": TenantStatus::Provisioning}),
+                json!({"status": TenantStatus::Failed, "reason": reason}),
             )
-            .await
+            .record(conn)
+            .await?;
+            Ok(())
         })
         .await
     }
@@ -128,6 +128,6 @@ impl Provisioner {
         server
             .ensure_database(&name, &password)
             .await
-            .map_err(db_error)
+            .map_err(JobError::from)
     }
 }

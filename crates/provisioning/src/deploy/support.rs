@@ -1,12 +1,10 @@
 //! What every provisioning job's steps share: crash points for the
-//! crash-safety tests, driver and tenant database errors as job errors
-//! (transient: retry; else: fail), and the activity rows the provisioner
-//! records.
+//! crash-safety tests and the activity rows the provisioner records. (Driver
+//! and tenant database errors become job errors through
+//! `tenantry_store::worker::Retryable`.)
 
-use tenantry_store::{activity::Activity, worker::JobError};
+use tenantry_store::activity::Entry;
 use uuid::Uuid;
-
-use crate::DriverError;
 
 /// Crash-safety testing: in debug builds, when `TENANTRY_CRASH_AT` names
 /// `<job>:<step>` (e.g. `provision:container`), the process kills itself with
@@ -22,47 +20,20 @@ pub(super) fn crash_point(job: &str, step: &str) {
     }
 }
 
-pub(super) fn driver_error(e: DriverError) -> JobError {
-    if e.is_transient() {
-        JobError::Retry(e.to_string())
-    } else {
-        JobError::Fail(e.to_string())
-    }
-}
-
+/// An activity row by the provisioner about `tenant`'s status.
 pub(super) fn system(
     action: &str,
     tenant: Uuid,
     before: serde_json::Value,
     after: serde_json::Value,
-) -> Activity {
-    Activity {
-        id: Uuid::now_v7(),
-        occurred_at: chrono::Utc::now(),
-        actor_id: None,
-        actor_token_id: None,
-        actor_label: "provisioner".into(),
-        tenant_id: Some(tenant),
-        action: action.into(),
-        target_type: Some("tenant".into()),
-        target_id: Some(tenant.to_string()),
-        before: Some(before),
-        after: Some(after),
-        client_ip: None,
-        user_agent: None,
-        request_id: None,
-    }
+) -> Entry {
+    Entry::anonymous("provisioner", action)
+        .tenant(Some(tenant))
+        .target("tenant", tenant)
+        .change(Some(before), Some(after))
 }
 
 /// Whether a plan's deployment runs in its own container.
 pub(super) fn is_dedicated(deployment: &str) -> bool {
     deployment != "shared"
-}
-
-pub(super) fn db_error(e: crate::tenant_db::TenantDbError) -> JobError {
-    if e.is_transient() {
-        JobError::Retry(e.to_string())
-    } else {
-        JobError::Fail(e.to_string())
-    }
 }

@@ -39,13 +39,7 @@ pub fn container_name(hostname: &str) -> String {
 /// Whether `name` is a DNS label (what a hostname, a container name suffix
 /// and a compose project name all accept).
 pub(crate) fn valid_label(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
+    tenantry_domain::slug::is_dns_label(name)
 }
 
 /// Checks what every Docker instance needs.

@@ -128,13 +128,7 @@ fn parse_size(size: &str) -> Option<u64> {
 /// Whether `name` is a DNS label PVE accepts as `hostname` (format
 /// `dns-name`; we keep to one lowercase label as slugs are).
 pub(crate) fn valid_hostname(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
+    tenantry_domain::slug::is_dns_label(name)
 }
 
 /// What `POST /nodes/{node}/lxc` gets: every parameter is one the PVE 9.1

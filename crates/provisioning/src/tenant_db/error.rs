@@ -75,6 +75,12 @@ pub enum TenantDbError {
     },
 }
 
+impl tenantry_store::worker::Retryable for TenantDbError {
+    fn is_transient(&self) -> bool {
+        TenantDbError::is_transient(self)
+    }
+}
+
 impl TenantDbError {
     /// Whether retrying later may succeed (a job backs off and retries these;
     /// the others need an operator).

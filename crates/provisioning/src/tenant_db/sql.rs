@@ -10,6 +10,9 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
 use super::{TenantDbError, TenantDbName};
+// Named by the doc links below.
+#[cfg(doc)]
+use super::DatabaseServer;
 
 /// Advisory-lock class of tenant database steps ("tdb1").
 const LOCK_CLASS: i32 = 0x7464_6231;

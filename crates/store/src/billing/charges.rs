@@ -328,27 +328,17 @@ pub async fn record_renewals(
         .execute(conn)
         .await?;
         let paid_tenants: Vec<Uuid> = results.iter().filter(|r| r.paid).map(|r| r.charge.tenant_id).collect();
-        let rows: Vec<Count> = diesel::sql_query(
-            r#"
-            WITH r AS (
-                UPDATE tenants SET status = 'active', status_reason = NULL, version = version + 1, updated_at = now()
-                WHERE id = ANY($2) AND status = 'suspended' RETURNING id
-            ), j AS (
-                INSERT INTO jobs (id, kind, tenant_id, payload, dedup_key)
-                SELECT uuid_v7(), 'resume', r.id, jsonb_build_object('tenant_id', r.id), 'resume:' || r.id FROM r
-                ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING
-                RETURNING id
-            ), l AS (
-                INSERT INTO activity_log (id, occurred_at, actor_label, tenant_id, action, target_type, target_id, before, after)
-                SELECT uuid_v7(), $1, 'scheduler', r.id, 'tenant.status_changed', 'tenant', r.id::text,
-                       '{"status": "suspended"}', '{"status": "active", "reason": "payment received"}'
-                FROM r RETURNING id
-            )
-            SELECT count(*) AS n FROM r
-            "#,
-        )
+        let [suspended, active, kind, actor] = super::dunning::resume_binds("scheduler");
+        let rows: Vec<Count> = diesel::sql_query(format!(
+            "WITH paid AS (SELECT unnest($2::uuid[]) AS tenant_id), {} SELECT count(*) AS n FROM resumed",
+            super::dunning::resume_paid(1, 3)
+        ))
         .bind::<Timestamptz, _>(now)
         .bind::<Array<SqlUuid>, _>(&paid_tenants)
+        .bind::<Text, _>(suspended)
+        .bind::<Text, _>(active)
+        .bind::<Text, _>(kind)
+        .bind::<Text, _>(actor)
         .load(conn)
         .await?;
         Ok(rows.into_iter().next().map_or(0, |r| r.n))

@@ -24,6 +24,7 @@ pub use charges::{
 };
 pub use clock::{sandbox_offset, set_sandbox_offset};
 pub use dunning::{end_canceled, suspend_overdue, terminate_overdue};
+pub(crate) use dunning::{resume_binds, resume_paid};
 pub use plan_changes::{
     PlanChange, apply_change, apply_due_changes, cancel_open_change, expire_unpaid_upgrades,
     insert_change, list_changes, lock_change, open_change, set_change_status,

@@ -12,14 +12,15 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use tenantry_domain::billing::{ChangeKind, PlanChangeStatus, Timing};
+
 use super::Count;
-use crate::{
-    Page, PageRequest, StoreError,
-    schema::{plan_changes, subscriptions, tenants},
-};
+use crate::{Page, PageRequest, StoreError, parsed::Parsed, schema::plan_changes};
 
 /// A plan change row (history is never deleted).
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Insertable)]
+#[derive(
+    Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Identifiable, Insertable,
+)]
 #[diesel(table_name = plan_changes, check_for_backend(diesel::pg::Pg))]
 pub struct PlanChange {
     /// Id.
@@ -36,12 +37,15 @@ pub struct PlanChange {
     pub from_deployment: String,
     /// Deployment after.
     pub to_deployment: String,
-    /// `upgrade` or `downgrade`.
-    pub kind: String,
-    /// `on_payment`, `end_of_term` or `immediate`.
-    pub timing: String,
-    /// `pending`, `scheduled`, `applied`, `canceled`, `expired` or `failed`.
-    pub status: String,
+    /// Upgrade or downgrade.
+    #[diesel(deserialize_as = Parsed<ChangeKind>, serialize_as = String)]
+    pub kind: ChangeKind,
+    /// When it takes effect.
+    #[diesel(deserialize_as = Parsed<Timing>, serialize_as = String)]
+    pub timing: Timing,
+    /// Where it is.
+    #[diesel(deserialize_as = Parsed<PlanChangeStatus>, serialize_as = String)]
+    pub status: PlanChangeStatus,
     /// Amount charged for it, major unit.
     pub amount: Decimal,
     /// ISO 4217.
@@ -82,7 +86,7 @@ pub async fn insert_change(
     change: &PlanChange,
 ) -> Result<(), StoreError> {
     diesel::insert_into(plan_changes::table)
-        .values(change)
+        .values(change.clone())
         .execute(conn)
         .await?;
     Ok(())
@@ -125,14 +129,14 @@ pub async fn lock_change(conn: &mut AsyncPgConnection, id: Uuid) -> Result<PlanC
 pub async fn set_change_status(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-    status: &str,
+    status: PlanChangeStatus,
     at: DateTime<Utc>,
     payment_reference: Option<&str>,
 ) -> Result<PlanChange, StoreError> {
-    let applied_at = (status == "applied").then_some(at);
+    let applied_at = (status == PlanChangeStatus::Applied).then_some(at);
     Ok(diesel::update(plan_changes::table.find(id))
         .set((
-            plan_changes::status.eq(status),
+            plan_changes::status.eq(status.as_str()),
             plan_changes::applied_at.eq(applied_at),
             plan_changes::payment_reference.eq(payment_reference),
             plan_changes::updated_at.eq(diesel::dsl::now),
@@ -163,78 +167,14 @@ pub async fn list_changes(
     Ok(Page::from_overfetch(q.load(conn).await?, page, |c| c.id))
 }
 
-/// Switches a tenant and its subscription to a change's plan and enqueues
-/// the `migrate` job when the deployment kind differs; marks the change
-/// applied. Runs in the caller's transaction on a locked change.
-///
-/// # Errors
-/// [`StoreError`].
-pub async fn apply_change(
-    conn: &mut AsyncPgConnection,
-    change: &PlanChange,
-    at: DateTime<Utc>,
-) -> Result<(PlanChange, Option<crate::jobs::Job>), StoreError> {
-    diesel::update(tenants::table.find(change.tenant_id))
-        .set((
-            tenants::plan_id.eq(change.to_plan_id),
-            tenants::deployment.eq(&change.to_deployment),
-            tenants::version.eq(tenants::version + 1),
-            tenants::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
-    diesel::update(subscriptions::table.find(change.subscription_id))
-        .set((
-            subscriptions::plan_id.eq(change.to_plan_id),
-            subscriptions::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
-    let job = if change.from_deployment == change.to_deployment {
-        None
-    } else {
-        Some(
-            crate::jobs::enqueue(
-                conn,
-                "migrate",
-                Some(change.tenant_id),
-                serde_json::json!({"tenant_id": change.tenant_id, "plan_change_id": change.id, "from": change.from_deployment, "to": change.to_deployment}),
-                Some(&format!("migrate:{}", change.tenant_id)),
-            )
-            .await?,
-        )
-    };
-    let applied = set_change_status(
-        conn,
-        change.id,
-        "applied",
-        at,
-        change.payment_reference.as_deref(),
-    )
-    .await?;
-    Ok((applied, job))
-}
-
-/// Applies up to `batch` scheduled changes due at `now`, set-based: plan and
-/// deployment switched, `migrate` jobs enqueued where the deployment kind
-/// changes, activity rows written (actor `scheduler`). Returns how many.
-///
-/// # Errors
-/// [`StoreError`].
-pub async fn apply_due_changes(
-    conn: &mut AsyncPgConnection,
-    now: DateTime<Utc>,
-    batch: i64,
-) -> Result<i64, StoreError> {
-    let rows: Vec<Count> = diesel::sql_query(
-        r#"
-        WITH due AS (
-            SELECT id FROM plan_changes
-            WHERE status = 'scheduled' AND effective_at <= $1
-            ORDER BY effective_at, id
-            LIMIT $2
-            FOR UPDATE SKIP LOCKED
-        ), applied AS (
+/// The part of a statement that applies the plan changes listed in a `due`
+/// CTE (column `id`) at `$1`: each change `applied`, its tenant and
+/// subscription on the new plan, and — the one place this rule is written —
+/// a `migrate` job (kind bound as `$3`, payload [`crate::jobs::kinds::Migrate`],
+/// deduplicated per tenant) for every change that crosses deployment kinds.
+/// Yields the CTE `applied` (the changed rows).
+const APPLY: &str = r#"
+        applied AS (
             UPDATE plan_changes pc
             SET status = 'applied', applied_at = $1, updated_at = now()
             FROM due WHERE pc.id = due.id
@@ -251,13 +191,67 @@ pub async fn apply_due_changes(
             RETURNING subscriptions.id
         ), j AS (
             INSERT INTO jobs (id, kind, tenant_id, payload, dedup_key)
-            SELECT uuid_v7(), 'migrate', a.tenant_id,
+            SELECT uuid_v7(), $3, a.tenant_id,
                    jsonb_build_object('tenant_id', a.tenant_id, 'plan_change_id', a.id, 'from', a.from_deployment, 'to', a.to_deployment),
-                   'migrate:' || a.tenant_id
+                   $3 || ':' || a.tenant_id
             FROM applied a WHERE a.from_deployment <> a.to_deployment
             ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING
             RETURNING id
-        ), log AS (
+        )"#;
+
+/// Applies one change now ([`APPLY`]): switches the tenant and its
+/// subscription to its plan, enqueues the `migrate` job when the deployment
+/// kind differs, marks the change applied. Runs in the caller's transaction
+/// on a locked change; returns the change and its migration job.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn apply_change(
+    conn: &mut AsyncPgConnection,
+    change: &PlanChange,
+    at: DateTime<Utc>,
+) -> Result<(PlanChange, Option<crate::jobs::Job>), StoreError> {
+    use crate::jobs::{BackgroundJob as _, kinds::Migrate};
+    let applied: PlanChange = diesel::sql_query(format!(
+        "WITH due AS (SELECT $2::uuid AS id), {APPLY} SELECT * FROM applied"
+    ))
+    .bind::<Timestamptz, _>(at)
+    .bind::<diesel::sql_types::Uuid, _>(change.id)
+    .bind::<diesel::sql_types::Text, _>(Migrate::KIND)
+    .get_result(conn)
+    .await?;
+    let job = if applied.from_deployment == applied.to_deployment {
+        None
+    } else {
+        crate::jobs::live_with_key(
+            conn,
+            &crate::jobs::subject_key(Migrate::KIND, applied.tenant_id),
+        )
+        .await?
+    };
+    Ok((applied, job))
+}
+
+/// Applies up to `batch` scheduled changes due at `now`, set-based
+/// ([`APPLY`]), with activity rows (actor `scheduler`). Returns how many.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn apply_due_changes(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    batch: i64,
+) -> Result<i64, StoreError> {
+    use crate::jobs::{BackgroundJob as _, kinds::Migrate};
+    let rows: Vec<Count> = diesel::sql_query(format!(
+        r#"
+        WITH due AS (
+            SELECT id FROM plan_changes
+            WHERE status = 'scheduled' AND effective_at <= $1
+            ORDER BY effective_at, id
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        ), {APPLY}, log AS (
             INSERT INTO activity_log (id, occurred_at, actor_label, tenant_id, action, target_type, target_id, before, after)
             SELECT uuid_v7(), $1, 'scheduler', a.tenant_id, 'plan_change.applied', 'plan_change', a.id::text,
                    jsonb_build_object('plan_id', a.from_plan_id, 'deployment', a.from_deployment),
@@ -266,28 +260,32 @@ pub async fn apply_due_changes(
             RETURNING id
         )
         SELECT count(*) AS n FROM applied
-        "#,
-    )
+        "#
+    ))
     .bind::<Timestamptz, _>(now)
     .bind::<BigInt, _>(batch)
+    .bind::<diesel::sql_types::Text, _>(Migrate::KIND)
     .load(conn)
     .await?;
     Ok(rows.into_iter().next().map_or(0, |r| r.n))
 }
 
 /// Expires upgrades left unpaid past their payment window (so they stop
-/// blocking other changes, Paymenter #1266). Returns how many.
+/// blocking other changes, Paymenter #1266): `tenant`'s, or every tenant's
+/// (the processor). Returns how many.
 ///
 /// # Errors
 /// [`StoreError`].
 pub async fn expire_unpaid_upgrades(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
+    tenant: Option<Uuid>,
 ) -> Result<i64, StoreError> {
     let rows: Vec<Count> = diesel::sql_query(
         r#"
         WITH due AS (
             SELECT id FROM plan_changes WHERE status = 'pending' AND payment_due_by <= $1
+                AND ($2::uuid IS NULL OR tenant_id = $2)
             FOR UPDATE SKIP LOCKED
         ), expired AS (
             UPDATE plan_changes pc SET status = 'expired', updated_at = now()
@@ -301,6 +299,7 @@ pub async fn expire_unpaid_upgrades(
         "#,
     )
     .bind::<Timestamptz, _>(now)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(tenant)
     .load(conn)
     .await?;
     Ok(rows.into_iter().next().map_or(0, |r| r.n))
@@ -314,15 +313,17 @@ pub async fn expire_unpaid_upgrades(
 pub async fn cancel_open_change(
     conn: &mut AsyncPgConnection,
     tenant_id: Uuid,
-    status_filter: &[&str],
+    status_filter: &[PlanChangeStatus],
 ) -> Result<Option<PlanChange>, StoreError> {
     Ok(diesel::update(
         plan_changes::table
             .filter(plan_changes::tenant_id.eq(tenant_id))
-            .filter(plan_changes::status.eq_any(status_filter)),
+            .filter(
+                plan_changes::status.eq_any(status_filter.iter().map(PlanChangeStatus::as_str)),
+            ),
     )
     .set((
-        plan_changes::status.eq("canceled"),
+        plan_changes::status.eq(PlanChangeStatus::Canceled.as_str()),
         plan_changes::updated_at.eq(diesel::dsl::now),
     ))
     .returning(PlanChange::as_returning())

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
-use tenantry_domain::catalog::PlanSpec;
+use tenantry_domain::{Currency, Money, MoneyError, catalog::PlanSpec};
 use uuid::Uuid;
 
 use super::{LoadReport, Product, int};
@@ -53,6 +53,18 @@ pub struct Plan {
     pub created_at: DateTime<Utc>,
     /// When last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+impl Plan {
+    /// The plan's price per billing interval, in its currency (rounded to
+    /// the currency's minor unit as every charge is).
+    ///
+    /// # Errors
+    /// [`MoneyError::UnknownCurrency`] for a stored code ISO 4217 does not
+    /// know (the catalog refuses those, so this is a damaged row).
+    pub fn price(&self) -> Result<Money, MoneyError> {
+        Ok(Money::rounded(self.price, Currency::parse(&self.currency)?))
+    }
 }
 
 /// A plan with its product's slug, as plan listings show it.

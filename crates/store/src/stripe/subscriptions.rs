@@ -122,7 +122,7 @@ pub struct PaidPeriod {
 /// `$8` invoice id, `$9` `last` (the paid statement's activity action, the
 /// failed one's reason).
 fn period_statement<'a>(
-    sql: &'static str,
+    sql: String,
     now: DateTime<Utc>,
     p: &'a PaidPeriod,
     last: &'a str,
@@ -155,8 +155,10 @@ pub async fn record_paid_period(
     p: &PaidPeriod,
     action: &str,
 ) -> Result<bool, StoreError> {
+    let [suspended, active, kind, actor] = crate::billing::resume_binds("stripe");
     let rows: Vec<Changed> = period_statement(
-        r#"
+        format!(
+            r#"
         WITH charge AS (
             INSERT INTO charges (id, tenant_id, subscription_id, kind, amount, currency, status, period_start, period_end,
                                  attempts, provider_reference, idempotency_key, created_at, updated_at)
@@ -176,33 +178,27 @@ pub async fn record_paid_period(
                 updated_at = now()
             WHERE id = $3 AND (current_period_end IS NULL OR current_period_end < $7 OR past_due_since IS NOT NULL)
             RETURNING id, status
-        ), ten AS (
-            UPDATE tenants SET status = 'active', status_reason = NULL, version = version + 1, updated_at = now()
-            WHERE id = $2 AND status = 'suspended' AND status_reason = 'non-payment' AND EXISTS (SELECT 1 FROM sub)
-            RETURNING id
-        ), j AS (
-            INSERT INTO jobs (id, kind, tenant_id, payload, dedup_key)
-            SELECT uuid_v7(), 'resume', t.id, jsonb_build_object('tenant_id', t.id), 'resume:' || t.id FROM ten t
-            ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING
-            RETURNING id
-        ), l1 AS (
+        ), paid AS (
+            SELECT $2::uuid AS tenant_id WHERE EXISTS (SELECT 1 FROM sub)
+        ), {resume}, l1 AS (
             INSERT INTO activity_log (id, occurred_at, actor_label, tenant_id, action, target_type, target_id, after)
             SELECT uuid_v7(), $1, 'stripe', $2, $9, 'subscription', $3::text,
                    jsonb_build_object('period_start', $6, 'period_end', $7, 'amount', $4::text, 'currency', $5, 'invoice', $8)
             WHERE EXISTS (SELECT 1 FROM sub)
             RETURNING id
-        ), l2 AS (
-            INSERT INTO activity_log (id, occurred_at, actor_label, tenant_id, action, target_type, target_id, before, after)
-            SELECT uuid_v7(), $1, 'stripe', t.id, 'tenant.status_changed', 'tenant', t.id::text,
-                   '{"status": "suspended"}', '{"status": "active", "reason": "payment received"}'
-            FROM ten t RETURNING id
         )
         SELECT EXISTS (SELECT 1 FROM sub) AS changed
         "#,
+            resume = crate::billing::resume_paid(1, 10)
+        ),
         now,
         p,
         action,
     )
+    .bind::<Text, _>(suspended)
+    .bind::<Text, _>(active)
+    .bind::<Text, _>(kind)
+    .bind::<Text, _>(actor)
     .load(conn)
     .await?;
     Ok(rows.iter().any(|r| r.changed))
@@ -245,7 +241,8 @@ pub async fn record_failed_period(
             FROM sub RETURNING id
         )
         SELECT EXISTS (SELECT 1 FROM sub) AS changed
-        "#,
+        "#
+        .to_owned(),
         now,
         p,
         reason,

@@ -13,10 +13,11 @@ use std::{
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use tenantry_domain::JobStatus;
 use tenantry_store::{
     Pool,
-    jobs::{self, Backoff, FailureOutcome, Job},
+    jobs::{self, BackgroundJob, Backoff, FailureOutcome, Job},
     schema::{activity_log, alerts},
     worker::{self, Handlers, JobContext, JobError, JobHandler, WorkerConfig},
 };
@@ -32,11 +33,31 @@ const BACKOFF: Backoff = Backoff {
     max: Duration::from_secs(3600),
 };
 
+/// The test's job kind; `key` is its deduplication key.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Demo {
+    key: Option<String>,
+}
+
+impl BackgroundJob for Demo {
+    const KIND: &'static str = "demo";
+
+    fn dedup_key(&self) -> Option<String> {
+        self.key.clone()
+    }
+}
+
+/// A kind no test handles.
+#[derive(Debug, Serialize, Deserialize)]
+struct Other {}
+
+impl BackgroundJob for Other {
+    const KIND: &'static str = "other";
+}
+
 /// A `demo` job, due now, no tenant, no dedup key.
 async fn enqueue_demo(conn: &mut diesel_async::AsyncPgConnection) -> Job {
-    jobs::enqueue(conn, "demo", None, json!({}), None)
-        .await
-        .unwrap()
+    jobs::enqueue(conn, &Demo::default()).await.unwrap()
 }
 
 /// Claims the due `demo` job as `worker`; there must be one.
@@ -78,7 +99,7 @@ async fn a_job_is_claimed_by_exactly_one_of_many_concurrent_claimers() {
     assert_eq!(won.len(), 1, "one claimer wins");
     let j = &won[0];
     assert_eq!(j.id, queued.id);
-    assert_eq!(j.status, "running");
+    assert_eq!(j.status, JobStatus::Running);
     assert_eq!(j.attempts, 1);
     assert!(j.heartbeat_at.is_some() && j.locked_by.is_some());
 }
@@ -88,9 +109,7 @@ async fn only_due_jobs_of_the_handled_kinds_are_claimed() {
     let db = TestDatabase::new().await;
     let pool = crate::pool(db.url());
     let mut conn = pool.get().await.unwrap();
-    jobs::enqueue(&mut conn, "other", None, json!({}), None)
-        .await
-        .unwrap();
+    jobs::enqueue(&mut conn, &Other {}).await.unwrap();
     let later = enqueue_demo(&mut conn).await;
     diesel::update(tenantry_store::schema::jobs::table.find(later.id))
         .set(
@@ -144,7 +163,7 @@ async fn a_failed_attempt_is_retried_after_an_exponential_back_off_then_dies_wit
     assert!((10_000..=12_100).contains(&delays[0]), "{delays:?}");
     assert!((20_000..=24_100).contains(&delays[1]), "{delays:?}");
     let dead = job(&pool, queued.id).await;
-    assert_eq!(dead.status, "dead");
+    assert_eq!(dead.status, JobStatus::Dead);
     assert_eq!(dead.last_error.as_deref(), Some("boom"));
     assert!(dead.finished_at.is_some());
     let alert_kinds: Vec<String> = alerts::table
@@ -174,7 +193,7 @@ async fn a_permanent_error_fails_the_job_at_once_without_an_alert() {
         .await
         .unwrap();
     assert_eq!(outcome, FailureOutcome::Failed);
-    assert_eq!(job(&pool, queued.id).await.status, "failed");
+    assert_eq!(job(&pool, queued.id).await.status, JobStatus::Failed);
     let n: i64 = alerts::table.count().get_result(&mut conn).await.unwrap();
     assert_eq!(n, 0);
 }
@@ -212,7 +231,7 @@ async fn a_stale_heartbeat_requeues_the_job_and_the_old_holder_can_no_longer_fin
         .unwrap();
     assert_eq!(reaped.len(), 1);
     let requeued = job(&pool, queued.id).await;
-    assert_eq!(requeued.status, "queued");
+    assert_eq!(requeued.status, JobStatus::Queued);
     assert!(requeued.last_error.unwrap().contains("heartbeat"));
     let again = claim_demo(&mut conn, "new-worker").await;
     assert_eq!(again.attempts, 2);
@@ -228,7 +247,7 @@ async fn a_stale_heartbeat_requeues_the_job_and_the_old_holder_can_no_longer_fin
             .unwrap()
     );
     assert!(jobs::complete(&mut conn, j.id, "new-worker").await.unwrap());
-    assert_eq!(job(&pool, queued.id).await.status, "succeeded");
+    assert_eq!(job(&pool, queued.id).await.status, JobStatus::Succeeded);
 }
 
 #[tokio::test]
@@ -236,18 +255,33 @@ async fn a_dedup_key_keeps_one_live_job() {
     let db = TestDatabase::new().await;
     let pool = crate::pool(db.url());
     let mut conn = pool.get().await.unwrap();
-    let a = jobs::enqueue(&mut conn, "demo", None, json!({}), Some("k"))
-        .await
-        .unwrap();
-    let b = jobs::enqueue(&mut conn, "demo", None, json!({}), Some("k"))
-        .await
-        .unwrap();
+    let a = jobs::enqueue(
+        &mut conn,
+        &Demo {
+            key: Some("k".into()),
+        },
+    )
+    .await
+    .unwrap();
+    let b = jobs::enqueue(
+        &mut conn,
+        &Demo {
+            key: Some("k".into()),
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(a.id, b.id);
     let j = claim_demo(&mut conn, "w").await;
     jobs::complete(&mut conn, j.id, "w").await.unwrap();
-    let c = jobs::enqueue(&mut conn, "demo", None, json!({}), Some("k"))
-        .await
-        .unwrap();
+    let c = jobs::enqueue(
+        &mut conn,
+        &Demo {
+            key: Some("k".into()),
+        },
+    )
+    .await
+    .unwrap();
     assert_ne!(c.id, a.id, "a finished job frees its key");
 }
 
@@ -259,8 +293,8 @@ struct Counting {
 }
 
 #[async_trait]
-impl JobHandler for Counting {
-    async fn run(&self, ctx: &JobContext) -> Result<(), JobError> {
+impl JobHandler<Demo> for Counting {
+    async fn run(&self, ctx: &JobContext, _job: Demo) -> Result<(), JobError> {
         let n = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
         ctx.set_step(&format!("run {n}")).await?;
         if n <= self.fail_first {
@@ -284,7 +318,7 @@ fn fast(workers: usize) -> WorkerConfig {
     c
 }
 
-async fn wait_for_status(pool: &Pool, id: uuid::Uuid, status: &str) -> Job {
+async fn wait_for_status(pool: &Pool, id: uuid::Uuid, status: JobStatus) -> Job {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let j = job(pool, id).await;
@@ -307,14 +341,11 @@ async fn workers_run_an_enqueued_job_retrying_transient_failures_until_it_succee
     let runs = Arc::new(AtomicU32::new(0));
     let done = Arc::new(tokio::sync::Notify::new());
     let mut handlers = Handlers::new();
-    handlers.register(
-        "demo",
-        Arc::new(Counting {
-            runs: runs.clone(),
-            fail_first: 2,
-            done: done.clone(),
-        }),
-    );
+    handlers.register::<Demo, _>(Arc::new(Counting {
+        runs: runs.clone(),
+        fail_first: 2,
+        done: done.clone(),
+    }));
     let stop = CancellationToken::new();
     let workers = tokio::spawn(worker::run(
         pool.clone(),
@@ -325,7 +356,7 @@ async fn workers_run_an_enqueued_job_retrying_transient_failures_until_it_succee
     ));
     let mut conn = pool.get().await.unwrap();
     let queued = enqueue_demo(&mut conn).await;
-    let finished = wait_for_status(&pool, queued.id, "succeeded").await;
+    let finished = wait_for_status(&pool, queued.id, JobStatus::Succeeded).await;
     assert_eq!(
         AtomicU32::load(&runs, Ordering::SeqCst),
         3,
@@ -345,8 +376,8 @@ struct Blocking {
 }
 
 #[async_trait]
-impl JobHandler for Blocking {
-    async fn run(&self, _ctx: &JobContext) -> Result<(), JobError> {
+impl JobHandler<Demo> for Blocking {
+    async fn run(&self, _ctx: &JobContext, _job: Demo) -> Result<(), JobError> {
         self.started.fetch_add(1, Ordering::SeqCst);
         let _permit = self
             .release
@@ -364,13 +395,10 @@ async fn a_stopping_worker_gives_its_unfinished_job_back_without_counting_the_at
     let started = Arc::new(AtomicU32::new(0));
     let release = Arc::new(tokio::sync::Semaphore::new(0));
     let mut handlers = Handlers::new();
-    handlers.register(
-        "demo",
-        Arc::new(Blocking {
-            started: started.clone(),
-            release: release.clone(),
-        }),
-    );
+    handlers.register::<Demo, _>(Arc::new(Blocking {
+        started: started.clone(),
+        release: release.clone(),
+    }));
     let mut config = fast(1);
     config.shutdown_grace = Duration::from_millis(100);
     let stop = CancellationToken::new();
@@ -383,11 +411,11 @@ async fn a_stopping_worker_gives_its_unfinished_job_back_without_counting_the_at
     ));
     let mut conn = pool.get().await.unwrap();
     let queued = enqueue_demo(&mut conn).await;
-    wait_for_status(&pool, queued.id, "running").await;
+    wait_for_status(&pool, queued.id, JobStatus::Running).await;
     stop.cancel();
     workers.await.unwrap();
     let back = job(&pool, queued.id).await;
-    assert_eq!(back.status, "queued");
+    assert_eq!(back.status, JobStatus::Queued);
     assert_eq!(back.attempts, 0);
     assert!(back.locked_by.is_none());
 }
@@ -398,14 +426,11 @@ async fn notify_wakes_idle_workers_long_before_their_next_poll() {
     let pool = crate::pool(db.url());
     let runs = Arc::new(AtomicU32::new(0));
     let mut handlers = Handlers::new();
-    handlers.register(
-        "demo",
-        Arc::new(Counting {
-            runs: runs.clone(),
-            fail_first: 0,
-            done: Arc::new(tokio::sync::Notify::new()),
-        }),
-    );
+    handlers.register::<Demo, _>(Arc::new(Counting {
+        runs: runs.clone(),
+        fail_first: 0,
+        done: Arc::new(tokio::sync::Notify::new()),
+    }));
     let mut config = fast(1);
     // Far beyond the 20 s the test waits: only a NOTIFY can wake the worker.
     config.poll_interval = Duration::from_secs(600);
@@ -439,7 +464,7 @@ async fn notify_wakes_idle_workers_long_before_their_next_poll() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let queued = enqueue_demo(&mut conn).await;
-    wait_for_status(&pool, queued.id, "succeeded").await;
+    wait_for_status(&pool, queued.id, JobStatus::Succeeded).await;
     stop.cancel();
     workers.await.unwrap();
 }
@@ -448,4 +473,85 @@ async fn notify_wakes_idle_workers_long_before_their_next_poll() {
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     n: i64,
+}
+
+#[tokio::test]
+async fn concurrent_enqueues_with_one_dedup_key_insert_one_job() {
+    let db = TestDatabase::new().await;
+    let pool = crate::pool(db.url());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = pool.get().await.unwrap();
+            jobs::enqueue(
+                &mut conn,
+                &Demo {
+                    key: Some("race".into()),
+                },
+            )
+            .await
+            .unwrap()
+            .id
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every caller got the one live job");
+    let mut conn = pool.get().await.unwrap();
+    let rows: i64 = tenantry_store::schema::jobs::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+}
+
+/// A handler that must never run: its payload cannot parse.
+struct Never;
+
+#[async_trait]
+impl JobHandler<Demo> for Never {
+    async fn run(&self, _ctx: &JobContext, _job: Demo) -> Result<(), JobError> {
+        Err(JobError::Fail(
+            "a payload that does not parse reached the handler".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_payload_that_does_not_parse_fails_the_job_without_retries() {
+    let db = TestDatabase::new().await;
+    let pool = crate::pool(db.url());
+    let mut conn = pool.get().await.unwrap();
+    let queued = enqueue_demo(&mut conn).await;
+    diesel::update(tenantry_store::schema::jobs::table.find(queued.id))
+        .set(tenantry_store::schema::jobs::payload.eq(serde_json::json!({"key": 42})))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut handlers = Handlers::new();
+    handlers.register::<Demo, _>(Arc::new(Never));
+    let stop = CancellationToken::new();
+    let workers = tokio::spawn(worker::run(
+        pool.clone(),
+        None,
+        handlers,
+        fast(1),
+        stop.clone(),
+    ));
+    let failed = wait_for_status(&pool, queued.id, JobStatus::Failed).await;
+    stop.cancel();
+    workers.await.unwrap();
+    assert_eq!(failed.attempts, 1);
+    assert!(
+        failed
+            .last_error
+            .unwrap()
+            .contains("demo payload does not parse"),
+        "the error names the kind"
+    );
 }

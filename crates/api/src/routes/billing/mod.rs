@@ -13,7 +13,7 @@ pub use sandbox::*;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tenantry_billing::{BillingError, Clock as BillingClock, engine::Actor};
-use tenantry_store::billing::PlanChange as PlanChangeRow;
+use tenantry_store::{billing::PlanChange as PlanChangeRow, tenants::TenantView};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -22,7 +22,6 @@ use crate::{
     auth::{ClientInfo, Principal},
     error::ApiResult,
     routes::catalog::Money,
-    tenants as tenant_service,
 };
 
 impl From<BillingError> for ApiError {
@@ -142,9 +141,9 @@ pub async fn change_dto(
         to_plan,
         from_deployment: c.from_deployment,
         to_deployment: c.to_deployment,
-        kind: c.kind,
-        timing: c.timing,
-        status: c.status,
+        kind: c.kind.to_string(),
+        timing: c.timing.to_string(),
+        status: c.status.to_string(),
         amount: money_dto(c.amount, &c.currency),
         lines: c.lines,
         actor: c.actor_label,
@@ -157,24 +156,19 @@ pub async fn change_dto(
 }
 
 fn actor(principal: &Principal, client: &ClientInfo) -> Actor {
-    Actor {
-        user_id: Some(principal.user_id),
-        token_id: principal.token.as_ref().map(|t| t.id),
-        label: principal.label(),
-        client_ip: client.ip.map(|i| i.to_string()),
-        user_agent: client.user_agent.clone(),
-        request_id: client.request_id.clone(),
-    }
+    crate::audit::actor(principal, client)
 }
 
 fn clock(state: &AppState) -> BillingClock {
     state.settings.billing_clock()
 }
 
-async fn tenant_id(state: &AppState, principal: &Principal, id: &str) -> ApiResult<Uuid> {
+/// The tenant `id` (or slug) as `principal` may see it.
+async fn tenant(state: &AppState, principal: &Principal, id: &str) -> ApiResult<TenantView> {
     let mut conn = state.pool.get().await?;
-    Ok(tenant_service::find(&mut conn, principal, id)
-        .await?
-        .tenant
-        .id)
+    Ok(tenantry_tenancy::find(&mut conn, &crate::audit::viewer(principal), id).await?)
+}
+
+async fn tenant_id(state: &AppState, principal: &Principal, id: &str) -> ApiResult<Uuid> {
+    Ok(tenant(state, principal, id).await?.tenant.id)
 }

@@ -5,12 +5,15 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_billing::engine::{self, ChangeQuote};
-use tenantry_domain::{Scope, billing::Requester};
+use tenantry_domain::{
+    Scope,
+    billing::{Requester, Timing},
+};
 use tenantry_store::billing as store;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{PlanChange, actor, change_dto, clock, tenant_id};
+use super::{PlanChange, actor, change_dto, clock, tenant, tenant_id};
 use crate::{
     ApiError, AppState,
     auth::{ClientInfo, Principal},
@@ -113,13 +116,13 @@ pub async fn preview(
     Json(input): Json<PreviewInput>,
 ) -> ApiResult<web::Json<Preview>> {
     principal.require(Scope::BillingRead)?;
-    let tenant = tenant_id(&state, &principal, &id).await?;
+    let tenant = tenant(&state, &principal, &id).await?;
     let mut conn = state.pool.get().await?;
     let q = engine::quote(
         &mut conn,
         &clock(&state),
         &state.settings.billing,
-        tenant,
+        &tenant,
         &input.plan,
         None,
         Requester::Customer,
@@ -183,23 +186,18 @@ pub async fn request(
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::BillingWrite)?;
     let requester = if input.immediate {
-        if !principal.role.is_staff() || principal.tenant_id.is_some() {
-            return Err(ApiError::Forbidden {
-                code: "forbidden",
-                detail: "only staff may change a plan without payment".into(),
-            });
-        }
+        principal.require_staff_because("only staff may change a plan without payment")?;
         Requester::StaffOverride
     } else {
         Requester::Customer
     };
-    let tenant = tenant_id(&state, &principal, &id).await?;
+    let tenant = tenant(&state, &principal, &id).await?;
     let outcome = engine::request_change(
         &state.pool,
         state.gateway.as_ref(),
         &clock(&state),
         &state.settings.billing,
-        tenant,
+        &tenant,
         &input.plan,
         input.proration_date,
         requester,
@@ -208,26 +206,18 @@ pub async fn request(
     )
     .await?;
     let mut conn = state.pool.get().await?;
-    let status = outcome.change.status.clone();
-    let timing = outcome.change.timing.clone();
-    let zero = outcome.change.amount.is_zero();
-    let payment = match (timing.as_str(), status.as_str()) {
-        ("on_payment", _) if zero => Some("no_charge"),
-        ("on_payment", "applied") => Some("charged_to_saved_payment_method"),
-        ("on_payment", _) if outcome.checkout_url.is_none() => Some("awaiting_operator"),
-        ("on_payment", _) => Some("checkout_required"),
-        _ => None,
-    };
+    let timing = outcome.change.timing;
+    let payment = outcome.payment().map(|p| p.as_str());
     let body = PlanChangeOutcome {
         plan_change: change_dto(&mut conn, outcome.change).await?,
         payment,
         checkout_url: outcome.checkout_url,
         job: outcome.job.map(Job::from),
     };
-    let mut res = match timing.as_str() {
-        "end_of_term" => HttpResponse::Created(),
-        "immediate" => HttpResponse::Ok(),
-        _ => HttpResponse::Accepted(),
+    let mut res = match timing {
+        Timing::EndOfTerm => HttpResponse::Created(),
+        Timing::Immediate => HttpResponse::Ok(),
+        Timing::OnPayment => HttpResponse::Accepted(),
     };
     Ok(res.json(body))
 }
@@ -319,12 +309,7 @@ pub async fn mark_paid(
     Json(input): Json<MarkPaidInput>,
 ) -> ApiResult<web::Json<PlanChangeOutcome>> {
     principal.require(Scope::BillingWrite)?;
-    if !principal.role.is_staff() || principal.tenant_id.is_some() {
-        return Err(ApiError::Forbidden {
-            code: "forbidden",
-            detail: "only staff may record a payment".into(),
-        });
-    }
+    principal.require_staff_because("only staff may record a payment")?;
     let (id, change_id) = path.into_inner();
     let tenant = tenant_id(&state, &principal, &id).await?;
     {

@@ -95,12 +95,12 @@ pub async fn move_clock(
         }
     };
     store::set_sandbox_offset(&mut conn, offset + delta).await?;
-    crate::audit::AuditEvent::by(&principal, "sandbox.clock_moved")
+    crate::audit::by(&principal, "sandbox.clock_moved", &client)
         .change(
             Some(serde_json::json!({"offset_seconds": offset})),
             Some(serde_json::json!({"offset_seconds": offset + delta})),
         )
-        .record(&mut conn, &client)
+        .record(&mut conn)
         .await?;
     drop(conn);
     engine::process_due(

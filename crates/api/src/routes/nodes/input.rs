@@ -8,7 +8,7 @@ use tenantry_domain::{
 };
 use utoipa::ToSchema;
 
-use crate::nodes::Credentials;
+use tenantry_provisioning::nodes::Credentials;
 
 /// Credentials of a node. Proxmox: `token_id` and `token_secret` (an API
 /// token, `Authorization: PVEAPIToken=USER@REALM!TOKENID=SECRET`). Docker:

@@ -26,13 +26,13 @@ use self::{
     input::{credentials, operator_status, tls},
     view::{audit_view, dto},
 };
+use tenantry_provisioning::nodes::seal;
+
 use crate::{
     ApiError, AppState,
-    audit::AuditEvent,
     auth::{ClientInfo, Principal},
     error::ApiResult,
     extract::{Json, Query},
-    nodes::{CheckResult, seal},
     pagination::{Page, PageParams},
 };
 
@@ -128,10 +128,10 @@ pub async fn create(
                 .await
                 .map_err(name_taken(&new.name))?;
             let dto = dto(&state, node, 0);
-            AuditEvent::by(&principal, "node.created")
+            crate::audit::by(&principal, "node.created", &client)
                 .target("node", dto.id)
                 .change(None, Some(audit_view(&dto)))
-                .record(conn, &client)
+                .record(conn)
                 .await?;
             Ok(dto)
         })
@@ -320,10 +320,10 @@ pub async fn update(
                 .await
                 .map_err(name_taken(input.name.as_deref().unwrap_or_default()))?;
             let after = dto(&state, node, count);
-            AuditEvent::by(&principal, "node.updated")
+            crate::audit::by(&principal, "node.updated", &client)
                 .target("node", id)
                 .change(Some(audit_view(&before)), Some(audit_view(&after)))
-                .record(conn, &client)
+                .record(conn)
                 .await?;
             Ok(after)
         })
@@ -366,10 +366,10 @@ pub async fn remove(
             });
         }
         let before = dto(&state, node, 0);
-        AuditEvent::by(&principal, "node.deleted")
+        crate::audit::by(&principal, "node.deleted", &client)
             .target("node", id)
             .change(Some(audit_view(&before)), None)
-            .record(conn, &client)
+            .record(conn)
             .await?;
         Ok(())
     })
@@ -397,8 +397,10 @@ pub async fn check(
 ) -> ApiResult<web::Json<CheckResult>> {
     principal.require(Scope::NodesWrite)?;
     let id = id.into_inner();
-    let result = crate::nodes::check(&state, id, &principal.label())
+    let result = state
+        .nodes
+        .check(id, &principal.label())
         .await
         .map_err(not_found(id))?;
-    Ok(web::Json(result))
+    Ok(web::Json(result.into()))
 }

@@ -63,7 +63,7 @@ pub struct Node {
 }
 
 pub(super) fn dto(state: &AppState, n: NodeRow, instances: i64) -> Node {
-    let token_id = crate::nodes::open(&state.auth.keyring, &n)
+    let token_id = tenantry_provisioning::nodes::open(&state.auth.keyring, &n)
         .ok()
         .and_then(|c| c.token_id);
     Node {
@@ -105,4 +105,28 @@ pub(super) fn audit_view(n: &Node) -> serde_json::Value {
         "status": n.status, "capacity": n.capacity, "token_id": n.token_id,
         "tls_verification": n.tls_verification,
     })
+}
+
+/// What a connection check found.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CheckResult {
+    /// Whether the node answered.
+    pub reachable: bool,
+    /// Its version, when it answered.
+    pub version: Option<String>,
+    /// Why it did not, when it did not.
+    pub error: Option<String>,
+    /// Its status after the check.
+    pub status: String,
+}
+
+impl From<tenantry_provisioning::nodes::CheckOutcome> for CheckResult {
+    fn from(c: tenantry_provisioning::nodes::CheckOutcome) -> Self {
+        Self {
+            reachable: c.reachable,
+            version: c.version,
+            error: c.error,
+            status: c.status.to_string(),
+        }
+    }
 }

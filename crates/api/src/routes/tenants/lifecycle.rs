@@ -3,6 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, http::header, patch, post, web};
 use serde::Deserialize;
+use tenantry_billing::engine::SubscriptionView;
 use tenantry_domain::{Scope, TenantStatus};
 use tenantry_store::tenants::{self as store, TenantFilter};
 use utoipa::{IntoParams, ToSchema};
@@ -15,8 +16,8 @@ use crate::{
     extract::{Json, Query},
     pagination::{Page, PageParams},
     routes::jobs::Job,
-    tenants::{self as service, CreateTenantInput, Created, SignupInput},
 };
+use tenantry_tenancy::{self as service, CreateTenantInput, Created, SignupInput};
 
 fn created_response(created: Created) -> ApiResult<HttpResponse> {
     let mut res = if created.job.is_some() {
@@ -29,7 +30,9 @@ fn created_response(created: Created) -> ApiResult<HttpResponse> {
         format!("/v1/tenants/{}", created.tenant.tenant.id),
     ));
     let now = created.subscription.created_at;
-    let subscription = subscription_dto(created.subscription, &created.plan, &created.plan, now)?;
+    let plan = created.plan.clone();
+    let view = SubscriptionView::new(created.subscription, created.plan, &plan, None, now)?;
+    let subscription = subscription_dto(view);
     Ok(res.json(CreatedTenant {
         tenant: tenant_dto(created.tenant),
         subscription,
@@ -62,7 +65,11 @@ pub async fn signup(
     client: ClientInfo,
     Json(input): Json<SignupInput>,
 ) -> ApiResult<HttpResponse> {
-    created_response(service::signup(&state, input, &client).await?)
+    let caller = tenantry_tenancy::Caller {
+        actor: crate::audit::anonymous(&input.email, &client),
+        tenant_id: None,
+    };
+    created_response(service::signup(&state.tenancy, input, &caller).await?)
 }
 
 /// Create a tenant for a customer (staff). The owner gets an invitation link.
@@ -85,19 +92,9 @@ pub async fn create(
     Json(input): Json<CreateTenantInput>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::TenantsWrite)?;
-    require_staff(&principal)?;
-    created_response(service::create_for_customer(&state, &principal, input, &client).await?)
-}
-
-fn require_staff(principal: &Principal) -> ApiResult<()> {
-    if principal.role.is_staff() && principal.tenant_id.is_none() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden {
-            code: "forbidden",
-            detail: "only platform staff may do this".into(),
-        })
-    }
+    principal.require_staff()?;
+    let caller = crate::audit::caller(&principal, &client);
+    created_response(service::create_for_customer(&state.tenancy, &caller, input).await?)
 }
 
 /// Filters of the tenant list.
@@ -154,8 +151,13 @@ pub async fn list(
         q: q.q,
     };
     let mut conn = state.pool.get().await?;
-    let rows =
-        store::list_tenants(&mut conn, &filter, service::visibility(&principal), page).await?;
+    let rows = store::list_tenants(
+        &mut conn,
+        &filter,
+        crate::audit::viewer(&principal).visibility(),
+        page,
+    )
+    .await?;
     Ok(web::Json(Page::try_from_store(rows, |v| {
         Ok(tenant_dto(v))
     })?))
@@ -178,7 +180,7 @@ pub async fn get_one(
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::TenantsRead)?;
     let mut conn = state.pool.get().await?;
-    let view = service::find(&mut conn, &principal, &id).await?;
+    let view = service::find(&mut conn, &crate::audit::viewer(&principal), &id).await?;
     Ok(HttpResponse::Ok()
         .insert_header(header::ETag(etag(view.tenant.version)))
         .json(tenant_dto(view)))
@@ -218,12 +220,11 @@ pub async fn update(
     principal.require(Scope::TenantsWrite)?;
     let expected = if_match_version(&req)?;
     let view = service::rename(
-        &state,
-        &principal,
+        &state.tenancy,
+        &crate::audit::caller(&principal, &client),
         &id,
         &patch.company_name,
         expected,
-        &client,
     )
     .await?;
     Ok(HttpResponse::Ok()
@@ -252,11 +253,11 @@ async fn status_change(
     client: &ClientInfo,
     id: &str,
     to: TenantStatus,
-    job: Option<&str>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::TenantsWrite)?;
-    require_staff(principal)?;
-    let (view, job) = service::transition(state, principal, id, to, job, client).await?;
+    principal.require_staff()?;
+    let caller = crate::audit::caller(principal, client);
+    let (view, job) = service::transition(&state.tenancy, &caller, id, to).await?;
     let mut res = if job.is_some() {
         HttpResponse::Accepted()
     } else {
@@ -301,7 +302,7 @@ pub async fn mark_paid(
     Json(input): Json<MarkSignupPaidInput>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::BillingWrite)?;
-    require_staff(&principal)?;
+    principal.require_staff()?;
     let reference = input.reference.trim();
     if reference.is_empty() || reference.chars().count() > 200 {
         return Err(ApiError::Validation {
@@ -312,8 +313,13 @@ pub async fn mark_paid(
             }],
         });
     }
-    let (view, job) =
-        service::mark_signup_paid(&state, &principal, &id, reference, &client).await?;
+    let (view, job) = service::mark_signup_paid(
+        &state.tenancy,
+        &crate::audit::caller(&principal, &client),
+        &id,
+        reference,
+    )
+    .await?;
     Ok(HttpResponse::Accepted()
         .insert_header(header::ETag(etag(view.tenant.version)))
         .json(TenantJob {
@@ -339,15 +345,7 @@ pub async fn pause(
     client: ClientInfo,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    status_change(
-        &state,
-        &principal,
-        &client,
-        &id,
-        TenantStatus::Paused,
-        Some("suspend"),
-    )
-    .await
+    status_change(&state, &principal, &client, &id, TenantStatus::Paused).await
 }
 
 /// Resume a paused or suspended tenant (`→ active`): a `resume` job starts
@@ -367,15 +365,7 @@ pub async fn resume(
     client: ClientInfo,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    status_change(
-        &state,
-        &principal,
-        &client,
-        &id,
-        TenantStatus::Active,
-        Some("resume"),
-    )
-    .await
+    status_change(&state, &principal, &client, &id, TenantStatus::Active).await
 }
 
 /// Provision a `failed` tenant again (`failed → provisioning`), from where
@@ -395,15 +385,7 @@ pub async fn retry_provisioning(
     client: ClientInfo,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    status_change(
-        &state,
-        &principal,
-        &client,
-        &id,
-        TenantStatus::Provisioning,
-        Some("provision"),
-    )
-    .await
+    status_change(&state, &principal, &client, &id, TenantStatus::Provisioning).await
 }
 
 /// Delete a tenant: starts deprovisioning (`202` with the job). Its activity
@@ -429,7 +411,6 @@ pub async fn remove(
         &client,
         &id,
         TenantStatus::Deprovisioning,
-        Some("deprovision"),
     )
     .await
 }

@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use tenantry_domain::Scope;
 use tenantry_store::tenants as store;
+use tenantry_tenancy as service;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -14,7 +15,6 @@ use crate::{
     auth::{ClientInfo, Principal},
     error::ApiResult,
     extract::Json,
-    tenants as service,
 };
 
 /// A member of a tenant, or someone invited.
@@ -47,7 +47,7 @@ pub async fn members(
 ) -> ApiResult<web::Json<Vec<Member>>> {
     principal.require(Scope::TenantsRead)?;
     let mut conn = state.pool.get().await?;
-    let view = service::find(&mut conn, &principal, &id).await?;
+    let view = service::find(&mut conn, &crate::audit::viewer(&principal), &id).await?;
     let mut out: Vec<Member> = store::members_of(&mut conn, view.tenant.id)
         .await?
         .into_iter()
@@ -126,7 +126,8 @@ pub async fn invite(
     Json(input): Json<InviteInput>,
 ) -> ApiResult<HttpResponse> {
     require_owner_or_staff(&principal)?;
-    let (inv, url) = service::invite(&state, &principal, &id, &input.email, &client).await?;
+    let caller = crate::audit::caller(&principal, &client);
+    let (inv, url) = service::invite(&state.tenancy, &caller, &id, &input.email).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(Invitation {
@@ -156,7 +157,8 @@ pub async fn remove_member(
 ) -> ApiResult<HttpResponse> {
     require_owner_or_staff(&principal)?;
     let (id, user_id) = path.into_inner();
-    service::remove_member(&state, &principal, &id, user_id, &client).await?;
+    let caller = crate::audit::caller(&principal, &client);
+    service::remove_member(&state.tenancy, &caller, &id, user_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -200,7 +202,12 @@ pub async fn accept(
     client: ClientInfo,
     Json(input): Json<AcceptInput>,
 ) -> ApiResult<HttpResponse> {
-    let user = service::accept_invitation(&state, &input.token, &input.password, &client).await?;
+    let caller = tenantry_tenancy::Caller {
+        actor: crate::audit::anonymous("", &client),
+        tenant_id: None,
+    };
+    let user =
+        service::accept_invitation(&state.tenancy, &input.token, &input.password, &caller).await?;
     Ok(HttpResponse::Created().json(Accepted {
         user_id: user.id,
         email: user.email,

@@ -19,16 +19,12 @@ use actix_governor::{Governor, GovernorConfigBuilder};
 use actix_web::{http::header, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tenantry_domain::{Currency, Money as DomainMoney};
-use tenantry_store::tenants::{Subscription as SubscriptionRow, TenantView};
+use tenantry_billing::engine::SubscriptionView;
+use tenantry_store::tenants::TenantView;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{
-    ApiError,
-    error::ApiResult,
-    routes::{auth::ClientIpKey, catalog::Money, jobs::Job},
-};
+use crate::routes::{auth::ClientIpKey, catalog::Money, jobs::Job};
 
 /// A customer workspace.
 #[derive(Debug, Serialize, ToSchema)]
@@ -121,7 +117,7 @@ fn tenant_dto(v: TenantView) -> Tenant {
         product: v.product_slug,
         plan: v.plan_code,
         deployment: v.tenant.deployment,
-        status: v.tenant.status,
+        status: v.tenant.status.to_string(),
         status_reason: v.tenant.status_reason,
         provisioned_at: v.tenant.provisioned_at,
         version: v.tenant.version,
@@ -130,37 +126,26 @@ fn tenant_dto(v: TenantView) -> Tenant {
     }
 }
 
-/// The API view of a subscription at `now` (the billing clock's), the next
-/// charge at `next_plan`'s price (the plan a scheduled change moves to by then).
-fn subscription_dto(
-    s: SubscriptionRow,
-    plan: &tenantry_store::catalog::Plan,
-    next_plan: &tenantry_store::catalog::Plan,
-    now: DateTime<Utc>,
-) -> ApiResult<Subscription> {
-    let recurring = s.status == "active" && s.current_period_end.is_some();
-    let currency =
-        Currency::parse(&next_plan.currency).map_err(|e| ApiError::Internal(e.into()))?;
-    let price = DomainMoney::rounded(next_plan.price, currency);
-    Ok(Subscription {
+/// The API view of a subscription ([`SubscriptionView`]: the engine's).
+fn subscription_dto(v: SubscriptionView) -> Subscription {
+    let s = v.subscription;
+    Subscription {
         id: s.id,
-        plan: plan.code.clone(),
-        status: s.status,
+        plan: v.plan.code,
+        status: s.status.to_string(),
         current_period_start: s.current_period_start,
         current_period_end: s.current_period_end,
-        next_charge_at: recurring.then_some(s.current_period_end).flatten(),
-        next_charge_amount: recurring.then(|| Money {
-            amount: price.amount().to_string(),
-            currency: currency.code().to_owned(),
+        next_charge_at: v.next_charge.as_ref().map(|c| c.at),
+        next_charge_amount: v.next_charge.map(|c| Money {
+            amount: c.amount.amount().to_string(),
+            currency: c.amount.currency().code().to_owned(),
         }),
-        days_remaining: s
-            .current_period_end
-            .map(|end| (end - now).num_days().max(0)),
+        days_remaining: v.days_remaining,
         scheduled_plan_change: None,
         provider: s.provider,
         provider_customer_id: s.provider_customer_id,
         provider_subscription_id: s.provider_subscription_id,
-    })
+    }
 }
 
 fn etag(version: i32) -> header::EntityTag {

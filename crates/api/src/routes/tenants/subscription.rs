@@ -5,10 +5,8 @@ use actix_web::{get, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tenantry_domain::Scope;
-use tenantry_store::{
-    activity::{self, ActivityFilter},
-    tenants as store,
-};
+use tenantry_store::activity::{self, ActivityFilter};
+use tenantry_tenancy as service;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -20,7 +18,6 @@ use crate::{
     extract::Query,
     pagination::{Page, PageParams},
     routes::activity::Activity,
-    tenants as service,
 };
 
 /// Where a tenant runs.
@@ -67,7 +64,7 @@ pub async fn deployments(
 ) -> ApiResult<web::Json<Vec<Deployment>>> {
     principal.require(Scope::TenantsRead)?;
     let mut conn = state.pool.get().await?;
-    let view = service::find(&mut conn, &principal, &id).await?;
+    let view = service::find(&mut conn, &crate::audit::viewer(&principal), &id).await?;
     let mut out = Vec::new();
     for d in tenantry_store::deployments::history(&mut conn, view.tenant.id)
         .await?
@@ -123,7 +120,7 @@ pub async fn tenant_activity(
     principal.require(Scope::TenantsRead)?;
     let page = params.to_request()?;
     let mut conn = state.pool.get().await?;
-    let view = service::find(&mut conn, &principal, &id).await?;
+    let view = service::find(&mut conn, &crate::audit::viewer(&principal), &id).await?;
     let filter = ActivityFilter {
         tenant_id: Some(view.tenant.id),
         ..ActivityFilter::default()
@@ -151,22 +148,15 @@ pub async fn get_subscription(
 ) -> ApiResult<web::Json<Subscription>> {
     principal.require(Scope::BillingRead)?;
     let mut conn = state.pool.get().await?;
-    let view = service::find(&mut conn, &principal, &id).await?;
-    let (sub, plan) = store::subscription_of(&mut conn, view.tenant.id).await?;
-    let now = state.settings.billing_clock().now(&mut conn).await?;
-    let open = tenantry_store::billing::open_change(&mut conn, view.tenant.id).await?;
-    // A downgrade scheduled for the period end sets the next charge's price.
-    let next_plan = match &open {
-        Some(c)
-            if c.status == "scheduled"
-                && c.effective_at.is_some()
-                && c.effective_at <= sub.current_period_end =>
-        {
-            tenantry_store::catalog::find_plan_by_id(&mut conn, c.to_plan_id).await?
-        }
-        _ => plan.clone(),
-    };
-    let mut dto = subscription_dto(sub, &plan, &next_plan, now)?;
+    let view = service::find(&mut conn, &crate::audit::viewer(&principal), &id).await?;
+    let subscription = tenantry_billing::engine::subscription_view(
+        &mut conn,
+        &state.settings.billing_clock(),
+        view.tenant.id,
+    )
+    .await?;
+    let open = subscription.open_change.clone();
+    let mut dto = subscription_dto(subscription);
     if let Some(change) = open {
         let change = crate::routes::billing::change_dto(&mut conn, change).await?;
         dto.scheduled_plan_change = serde_json::to_value(change).ok();

@@ -71,15 +71,16 @@ impl World {
     }
 
     async fn run_job(&self, kind: &str, payload: Value) -> Result<(), String> {
-        bstripe::jobs::run(
-            &self.stripe,
-            &self.app.pool(),
-            &self.clock(),
-            kind,
-            &payload,
-        )
-        .await
-        .map_err(|e| e.to_string())
+        let mut handlers = tenantry_store::worker::Handlers::new();
+        bstripe::jobs::StripeJobs {
+            stripe: self.stripe.clone(),
+            clock: self.clock(),
+        }
+        .register(&mut handlers);
+        handlers
+            .run_inline(&self.app.pool(), kind, payload)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// A paid signup (Stripe Checkout); returns (tenant, subscription, checkout url).

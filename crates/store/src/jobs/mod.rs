@@ -6,15 +6,53 @@
 //! alert and an activity row). The worker loop that drives this is
 //! [`crate::worker`].
 //!
-//! Statuses: `queued` → `running` → `succeeded` | `queued` (retry) |
+//! Job kinds are types ([`BackgroundJob`], after crates.io's
+//! `crates_io_worker::BackgroundJob`): the kind is a constant, the payload a
+//! serde struct, the deduplication rule beside it. [`enqueue`] is the only
+//! way Rust code enqueues; set-based SQL that enqueues many jobs binds its
+//! kinds from the same constants ([`kinds`]). Statuses are
+//! [`JobStatus`]: `queued` → `running` → `succeeded` | `queued` (retry) |
 //! `failed` (permanent error) | `dead` (out of attempts).
+
+pub mod kinds;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::{Serialize, de::DeserializeOwned};
+use tenantry_domain::JobStatus;
 use uuid::Uuid;
 
-use crate::{StoreError, schema::jobs};
+use crate::{StoreError, parsed::Parsed, schema::jobs};
+
+/// A kind of background job: the type is its payload, [`Self::KIND`] its
+/// name in `jobs.kind`. Handlers receive the payload deserialized
+/// ([`crate::worker::JobHandler`]); a payload that does not parse fails the
+/// job permanently.
+pub trait BackgroundJob: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The job's kind, e.g. `provision`.
+    const KIND: &'static str;
+
+    /// The tenant the job concerns: shown in job lists and what a tenant
+    /// user may see of them. `None` for platform work (a node check).
+    fn tenant_id(&self) -> Option<Uuid> {
+        None
+    }
+
+    /// At most one live (`queued` or `running`) job per key: enqueueing
+    /// again while one is live returns that one. `None`: no deduplication.
+    fn dedup_key(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The deduplication key of a job that is one per `kind` and `subject` (a
+/// tenant, a node, a subscription): `{kind}:{subject}`. Set-based SQL
+/// builds the same key as `kind || ':' || subject`.
+#[must_use]
+pub fn subject_key(kind: &str, subject: impl std::fmt::Display) -> String {
+    format!("{kind}:{subject}")
+}
 
 /// A job row.
 #[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Identifiable)]
@@ -26,8 +64,9 @@ pub struct Job {
     pub kind: String,
     /// The tenant concerned.
     pub tenant_id: Option<Uuid>,
-    /// `queued`, `running`, `succeeded`, `failed`, `dead`.
-    pub status: String,
+    /// Where the job is in its life.
+    #[diesel(deserialize_as = Parsed<JobStatus>)]
+    pub status: JobStatus,
     /// Parameters.
     pub payload: serde_json::Value,
     /// At most one live job per key.
@@ -54,45 +93,84 @@ pub struct Job {
     pub heartbeat_at: Option<DateTime<Utc>>,
 }
 
-/// Enqueues a job, or returns the live one with the same `dedup_key`.
+/// Enqueues `job`, or returns the live job with the same
+/// [`BackgroundJob::dedup_key`]. The insert is one
+/// `INSERT … ON CONFLICT DO NOTHING … RETURNING` statement against the
+/// partial unique index on live keys, so concurrent callers cannot both
+/// insert; idle workers are woken with `NOTIFY tenantry_jobs`.
 ///
 /// # Errors
-/// [`StoreError`].
-pub async fn enqueue(
+/// [`StoreError`]; [`StoreError::Query`] when the payload does not
+/// serialize.
+pub async fn enqueue<J: BackgroundJob>(
     conn: &mut AsyncPgConnection,
-    kind: &str,
-    tenant_id: Option<Uuid>,
-    payload: serde_json::Value,
-    dedup_key: Option<&str>,
+    job: &J,
 ) -> Result<Job, StoreError> {
-    if let Some(key) = dedup_key {
-        let live: Option<Job> = jobs::table
-            .filter(jobs::dedup_key.eq(key))
-            .filter(jobs::status.eq_any(["queued", "running"]))
-            .select(Job::as_select())
-            .first(conn)
-            .await
-            .optional()?;
+    use diesel::sql_types::{Jsonb, Nullable, Text};
+    let payload = serde_json::to_value(job)
+        .map_err(|e| StoreError::Query(diesel::result::Error::SerializationError(Box::new(e))))?;
+    let key = job.dedup_key();
+    // A live job with the key may end between the conflict and the read
+    // that follows: then the insert is tried again.
+    for _ in 0..3 {
+        let inserted: Option<Job> = diesel::sql_query(
+            "INSERT INTO jobs (id, kind, tenant_id, payload, dedup_key) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('queued', 'running') \
+             DO NOTHING RETURNING *",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(Uuid::now_v7())
+        .bind::<Text, _>(J::KIND)
+        .bind::<Nullable<diesel::sql_types::Uuid>, _>(job.tenant_id())
+        .bind::<Jsonb, _>(&payload)
+        .bind::<Nullable<Text>, _>(key.as_deref())
+        .get_result(conn)
+        .await
+        .optional()?;
+        if let Some(job) = inserted {
+            // Wake idle workers (a no-op until some LISTEN).
+            diesel::sql_query("NOTIFY tenantry_jobs")
+                .execute(conn)
+                .await?;
+            return Ok(job);
+        }
+        let live = match key.as_deref() {
+            Some(k) => live_with_key(conn, k).await?,
+            None => None,
+        };
         if let Some(job) = live {
             return Ok(job);
         }
     }
-    let job = diesel::insert_into(jobs::table)
-        .values((
-            jobs::id.eq(Uuid::now_v7()),
-            jobs::kind.eq(kind),
-            jobs::tenant_id.eq(tenant_id),
-            jobs::payload.eq(payload),
-            jobs::dedup_key.eq(dedup_key),
-        ))
-        .returning(Job::as_returning())
-        .get_result(conn)
-        .await?;
-    // Wake idle workers (a no-op until some LISTEN).
-    diesel::sql_query("NOTIFY tenantry_jobs")
-        .execute(conn)
-        .await?;
-    Ok(job)
+    Err(StoreError::Unavailable(
+        format!(
+            "cannot enqueue {}: its deduplication key keeps changing hands",
+            J::KIND
+        )
+        .into(),
+    ))
+}
+
+/// The live job holding deduplication key `key`, if any.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn live_with_key(
+    conn: &mut AsyncPgConnection,
+    key: &str,
+) -> Result<Option<Job>, StoreError> {
+    Ok(jobs::table
+        .filter(jobs::dedup_key.eq(key))
+        .filter(jobs::status.eq_any(live_statuses()))
+        .select(Job::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// [`JobStatus::LIVE`] as bindable strings.
+fn live_statuses() -> Vec<&'static str> {
+    JobStatus::LIVE.iter().map(JobStatus::as_str).collect()
 }
 
 /// A job, optionally only if it belongs to `tenant`.
@@ -193,7 +271,7 @@ type Held = diesel::dsl::Filter<
 fn held(id: Uuid, worker: &str) -> Held {
     jobs::table
         .filter(jobs::id.eq(id))
-        .filter(jobs::status.eq("running"))
+        .filter(jobs::status.eq(JobStatus::Running.as_str()))
         .filter(jobs::locked_by.eq(worker.to_owned()))
 }
 
@@ -210,7 +288,7 @@ pub async fn complete(
 ) -> Result<bool, StoreError> {
     let n = diesel::update(held(id, worker))
         .set((
-            jobs::status.eq("succeeded"),
+            jobs::status.eq(JobStatus::Succeeded.as_str()),
             jobs::locked_by.eq(None::<String>),
             jobs::heartbeat_at.eq(None::<DateTime<Utc>>),
             jobs::last_error.eq(None::<String>),
@@ -234,7 +312,7 @@ pub async fn release(
 ) -> Result<bool, StoreError> {
     let n = diesel::update(held(id, worker))
         .set((
-            jobs::status.eq("queued"),
+            jobs::status.eq(JobStatus::Queued.as_str()),
             jobs::attempts.eq(jobs::attempts - 1),
             jobs::locked_by.eq(None::<String>),
             jobs::heartbeat_at.eq(None::<DateTime<Utc>>),
@@ -318,7 +396,7 @@ pub async fn fail(
                 + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
             diesel::update(jobs::table.find(job.id))
                 .set((
-                    jobs::status.eq("queued"),
+                    jobs::status.eq(JobStatus::Queued.as_str()),
                     jobs::run_at.eq(run_at),
                     jobs::last_error.eq(&error),
                     jobs::locked_by.eq(None::<String>),
@@ -348,13 +426,13 @@ async fn end(
     error: &str,
 ) -> Result<(), StoreError> {
     let status = if outcome == FailureOutcome::Dead {
-        "dead"
+        JobStatus::Dead
     } else {
-        "failed"
+        JobStatus::Failed
     };
     diesel::update(jobs::table.find(job.id))
         .set((
-            jobs::status.eq(status),
+            jobs::status.eq(status.as_str()),
             jobs::last_error.eq(error),
             jobs::locked_by.eq(None::<String>),
             jobs::heartbeat_at.eq(None::<DateTime<Utc>>),
@@ -363,29 +441,18 @@ async fn end(
         ))
         .execute(conn)
         .await?;
-    crate::activity::record(
-        conn,
-        &crate::activity::Activity {
-            id: Uuid::now_v7(),
-            occurred_at: Utc::now(),
-            actor_id: None,
-            actor_token_id: None,
-            actor_label: "worker".into(),
-            tenant_id: job.tenant_id,
-            action: format!("job.{status}"),
-            target_type: Some("job".into()),
-            target_id: Some(job.id.to_string()),
-            before: None,
-            after: Some(serde_json::json!({
-                "kind": job.kind, "status": status, "attempts": job.attempts, "last_error": error,
+    crate::activity::Entry::anonymous("worker", &format!("job.{status}"))
+        .tenant(job.tenant_id)
+        .target("job", job.id)
+        .change(
+            None,
+            Some(serde_json::json!({
+                "kind": job.kind, "status": status.as_str(), "attempts": job.attempts, "last_error": error,
             })),
-            client_ip: None,
-            user_agent: None,
-            request_id: None,
-        },
-    )
-    .await?;
-    if status == "dead" {
+        )
+        .record(conn)
+        .await?;
+    if status == JobStatus::Dead {
         crate::alerts::raise(
             conn,
             &crate::alerts::NewAlert {
@@ -419,7 +486,7 @@ pub async fn reap_stale(
         Utc::now() - chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
     conn.transaction::<_, StoreError, _>(async |conn| {
         let stale: Vec<Job> = jobs::table
-            .filter(jobs::status.eq("running"))
+            .filter(jobs::status.eq(JobStatus::Running.as_str()))
             .filter(jobs::heartbeat_at.lt(cutoff))
             .select(Job::as_select())
             .for_update()
@@ -436,7 +503,7 @@ pub async fn reap_stale(
             } else {
                 diesel::update(jobs::table.find(job.id))
                     .set((
-                        jobs::status.eq("queued"),
+                        jobs::status.eq(JobStatus::Queued.as_str()),
                         jobs::run_at.eq(diesel::dsl::now),
                         jobs::last_error.eq(&error),
                         jobs::locked_by.eq(None::<String>),

@@ -1,7 +1,8 @@
-//! The node service: registering nodes with sealed credentials, changing and
-//! removing them, testing the connection, and the periodic health check
-//! (a `node.check` job per node) that moves nodes between `online` and
-//! `offline`.
+//! Nodes as provisioning sees them: their sealed credentials, the driver
+//! that talks to each (Proxmox VE or Docker), and the health check — a
+//! `node.check` job per node, enqueued periodically — that moves a node
+//! between `online` and `offline` with an activity row and a `node.offline`
+//! alert raised or resolved.
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,17 +11,18 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tenantry_domain::{DriverKind, NodeStatus};
-use tenantry_provisioning::Driver;
 use tenantry_store::{
-    AsyncPgConnection, StoreError, alerts,
+    AsyncPgConnection, Pool, StoreError,
+    activity::Entry,
+    alerts,
     crypto::{Keyring, Sealed},
-    jobs,
+    jobs::{self, kinds::NodeCheck},
     nodes::{self, Node},
     worker::{Handlers, JobContext, JobError, JobHandler},
 };
 use uuid::Uuid;
 
-use crate::{AppState, error::error_chain};
+use crate::{Driver, ProvisioningSettings};
 
 /// A node's credentials, as sealed in `nodes.credentials` (JSON).
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -99,13 +101,13 @@ pub fn open(keyring: &Keyring, node: &Node) -> Result<Credentials, String> {
 pub fn driver(
     keyring: &Keyring,
     node: &Node,
-    opts: &crate::config::ProvisioningSettings,
+    opts: &ProvisioningSettings,
 ) -> Result<Arc<dyn Driver>, String> {
     let creds = open(keyring, node)?;
     let kind: DriverKind = node.kind.parse()?;
     match kind {
         DriverKind::Proxmox => {
-            use tenantry_provisioning::proxmox::{ProxmoxConfig, ProxmoxDriver, TlsVerification};
+            use crate::proxmox::{ProxmoxConfig, ProxmoxDriver, TlsVerification};
             let (Some(token_id), Some(secret)) = (creds.token_id, creds.token_secret) else {
                 return Err("the node has no API token".into());
             };
@@ -125,7 +127,7 @@ pub fn driver(
             Ok(Arc::new(driver))
         }
         DriverKind::Docker => {
-            use tenantry_provisioning::docker::{DockerConfig, DockerDriver, TlsVerification};
+            use crate::docker::{DockerConfig, DockerDriver, TlsVerification};
             let mut cfg = DockerConfig::new(node.api_url.clone());
             cfg.ready_timeout = opts.docker_ready_timeout;
             cfg.tls = match (&node.tls_ca_pem, &node.tls_fingerprint) {
@@ -142,8 +144,8 @@ pub fn driver(
 }
 
 /// What a connection check found.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct CheckResult {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckOutcome {
     /// Whether the node answered.
     pub reachable: bool,
     /// Its version, when it answered.
@@ -151,60 +153,133 @@ pub struct CheckResult {
     /// Why it did not, when it did not.
     pub error: Option<String>,
     /// Its status after the check.
-    pub status: String,
+    pub status: NodeStatus,
 }
 
-/// Checks node `id` now: asks its API for its status and version, records
-/// the result, and moves it between `online` and `offline` when that
-/// changes (with an activity row and an alert raised or resolved).
-///
-/// # Errors
-/// [`StoreError`] (`NotFound` for an unknown node).
-pub async fn check(state: &AppState, id: Uuid, actor: &str) -> Result<CheckResult, StoreError> {
-    let node = {
-        let mut conn = state.pool.get().await?;
-        nodes::get(&mut conn, id).await?
-    };
-    // The outbound call runs outside any transaction.
-    let probe = match driver(&state.auth.keyring, &node, &state.settings.provisioning) {
-        Ok(d) => tokio::time::timeout(Duration::from_secs(15), d.node_status())
-            .await
-            .map_err(|_| "no answer within 15 s".to_owned())
-            .and_then(|r| r.map_err(|e| e.to_string())),
-        Err(e) => Err(e),
-    };
-    let (version, error) = match &probe {
-        Ok(s) if s.online => (Some(s.version.clone()), None),
-        Ok(s) => (
-            Some(s.version.clone()),
-            Some("the API answers but reports the node unreachable (595)".to_owned()),
-        ),
-        Err(e) => (None, Some(e.clone())),
-    };
-    let mut conn = state.pool.get().await?;
-    let node = record(
-        &mut conn,
-        &node,
-        version.as_deref(),
-        error.as_deref(),
-        actor,
-    )
-    .await?;
-    Ok(CheckResult {
-        reachable: error.is_none(),
-        version,
-        error,
-        status: node.status,
-    })
+/// Talks to nodes: builds their drivers, checks them, runs their
+/// health-check jobs.
+#[derive(Clone)]
+pub struct NodeService {
+    /// The control plane's database.
+    pub pool: Pool,
+    /// Opens the nodes' sealed credentials.
+    pub keyring: Arc<Keyring>,
+    /// Driver options (task polling, Docker readiness).
+    pub settings: Arc<ProvisioningSettings>,
 }
 
+impl std::fmt::Debug for NodeService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeService").finish_non_exhaustive()
+    }
+}
+
+/// How long a check waits for the node's API.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl NodeService {
+    /// The driver that talks to `node` ([`driver`]).
+    ///
+    /// # Errors
+    /// A message when its credentials cannot be opened or its settings make no driver.
+    pub fn driver(&self, node: &Node) -> Result<Arc<dyn Driver>, String> {
+        driver(&self.keyring, node, &self.settings)
+    }
+
+    /// Checks node `id` now: asks its API for its status and version,
+    /// records the result, and moves it between `online` and `offline` when
+    /// that changes (with an activity row by `actor` and an alert raised or
+    /// resolved).
+    ///
+    /// # Errors
+    /// [`StoreError`] (`NotFound` for an unknown node).
+    pub async fn check(&self, id: Uuid, actor: &str) -> Result<CheckOutcome, StoreError> {
+        let node = {
+            let mut conn = self.pool.get().await?;
+            nodes::get(&mut conn, id).await?
+        };
+        // The outbound call runs outside any transaction.
+        let probe = match self.driver(&node) {
+            Ok(d) => tokio::time::timeout(CHECK_TIMEOUT, d.node_status())
+                .await
+                .map_err(|_| format!("no answer within {} s", CHECK_TIMEOUT.as_secs()))
+                .and_then(|r| r.map_err(|e| e.to_string())),
+            Err(e) => Err(e),
+        };
+        let (version, error) = match &probe {
+            Ok(s) if s.online => (Some(s.version.clone()), None),
+            Ok(s) => (
+                Some(s.version.clone()),
+                Some("the API answers but reports the node unreachable (595)".to_owned()),
+            ),
+            Err(e) => (None, Some(e.clone())),
+        };
+        let mut conn = self.pool.get().await?;
+        let status = record(
+            &mut conn,
+            &node,
+            version.as_deref(),
+            error.as_deref(),
+            actor,
+        )
+        .await?;
+        Ok(CheckOutcome {
+            reachable: error.is_none(),
+            version,
+            error,
+            status,
+        })
+    }
+
+    /// Enqueues a health check of every watched node (all but
+    /// `maintenance`); the dedup key keeps one live check per node, so
+    /// several replicas doing this at once enqueue each check once.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn enqueue_checks(&self) -> Result<usize, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let watched = nodes::watched(&mut conn).await?;
+        for n in &watched {
+            jobs::enqueue(&mut conn, &NodeCheck { node_id: n.id }).await?;
+        }
+        Ok(watched.len())
+    }
+
+    /// Enqueues the health checks every `interval` until aborted (`None`
+    /// for an interval of zero).
+    pub fn spawn_health_checks(self, interval: Duration) -> Option<tokio::task::JoinHandle<()>> {
+        let me = Arc::new(self);
+        tenantry_store::periodic::spawn("enqueueing node health checks", interval, move || {
+            let me = me.clone();
+            async move { me.enqueue_checks().await.map(|_| ()) }
+        })
+    }
+
+    /// Registers the `node.check` job.
+    pub fn register(self, handlers: &mut Handlers) {
+        handlers.register::<NodeCheck, _>(Arc::new(self));
+    }
+}
+
+#[async_trait]
+impl JobHandler<NodeCheck> for NodeService {
+    async fn run(&self, _ctx: &JobContext, job: NodeCheck) -> Result<(), JobError> {
+        match self.check(job.node_id, "health-check").await {
+            Ok(_) | Err(StoreError::NotFound) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Records a check's result on the locked node row; returns its status after.
 async fn record(
     conn: &mut AsyncPgConnection,
     node: &Node,
     version: Option<&str>,
     error: Option<&str>,
     actor: &str,
-) -> Result<Node, StoreError> {
+) -> Result<NodeStatus, StoreError> {
     use tenantry_store::AsyncConnection as _;
     let id = node.id;
     let actor = actor.to_owned();
@@ -235,92 +310,16 @@ async fn record(
             } else {
                 alerts::resolve(conn, "node.offline", &subject).await?;
             }
-            let row = crate::audit::AuditEvent::anonymous(&actor, &format!("node.{next}"))
+            Entry::anonymous(&actor, &format!("node.{next}"))
                 .target("node", id)
                 .change(
                     Some(json!({ "status": status.as_str() })),
                     Some(json!({ "status": next.as_str(), "error": error })),
-                );
-            row.record(conn, &crate::auth::ClientInfo::default())
+                )
+                .record(conn)
                 .await?;
         }
-        Ok(updated)
+        Ok(updated.status.parse().unwrap_or(NodeStatus::Offline))
     })
     .await
-}
-
-/// Job kind of the health check of one node (payload `{"node_id": …}`).
-pub const CHECK_JOB: &str = "node.check";
-
-struct CheckJob {
-    state: AppState,
-}
-
-#[async_trait]
-impl JobHandler for CheckJob {
-    async fn run(&self, ctx: &JobContext) -> Result<(), JobError> {
-        let id = ctx
-            .job
-            .payload
-            .get("node_id")
-            .and_then(|v| v.as_str())
-            .and_then(|s| s.parse::<Uuid>().ok())
-            .ok_or_else(|| JobError::Fail("payload has no node_id".into()))?;
-        match check(&self.state, id, "health-check").await {
-            Ok(_) | Err(StoreError::NotFound) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-/// Registers the node jobs.
-pub fn register_jobs(handlers: &mut Handlers, state: &AppState) {
-    handlers.register(
-        CHECK_JOB,
-        Arc::new(CheckJob {
-            state: state.clone(),
-        }),
-    );
-}
-
-/// Enqueues a health check of every watched node (all but `maintenance`);
-/// the dedup key keeps one live check per node, so several replicas doing
-/// this at once enqueue each check once.
-///
-/// # Errors
-/// [`StoreError`].
-pub async fn enqueue_checks(state: &AppState) -> Result<usize, StoreError> {
-    let mut conn = state.pool.get().await?;
-    let watched = nodes::watched(&mut conn).await?;
-    for n in &watched {
-        jobs::enqueue(
-            &mut conn,
-            CHECK_JOB,
-            None,
-            json!({ "node_id": n.id }),
-            Some(&format!("{CHECK_JOB}:{}", n.id)),
-        )
-        .await?;
-    }
-    Ok(watched.len())
-}
-
-/// Enqueues the health checks every `interval` until aborted.
-pub fn spawn_health_checks(
-    state: AppState,
-    interval: Duration,
-) -> Option<tokio::task::JoinHandle<()>> {
-    if interval.is_zero() {
-        return None;
-    }
-    Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = enqueue_checks(&state).await {
-                tracing::warn!(error = %error_chain(&e), "cannot enqueue node health checks");
-            }
-        }
-    }))
 }

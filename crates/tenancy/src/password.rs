@@ -82,33 +82,28 @@ impl Hasher {
 /// Hashes on a blocking thread (argon2 is deliberately slow).
 ///
 /// # Errors
-/// [`crate::ApiError::Internal`] on an argon2 or task failure.
+/// An argon2 or task failure (an internal error).
 pub async fn hash_blocking(
     hasher: &std::sync::Arc<Hasher>,
     password: &SecretString,
-) -> Result<String, crate::ApiError> {
+) -> anyhow::Result<String> {
     let hasher = std::sync::Arc::clone(hasher);
     let password = password.clone();
-    tokio::task::spawn_blocking(move || hasher.hash(&password))
-        .await
-        .map_err(|e| crate::ApiError::Internal(e.into()))?
-        .map_err(crate::ApiError::Internal)
+    tokio::task::spawn_blocking(move || hasher.hash(&password)).await?
 }
 
 /// Verifies on a blocking thread; `None` verifies against the dummy hash.
 ///
 /// # Errors
-/// [`crate::ApiError::Internal`] on a task failure.
+/// A task failure (an internal error).
 pub async fn verify_blocking(
     hasher: &std::sync::Arc<Hasher>,
     password: &SecretString,
     phc: Option<String>,
-) -> Result<bool, crate::ApiError> {
+) -> anyhow::Result<bool> {
     let hasher = std::sync::Arc::clone(hasher);
     let password = password.clone();
-    tokio::task::spawn_blocking(move || hasher.verify(&password, phc.as_deref()))
-        .await
-        .map_err(|e| crate::ApiError::Internal(e.into()))
+    Ok(tokio::task::spawn_blocking(move || hasher.verify(&password, phc.as_deref())).await?)
 }
 
 /// Checks a new password's length.
