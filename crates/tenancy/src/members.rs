@@ -1,14 +1,13 @@
 //! A tenant's people: inviting members, accepting an invitation (which
 //! creates the user with the password chosen), removing a member.
 
-use chrono::{Duration, Utc};
 use secrecy::SecretString;
 use serde_json::json;
 use tenantry_domain::{Email, Role, ValidationErrors};
 use tenantry_store::{
     AsyncConnection as _, StoreError,
     activity::{Actor, Entry},
-    crypto::{random_token, token_hash},
+    crypto::token_hash,
     identity::{self, NewUser, User},
     tenants::{self, Invitation},
 };
@@ -31,29 +30,15 @@ pub async fn invite(
     let email = errors.into_result(|| email)?;
     let mut conn = t.pool.get().await?;
     let view = find(&mut conn, caller, id_or_slug).await?;
-    if identity::find_user_by_email(&mut conn, email.as_str())
-        .await?
-        .is_some()
-    {
-        return Err(TenancyError::conflict(
-            "email-taken",
-            format!("an account with email {email} already exists"),
-        ));
-    }
-    let token = random_token(32);
-    let ttl = Duration::from_std(t.invitation_ttl).map_err(|e| TenancyError::Internal(e.into()))?;
-    let invitation = Invitation {
-        id: Uuid::now_v7(),
-        tenant_id: view.tenant.id,
-        email: email.to_string(),
-        role: Role::TenantMember.to_string(),
-        token_hash: token_hash(&token),
-        invited_by: caller.actor.user_id,
-        expires_at: Utc::now() + ttl,
-        accepted_at: None,
-        revoked_at: None,
-        created_at: Utc::now(),
-    };
+    let (invitation, token) = crate::signup::new_invitation(
+        t,
+        &mut conn,
+        caller,
+        view.tenant.id,
+        &email,
+        Role::TenantMember,
+    )
+    .await?;
     conn.transaction::<_, TenancyError, _>(async |conn| {
         tenants::insert_invitation(conn, &invitation).await?;
         caller

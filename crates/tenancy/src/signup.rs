@@ -292,6 +292,100 @@ async fn validate_new_tenant(
     })?)
 }
 
+/// A new tenant about to be written: its rows, and whether it starts
+/// provisioning at once (nothing to pay) or waits for a checkout.
+struct Draft {
+    tenant: Tenant,
+    subscription: Subscription,
+    product: Product,
+    plan: Plan,
+    paid_up: bool,
+}
+
+impl Draft {
+    /// The rows of a tenant from its checked parts; `paid_up` when nothing
+    /// is to be paid (a free plan, or staff skipping the payment).
+    async fn new(
+        t: &Tenancy,
+        conn: &mut AsyncPgConnection,
+        parts: NewTenantParts,
+        skip_payment: bool,
+    ) -> Result<(Self, Email), TenancyError> {
+        let NewTenantParts {
+            company,
+            slug,
+            email,
+            product,
+            plan,
+        } = parts;
+        let paid_up = skip_payment || price_of(&plan)?.amount().is_zero();
+        let status = if paid_up {
+            TenantStatus::Provisioning
+        } else {
+            TenantStatus::PendingPayment
+        };
+        let tenant = new_tenant(&slug, &company, &product, &plan, status);
+        let billing_now = t.clock.now(conn).await?;
+        let subscription = new_subscription(tenant.id, &plan, paid_up, billing_now)?;
+        let draft = Self {
+            tenant,
+            subscription,
+            product,
+            plan,
+            paid_up,
+        };
+        Ok((draft, email))
+    }
+
+    /// Inside the creating transaction: the tenant and its subscription,
+    /// then its `provision` job (paid up) or, with Stripe, the
+    /// `stripe.create_checkout` job that backs its checkout.
+    async fn insert(
+        &self,
+        t: &Tenancy,
+        conn: &mut AsyncPgConnection,
+    ) -> Result<Option<Job>, TenancyError> {
+        insert_tenant_mapped(conn, &self.tenant, &self.subscription).await?;
+        if self.paid_up {
+            let provision = Provision {
+                tenant_id: self.tenant.id,
+            };
+            return Ok(Some(jobs::enqueue(conn, &provision).await?));
+        }
+        enqueue_checkout(t, conn, &self.tenant, &self.subscription).await?;
+        Ok(None)
+    }
+
+    /// After the commit: the checkout of a tenant that must pay (outbound
+    /// calls never run inside a transaction), and what the caller is shown.
+    async fn created(
+        self,
+        t: &Tenancy,
+        email: &str,
+        job: Option<Job>,
+        owner_invitation_url: Option<String>,
+    ) -> Result<Created, TenancyError> {
+        let view = TenantView {
+            tenant: self.tenant,
+            product_slug: self.product.slug.clone(),
+            plan_code: self.plan.code.clone(),
+        };
+        let checkout_url = if self.paid_up {
+            None
+        } else {
+            checkout(t, &view, &self.subscription, email, &self.plan).await?
+        };
+        Ok(Created {
+            tenant: view,
+            subscription: self.subscription,
+            plan: self.plan,
+            checkout_url,
+            job,
+            owner_invitation_url,
+        })
+    }
+}
+
 /// Self-service signup: the tenant (`pending_payment`), its `tenant_owner`
 /// and its subscription (`incomplete`) in one transaction, then a checkout
 /// for a paid plan; a free plan goes straight to provisioning with a job.
@@ -305,13 +399,7 @@ pub async fn signup(
     caller: &Caller,
 ) -> Result<Created, TenancyError> {
     let mut conn = t.pool.get().await?;
-    let NewTenantParts {
-        company,
-        slug,
-        email,
-        product,
-        plan,
-    } = validate_new_tenant(
+    let parts = validate_new_tenant(
         &mut conn,
         &input.company_name,
         &input.slug,
@@ -322,22 +410,14 @@ pub async fn signup(
         },
     )
     .await?;
-
     let phc = password::hash_blocking(&t.hasher, &input.password)
         .await
         .map_err(TenancyError::Internal)?;
-    let free = price_of(&plan)?.amount().is_zero();
-    let status = if free {
-        TenantStatus::Provisioning
-    } else {
-        TenantStatus::PendingPayment
-    };
-    let tenant = new_tenant(&slug, &company, &product, &plan, status);
-    let billing_now = t.clock.now(&mut conn).await?;
-    let subscription = new_subscription(tenant.id, &plan, free, billing_now)?;
-    let (owner, job) = conn
+    let (draft, email) = Draft::new(t, &mut conn, parts, false).await?;
+    let (tenant, subscription) = (&draft.tenant, &draft.subscription);
+    let job = conn
         .transaction::<_, TenancyError, _>(async |conn| {
-            insert_tenant_mapped(conn, &tenant, &subscription).await?;
+            let job = draft.insert(t, conn).await?;
             let owner = identity::create_user(
                 conn,
                 &NewUser { id: Uuid::now_v7(), email: email.as_str(), password_hash: &phc, role: Role::TenantOwner.as_str(), tenant_id: Some(tenant.id) },
@@ -347,37 +427,16 @@ pub async fn signup(
                 StoreError::Conflict { .. } => TenancyError::conflict("email-taken", format!("an account with email {email} already exists: sign in instead")),
                 other => other.into(),
             })?;
-            let job = if free { Some(jobs::enqueue(conn, &Provision { tenant_id: tenant.id }).await?) } else { None };
-            if !free {
-                enqueue_checkout(t, conn, &tenant, &subscription).await?;
-            }
             Entry::by(&Actor { label: email.to_string(), ..caller.actor.clone() }, "tenant.signup")
                 .actor(owner.id, Some(tenant.id))
                 .target("tenant", tenant.id)
-                .change(None, Some(json!({"slug": tenant.slug, "status": tenant.status, "plan": plan.code, "subscription": subscription.status})))
+                .change(None, Some(json!({"slug": tenant.slug, "status": tenant.status, "plan": draft.plan.code, "subscription": subscription.status})))
                 .record(conn)
                 .await?;
-            Ok((owner, job))
+            Ok(job)
         })
         .await?;
-    let view = TenantView {
-        tenant,
-        product_slug: product.slug.clone(),
-        plan_code: plan.code.clone(),
-    };
-    let checkout_url = if free {
-        None
-    } else {
-        checkout(t, &view, &subscription, &owner.email, &plan).await?
-    };
-    Ok(Created {
-        tenant: view,
-        subscription,
-        plan,
-        checkout_url,
-        job,
-        owner_invitation_url: None,
-    })
+    draft.created(t, email.as_str(), job, None).await
 }
 
 /// An operator creates a tenant for a customer, inviting its owner.
@@ -391,13 +450,7 @@ pub async fn create_for_customer(
     input: CreateTenantInput,
 ) -> Result<Created, TenancyError> {
     let mut conn = t.pool.get().await?;
-    let NewTenantParts {
-        company,
-        slug,
-        email,
-        product,
-        plan,
-    } = validate_new_tenant(
+    let parts = validate_new_tenant(
         &mut conn,
         &input.company_name,
         &input.slug,
@@ -406,7 +459,49 @@ pub async fn create_for_customer(
         |_| {},
     )
     .await?;
-    if identity::find_user_by_email(&mut conn, email.as_str())
+    let (draft, email) = Draft::new(t, &mut conn, parts, input.skip_payment).await?;
+    let (invitation, token) = new_invitation(
+        t,
+        &mut conn,
+        caller,
+        draft.tenant.id,
+        &email,
+        Role::TenantOwner,
+    )
+    .await?;
+    let tenant = &draft.tenant;
+    let job = conn
+        .transaction::<_, TenancyError, _>(async |conn| {
+            let job = draft.insert(t, conn).await?;
+            tenants::insert_invitation(conn, &invitation).await?;
+            caller.entry("tenant.created")
+                .tenant(Some(tenant.id))
+                .target("tenant", tenant.id)
+                .change(None, Some(json!({"slug": tenant.slug, "status": tenant.status, "plan": draft.plan.code, "owner_email": email.as_str(), "skip_payment": input.skip_payment})))
+                .record(conn)
+                .await?;
+            Ok(job)
+        })
+        .await?;
+    let url = invitation_url(t, &token);
+    draft.created(t, email.as_str(), job, Some(url)).await
+}
+
+/// An invitation of `email` to `tenant_id` with `role`, by `caller`, valid
+/// for the configured TTL, and its token (shown once; only its hash is
+/// stored). Refused when an account with that email exists.
+///
+/// # Errors
+/// `409 email-taken`.
+pub(crate) async fn new_invitation(
+    t: &Tenancy,
+    conn: &mut AsyncPgConnection,
+    caller: &Caller,
+    tenant_id: Uuid,
+    email: &Email,
+    role: Role,
+) -> Result<(Invitation, String), TenancyError> {
+    if identity::find_user_by_email(conn, email.as_str())
         .await?
         .is_some()
     {
@@ -415,67 +510,22 @@ pub async fn create_for_customer(
             format!("an account with email {email} already exists"),
         ));
     }
-    let paid_up = input.skip_payment || price_of(&plan)?.amount().is_zero();
-    let status = if paid_up {
-        TenantStatus::Provisioning
-    } else {
-        TenantStatus::PendingPayment
-    };
-    let tenant = new_tenant(&slug, &company, &product, &plan, status);
-    let billing_now = t.clock.now(&mut conn).await?;
-    let subscription = new_subscription(tenant.id, &plan, paid_up, billing_now)?;
     let token = random_token(32);
     let ttl = Duration::from_std(t.invitation_ttl).map_err(|e| TenancyError::Internal(e.into()))?;
-    let job = conn
-        .transaction::<_, TenancyError, _>(async |conn| {
-            insert_tenant_mapped(conn, &tenant, &subscription).await?;
-            tenants::insert_invitation(
-                conn,
-                &Invitation {
-                    id: Uuid::now_v7(),
-                    tenant_id: tenant.id,
-                    email: email.to_string(),
-                    role: Role::TenantOwner.to_string(),
-                    token_hash: token_hash(&token),
-                    invited_by: caller.actor.user_id,
-                    expires_at: Utc::now() + ttl,
-                    accepted_at: None,
-                    revoked_at: None,
-                    created_at: Utc::now(),
-                },
-            )
-            .await?;
-            let job = if paid_up { Some(jobs::enqueue(conn, &Provision { tenant_id: tenant.id }).await?) } else { None };
-            if !paid_up {
-                enqueue_checkout(t, conn, &tenant, &subscription).await?;
-            }
-            caller.entry("tenant.created")
-                .tenant(Some(tenant.id))
-                .target("tenant", tenant.id)
-                .change(None, Some(json!({"slug": tenant.slug, "status": tenant.status, "plan": plan.code, "owner_email": email.as_str(), "skip_payment": input.skip_payment})))
-                .record(conn)
-                .await?;
-            Ok(job)
-        })
-        .await?;
-    let view = TenantView {
-        tenant,
-        product_slug: product.slug.clone(),
-        plan_code: plan.code.clone(),
+    let now = Utc::now();
+    let invitation = Invitation {
+        id: Uuid::now_v7(),
+        tenant_id,
+        email: email.to_string(),
+        role: role.to_string(),
+        token_hash: token_hash(&token),
+        invited_by: caller.actor.user_id,
+        expires_at: now + ttl,
+        accepted_at: None,
+        revoked_at: None,
+        created_at: now,
     };
-    let checkout_url = if paid_up {
-        None
-    } else {
-        checkout(t, &view, &subscription, email.as_str(), &plan).await?
-    };
-    Ok(Created {
-        tenant: view,
-        subscription,
-        plan,
-        checkout_url,
-        job,
-        owner_invitation_url: Some(invitation_url(t, &token)),
-    })
+    Ok((invitation, token))
 }
 
 pub(crate) fn invitation_url(t: &Tenancy, token: &str) -> String {
