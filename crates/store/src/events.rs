@@ -41,27 +41,3 @@ pub trait ProvisioningEvents: Send + Sync + 'static {
         plan_change_id: Uuid,
     ) -> Result<(), StoreError>;
 }
-
-/// No billing: nothing follows (tools and tests that run provisioning alone).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoBilling;
-
-#[async_trait]
-impl ProvisioningEvents for NoBilling {
-    async fn service_started(
-        &self,
-        _conn: &mut AsyncPgConnection,
-        _tenant_id: Uuid,
-    ) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    async fn migration_failed(
-        &self,
-        _conn: &mut AsyncPgConnection,
-        _tenant_id: Uuid,
-        _plan_change_id: Uuid,
-    ) -> Result<(), StoreError> {
-        Ok(())
-    }
-}

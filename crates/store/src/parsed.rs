@@ -14,7 +14,7 @@ use diesel::{
     sql_types::Text,
 };
 use tenantry_domain::{
-    DeploymentKind, JobStatus, NodeStatus, SubscriptionStatus, TenantStatus,
+    JobStatus, SubscriptionStatus, TenantStatus,
     billing::{ChangeKind, PlanChangeStatus, Timing},
 };
 
@@ -53,6 +53,4 @@ parsed_enums!(
     PlanChangeStatus,
     Timing,
     ChangeKind,
-    NodeStatus,
-    DeploymentKind,
 );

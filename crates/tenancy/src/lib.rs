@@ -93,16 +93,4 @@ impl Caller {
     fn entry(&self, action: &str) -> Entry {
         Entry::by(&self.actor, action).tenant(self.tenant_id)
     }
-
-    /// The caller as billing records actors.
-    fn billing_actor(&self) -> tenantry_billing::engine::Actor {
-        tenantry_billing::engine::Actor {
-            user_id: self.actor.user_id,
-            token_id: self.actor.token_id,
-            label: self.actor.label.clone(),
-            client_ip: self.actor.client_ip.clone(),
-            user_agent: self.actor.user_agent.clone(),
-            request_id: self.actor.request_id.clone(),
-        }
-    }
 }

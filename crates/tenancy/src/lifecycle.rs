@@ -181,12 +181,12 @@ pub async fn mark_signup_paid(
     let mut conn = t.pool.get().await?;
     let view = find(&mut conn, caller, id_or_slug).await?;
     let now = t.clock.now(&mut conn).await?;
-    let actor = caller.billing_actor();
+    let actor = &caller.actor;
     let tenant_id = view.tenant.id;
     let job = conn
         .transaction::<_, TenancyError, _>(async |conn| {
             let (sub, _) = tenants::subscription_of(conn, tenant_id).await?;
-            tenantry_billing::stripe::events::signup_paid_by(conn, now, &sub, reference, &actor)
+            tenantry_billing::stripe::events::signup_paid_by(conn, now, &sub, reference, actor)
                 .await?
                 .map_err(|status| {
                     TenancyError::conflict(
