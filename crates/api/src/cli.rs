@@ -247,12 +247,53 @@ mod tests {
             .filter(|k| !k.starts_with('#') && !k.is_empty())
             .collect();
         assert!(vars.len() > 50, "{vars:?}");
-        for var in vars {
+        for var in &vars {
             assert!(
                 readme.contains(&format!("| `{var}` |")),
                 "README.md's configuration table lacks {var}"
             );
         }
+        // And nothing else: every row of the table is a variable.
+        let rows: Vec<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once("` |").map(|(name, _)| name))
+            .filter(|name| {
+                name.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            })
+            .collect();
+        assert_eq!(rows.len(), vars.len(), "one row per variable: {rows:?}");
+        for row in rows {
+            assert!(
+                vars.contains(&row),
+                "README.md's configuration table lists {row}, which is no setting"
+            );
+        }
+    }
+
+    /// The boolean parser takes what people type, in any case, and refuses
+    /// anything else. (That every boolean setting uses it, for its variable
+    /// too, is `cli::every_boolean_variable_takes_what_people_type` in the
+    /// integration tests.)
+    #[test]
+    fn booleans_are_read_as_people_type_them() {
+        use clap::builder::TypedValueParser as _;
+        let cmd = Cli::command();
+        let read = |value: &str| {
+            crate::config::boolish().parse_ref(&cmd, None, std::ffi::OsStr::new(value))
+        };
+        for yes in ["1", "true", "TRUE", "yes", "Yes", "on", "ON"] {
+            assert!(read(yes).unwrap(), "{yes}");
+        }
+        for no in ["0", "false", "False", "no", "NO", "off", "Off"] {
+            assert!(!read(no).unwrap(), "{no}");
+        }
+        assert!(read("maybe").is_err());
+        // A flag alone still means true.
+        let cli = parse(&["tenantry", "--sandbox", "--hsts", "openapi"]).unwrap();
+        let s = crate::config::Settings::from(cli.settings);
+        assert!(s.billing.sandbox && s.auth.hsts && !s.auth.insecure_cookies);
     }
 
     #[test]

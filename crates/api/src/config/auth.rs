@@ -52,6 +52,7 @@ pub struct AuthArgs {
         long,
         env = "TENANTRY_INSECURE_COOKIES",
         default_value_t = false,
+        value_parser = super::boolish(),
         global = true
     )]
     #[arg(display_order = 14)]
@@ -125,7 +126,13 @@ pub struct AuthArgs {
     pub cors_origins: String,
 
     /// Send `Strict-Transport-Security` (when served over TLS, directly or behind a proxy).
-    #[arg(long, env = "TENANTRY_HSTS", default_value_t = false, global = true)]
+    #[arg(
+        long,
+        env = "TENANTRY_HSTS",
+        default_value_t = false,
+        value_parser = super::boolish(),
+        global = true
+    )]
     #[arg(display_order = 23)]
     pub hsts: bool,
 

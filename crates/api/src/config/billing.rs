@@ -56,7 +56,13 @@ pub struct BillingArgs {
     pub billing_interval_secs: u64,
 
     /// Sandbox mode: admins may move the billing clock (`POST /v1/sandbox/clock`). Never in production.
-    #[arg(long, env = "TENANTRY_SANDBOX", default_value_t = false, global = true)]
+    #[arg(
+        long,
+        env = "TENANTRY_SANDBOX",
+        default_value_t = false,
+        value_parser = super::boolish(),
+        global = true
+    )]
     #[arg(display_order = 33)]
     pub sandbox: bool,
 }

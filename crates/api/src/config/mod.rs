@@ -44,6 +44,13 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 use clap::Args;
 use secrecy::SecretString;
 
+/// The parser of every boolean setting: what people type, in any case —
+/// `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off` (also `y`/`n`, `t`/`f`),
+/// from a flag, its variable or the config file alike.
+pub(crate) fn boolish() -> clap::builder::BoolishValueParser {
+    clap::builder::BoolishValueParser::new()
+}
+
 /// Settings shared by every subcommand (flags are global).
 #[derive(Clone, Args)]
 pub struct SettingsArgs {

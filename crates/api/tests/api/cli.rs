@@ -405,3 +405,36 @@ async fn secrets_never_reach_the_logs() {
         assert!(!all.contains(&secret), "the {what} appeared in the logs");
     }
 }
+
+/// Every boolean setting of the configuration table takes what people type
+/// in its variable (`TENANTRY_SANDBOX=1 make run`), in any case, and a value
+/// that is no boolean is refused naming the variable's flag.
+#[test]
+fn every_boolean_variable_takes_what_people_type() {
+    let vars = [
+        ("TENANTRY_INSECURE_COOKIES", "--insecure-cookies"),
+        ("TENANTRY_HSTS", "--hsts"),
+        ("TENANTRY_SANDBOX", "--sandbox"),
+    ];
+    // These are all the booleans `--help` lists (their default is `false`).
+    let (ok, help, _) = run(tenantry(None).arg("--help"));
+    assert!(ok);
+    let listed = help
+        .lines()
+        .filter(|l| l.trim_start().starts_with("--") && !l.contains("<"))
+        .filter(|l| !l.contains("--help") && !l.contains("--version"))
+        .count();
+    assert_eq!(listed, vars.len(), "{help}");
+    for (var, flag) in vars {
+        assert!(help.contains(flag) && help.contains(var), "{flag}");
+        for value in [
+            "1", "0", "true", "false", "TRUE", "False", "yes", "no", "Yes", "NO", "on", "off",
+            "ON", "Off",
+        ] {
+            let (ok, _, err) = run(tenantry(None).env(var, value).arg("openapi"));
+            assert!(ok, "{var}={value}: {err}");
+        }
+        let (ok, _, err) = run(tenantry(None).env(var, "maybe").arg("openapi"));
+        assert!(!ok && err.contains(flag) && err.contains("maybe"), "{err}");
+    }
+}
