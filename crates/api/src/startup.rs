@@ -279,6 +279,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
     cfg.service(routes::health::healthz)
         .service(routes::health::readyz)
         .service(routes::health::metrics)
+        .service(routes::checkout_return::success)
+        .service(routes::checkout_return::canceled)
         .configure(|cfg| routes::v1(cfg, settings))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
         .route(

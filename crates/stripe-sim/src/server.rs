@@ -50,16 +50,50 @@ impl StripeSim {
     }
 }
 
-async fn pay_page(path: web::Path<String>) -> HttpResponse {
+async fn pay_page(sim: web::Data<StripeSim>, path: web::Path<String>) -> HttpResponse {
     let id = path.into_inner();
+    let cancel = sim
+        .with(|s| s.objects.get(&id).map(|o| o["cancel_url"].clone()))
+        .and_then(|u| u.as_str().map(str::to_owned))
+        .map(|u| format!("<p><a href=\"{u}\">Cancel</a></p>"))
+        .unwrap_or_default();
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
         "<!doctype html><title>Stripe stand-in checkout</title><h1>Checkout {id}</h1>\
-         <form method=post action=\"/_sim/checkout/{id}/complete\"><button>Pay (test)</button></form>"
+         <form method=post action=\"/_sim/checkout/{id}/complete\"><button>Pay (test)</button></form>{cancel}"
     ))
 }
 
-async fn control_complete(sim: web::Data<StripeSim>, path: web::Path<String>) -> HttpResponse {
-    HttpResponse::Ok().json(sim.complete_checkout(&path).await)
+/// Completes a checkout session. A browser's form post (what the page's
+/// button sends) is sent on to the session's `success_url`, with
+/// `{CHECKOUT_SESSION_ID}` filled in, as Stripe redirects after paying; a
+/// script's post gets the events it caused.
+async fn control_complete(
+    sim: web::Data<StripeSim>,
+    path: web::Path<String>,
+    req: actix_web::HttpRequest,
+) -> HttpResponse {
+    let events = sim.complete_checkout(&path).await;
+    let from_browser = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let success = sim
+        .with(|s| {
+            s.objects
+                .get(path.as_str())
+                .map(|o| o["success_url"].clone())
+        })
+        .and_then(|u| u.as_str().map(str::to_owned));
+    match success {
+        Some(url) if from_browser => HttpResponse::SeeOther()
+            .insert_header((
+                actix_web::http::header::LOCATION,
+                url.replace("{CHECKOUT_SESSION_ID}", &path),
+            ))
+            .finish(),
+        _ => HttpResponse::Ok().json(events),
+    }
 }
 
 async fn control_renew(sim: web::Data<StripeSim>, path: web::Path<String>) -> HttpResponse {

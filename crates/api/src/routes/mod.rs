@@ -6,6 +6,7 @@ pub mod auth;
 pub mod billing;
 pub mod catalog;
 pub mod catalog_admin;
+pub mod checkout_return;
 pub mod health;
 pub mod jobs;
 pub mod nodes;

@@ -210,3 +210,23 @@ pub async fn open_payment_checkout(
     store::save_checkout(conn, key, tenant_id, &id, &url).await?;
     Ok(CheckoutSession { id, url })
 }
+
+/// The tenant a Checkout Session we opened was for, as the customer
+/// returning from Checkout sees it (the `success_url` names the session:
+/// docs.stripe.com/payments/checkout/custom-success-page). `None` for a
+/// session we did not open.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn returning_customer(
+    pool: &Pool,
+    session_id: &str,
+) -> Result<Option<tenants::TenantView>, StoreError> {
+    let mut conn = pool.get().await?;
+    let Some(tenant) = store::tenant_of_session(&mut conn, session_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        tenants::find_tenant(&mut conn, &tenant.to_string(), tenants::Visibility::All).await?,
+    ))
+}

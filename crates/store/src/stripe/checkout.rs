@@ -27,6 +27,22 @@ pub async fn checkout(
         .optional()?)
 }
 
+/// The tenant a Checkout Session we opened was for.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn tenant_of_session(
+    conn: &mut AsyncPgConnection,
+    session_id: &str,
+) -> Result<Option<Uuid>, StoreError> {
+    Ok(stripe_checkouts::table
+        .filter(stripe_checkouts::session_id.eq(session_id))
+        .select(stripe_checkouts::tenant_id)
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 /// Remembers a checkout session (the first one stored for a key wins).
 ///
 /// # Errors

@@ -19,7 +19,7 @@ mod subscriptions;
 pub use catalog::{
     CatalogTwin, active_products, plan_of_price, plan_with_product, save_twin, twin,
 };
-pub use checkout::{checkout, owner_email, save_checkout, set_customer};
+pub use checkout::{checkout, owner_email, save_checkout, set_customer, tenant_of_session};
 pub use events::{StripeEvent, find_event, insert_event, known_events, mark_processed};
 pub use subscriptions::{
     PaidPeriod, cancel_at_period_end, latest_change, link_provider, lock_subscription,

@@ -113,3 +113,91 @@ async fn transient_stripe_failures_are_retried_under_the_same_key() {
     assert_eq!(w.sim.objects("checkout.session").len(), 2);
     let _ = (tenant, sub);
 }
+
+/// The customer's round trip as a browser makes it: the checkout page's
+/// button posts a form, the stand-in sends them on to the session's
+/// `success_url` (as Stripe does), and Tenantry's page there says where the
+/// tenant stands; the page's cancel link leads to Tenantry's cancel page.
+#[tokio::test]
+async fn checkout_returns_the_customer_to_pages_that_say_where_the_tenant_stands() {
+    let w = world().await;
+    let (tenant, _, url) = w.signup("acme", "basic").await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = browser
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let attribute = |name: &str| {
+        page.split(&format!("{name}=\""))
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("no {name} on the checkout page: {page}"))
+            .to_owned()
+    };
+    let (action, cancel) = (attribute("action"), attribute("href"));
+    let base = url.split("/pay/").next().unwrap();
+    let res = browser
+        .post(format!("{base}{action}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let session = World::session_of(&url);
+    let configured = w.sim.object(&session).unwrap();
+    assert_eq!(
+        location,
+        configured["success_url"]
+            .as_str()
+            .unwrap()
+            .replace("{CHECKOUT_SESSION_ID}", &session),
+        "the session id is filled in"
+    );
+    // The webhook was delivered before the redirect: the tenant is provisioning.
+    assert_eq!(w.tenant_status(tenant).await, "provisioning");
+    // The configured URLs name the public host; the pages are served here.
+    let here = |u: &str| {
+        let path = u.splitn(4, '/').nth(3).unwrap();
+        w.app.url(&format!("/{path}"))
+    };
+    let res = browser.get(here(&location)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains("acme") && text.contains("being set up") && text.contains("provisioning"),
+        "{text}"
+    );
+    // A session that is not ours, and none at all.
+    let res = browser
+        .get(w.app.url("/billing/success?session_id=cs_unknown"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = browser
+        .get(w.app.url("/billing/success"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    // The cancel link.
+    assert_eq!(cancel, configured["cancel_url"].as_str().unwrap());
+    let res = browser.get(here(&cancel)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("Nothing was charged"));
+}
