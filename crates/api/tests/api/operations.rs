@@ -159,3 +159,68 @@ async fn the_committed_openapi_spec_is_current() {
         "openapi/openapi.json is out of date with the handlers: run `make openapi` and commit it"
     );
 }
+
+/// Headless Chromium (Debian's `chromium`), kept off every network but
+/// loopback, loads `/docs/` from a running server: the rendered page lists
+/// every tag and every operation of the spec, with no asset from elsewhere.
+/// A screenshot is left in `target/tmp/docs.png` for people to look at.
+#[tokio::test]
+async fn the_docs_page_lists_every_tag_and_operation_in_a_real_browser() {
+    let app = spawn_app().await;
+    let spec: serde_json::Value = app.get_json("/openapi.json").await;
+    let url = app.url("/docs/");
+    let chromium = |extra: &[&str]| {
+        let out = std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                // Only loopback resolves: the page must need nothing remote.
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                "--virtual-time-budget=20000",
+            ])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("chromium (Debian package `chromium`) must be installed: see .ci/run");
+        assert!(out.status.success(), "chromium: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dom = chromium(&["--dump-dom"]);
+    let mut operations = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let tag = op["tags"][0].as_str().unwrap();
+            let id = op["operationId"].as_str().unwrap();
+            assert!(
+                dom.contains(&format!("id=\"operations-{tag}-{id}\"")),
+                "{method} {path} ({tag}/{id}) is not on the docs page"
+            );
+            operations += 1;
+        }
+    }
+    let tags: Vec<&str> = spec["tags"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    for tag in &tags {
+        assert!(
+            dom.contains(&format!("data-tag=\"{tag}\"")),
+            "tag {tag} is not on the docs page"
+        );
+    }
+    assert!(
+        operations > 50 && !tags.is_empty(),
+        "{operations} operations, {tags:?}"
+    );
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("docs.png");
+    chromium(&[
+        "--window-size=1280,4000",
+        &format!("--screenshot={}", shot.display()),
+    ]);
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "an empty screenshot"
+    );
+}
