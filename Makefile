@@ -4,6 +4,8 @@
 SHELL := /bin/bash
 # The schema check compares against this version's `diesel print-schema` output.
 DIESEL_CLI_VERSION := 2.3.14
+# The generator of the Python client a test drives the API with (PyPI).
+OPENAPI_PYTHON_CLIENT_VERSION := 0.29.1
 .DEFAULT_GOAL := help
 
 .PHONY: help run demo test fmt lint check-layers openapi schema tools bench bench-placement bench-provision clean
@@ -36,9 +38,10 @@ openapi: ## regenerate openapi/openapi.json from the handlers
 schema: ## regenerate crates/store/src/schema.rs from the migrations (needs a PostgreSQL: DATABASE_URL or the test cluster)
 	@scripts/schema
 
-tools: ## install the tools `make test` needs (cargo-nextest, diesel CLI)
+tools: ## install the tools `make test` needs (cargo-nextest, diesel CLI, openapi-python-client); `make test` runs this itself
 	@command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 	@diesel --version 2>/dev/null | grep -q "$(DIESEL_CLI_VERSION)" || cargo install diesel_cli --version $(DIESEL_CLI_VERSION) --no-default-features --features postgres --locked
+	@openapi-python-client --version 2>/dev/null | grep -q "$(OPENAPI_PYTHON_CLIENT_VERSION)" || python3 -m pip install --quiet --disable-pip-version-check "openapi-python-client==$(OPENAPI_PYTHON_CLIENT_VERSION)"
 
 bench-placement: ## µs per placement decision over 1,000 nodes (release build; figures in bench/README.md)
 	cargo bench --locked -p tenantry-domain --bench placement
