@@ -54,6 +54,10 @@ pub struct SimConfig {
     /// The `version` that `GET /version` answers; default `9.1.1`
     /// (`release` is its first two parts).
     pub version: String,
+    /// Where the cluster's containers are kept (JSON, rewritten atomically
+    /// after every change), so a restarted simulator still has them, as a
+    /// real cluster would; `None` (the default): in memory only.
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -63,6 +67,7 @@ impl Default for SimConfig {
             tokens: vec![(DEFAULT_TOKEN_ID.to_owned(), DEFAULT_TOKEN_SECRET.to_owned())],
             task_duration: Duration::from_millis(20),
             version: "9.1.1".to_owned(),
+            state_file: None,
         }
     }
 }
@@ -132,10 +137,13 @@ impl Sim {
     /// Starts a simulator on `addr` (port 0 picks a free one).
     ///
     /// # Errors
-    /// When the listener cannot be bound or the embedded schema is broken.
+    /// When the listener cannot be bound, the embedded schema is broken, or
+    /// the state file cannot be read.
     pub async fn start_on(cfg: SimConfig, addr: SocketAddr) -> std::io::Result<Sim> {
         schema::schema().map_err(std::io::Error::other)?;
-        let shared: Shared = Arc::new(Mutex::new(State::new(cfg)));
+        let mut state = State::new(cfg);
+        state.load()?;
+        let shared: Shared = Arc::new(Mutex::new(state));
         let (addr, handle) = server::serve(shared.clone(), addr)?;
         Ok(Sim {
             shared,

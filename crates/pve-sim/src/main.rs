@@ -44,6 +44,9 @@ struct Args {
     /// The PVE version `GET /version` reports.
     #[arg(long, env = "PVE_SIM_VERSION", default_value = "9.1.1")]
     pve_version: String,
+    /// A file that keeps the containers across restarts (created if missing).
+    #[arg(long, env = "PVE_SIM_STATE")]
+    state: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -68,6 +71,7 @@ async fn main() -> std::io::Result<()> {
             .collect(),
         task_duration: Duration::from_millis(args.task_ms),
         version: args.pve_version,
+        state_file: args.state,
         ..SimConfig::default()
     };
     if !args.tokens.is_empty() {

@@ -255,13 +255,18 @@ async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
         .map(|i| st.faults.drops.remove(i))
         .is_some();
     let duration = st.faults.task_duration;
+    if method != "GET" {
+        st.save();
+    }
     drop(st);
 
     for upid in tasks {
         let shared = shared.get_ref().clone();
         actix_web::rt::spawn(async move {
             tokio::time::sleep(duration).await;
-            lock(&shared).finish_task(&upid);
+            let mut st = lock(&shared);
+            st.finish_task(&upid);
+            st.save();
         });
     }
     tracing::debug!(%method, %path, status, dropped = drop_it, "request");

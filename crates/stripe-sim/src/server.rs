@@ -108,10 +108,17 @@ async fn control_requests(sim: web::Data<StripeSim>) -> HttpResponse {
     HttpResponse::Ok().json(sim.requests())
 }
 
-/// Moves the stand-in's clock: `{"advance_seconds": N}` (the demo keeps it
-/// in step with Tenantry's sandbox clock). Answers the total offset.
+/// Moves the stand-in's clock: `{"advance_seconds": N}` forward, or
+/// `{"offset_seconds": N}` to that offset from real time (the demo keeps it
+/// in step with Tenantry's sandbox clock, also across restarts). Answers the
+/// total offset.
 async fn control_clock(sim: web::Data<StripeSim>, body: web::Json<Value>) -> HttpResponse {
-    sim.advance(int(&body["advance_seconds"]));
+    if let Some(offset) = body.get("offset_seconds") {
+        let offset = int(offset);
+        sim.with(|s| s.clock_offset = offset);
+    } else {
+        sim.advance(int(&body["advance_seconds"]));
+    }
     let offset = sim.with(|s| s.clock_offset);
     HttpResponse::Ok().json(json!({"offset_seconds": offset}))
 }

@@ -41,10 +41,30 @@ impl StripeSim {
     }
 
     pub(crate) fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        match self.state.lock() {
-            Ok(mut s) => f(&mut s),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
+        let mut s = match self.state.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let out = f(&mut s);
+        s.save();
+        out
+    }
+
+    /// Keeps the account in `path` (JSON, rewritten atomically after every
+    /// change), reading what an earlier run left there: a restarted
+    /// stand-in still has its customers, prices, sessions and subscriptions.
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read as a stand-in's state.
+    pub fn keep_state_in(self, path: std::path::PathBuf) -> std::io::Result<Self> {
+        {
+            let mut s = match self.state.lock() {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            s.load(path)?;
         }
+        Ok(self)
     }
 
     /// Sets where webhooks go and with which secret.
@@ -195,5 +215,48 @@ impl StripeSim {
         });
         self.deliver(&events).await;
         events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::StripeSim;
+
+    /// A stand-in that keeps its account in a file, restarted, still has
+    /// its objects, events, clock and id counter.
+    #[test]
+    fn a_restarted_stand_in_keeps_its_account_in_its_state_file() {
+        let file = std::env::temp_dir().join(format!(
+            "stripe-sim-state-{}-{}.json",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let sim = StripeSim::new("http://127.0.0.1:1")
+            .keep_state_in(file.clone())
+            .unwrap();
+        let id = sim.with(|s| {
+            let id = s.id("cus");
+            s.objects
+                .insert(id.clone(), json!({"id": id, "object": "customer"}));
+            s.event("customer.created", json!({"id": id}));
+            id
+        });
+        sim.advance(86_400);
+        drop(sim);
+
+        let again = StripeSim::new("http://127.0.0.1:1")
+            .keep_state_in(file.clone())
+            .unwrap();
+        assert_eq!(again.object(&id).unwrap()["object"], "customer");
+        assert_eq!(again.events().len(), 1);
+        assert_eq!(again.with(|s| s.clock_offset), 86_400);
+        let next = again.with(|s| s.id("cus"));
+        assert_ne!(next, id, "ids continue after the kept ones");
+        std::fs::remove_file(&file).ok();
     }
 }

@@ -50,6 +50,71 @@ pub(crate) struct State {
     pub(crate) log: Vec<Logged>,
     /// Seconds added to the stand-in's clock (subscription periods).
     pub(crate) clock_offset: i64,
+    /// Where the account is kept across restarts, when anywhere.
+    pub(crate) state_file: Option<std::path::PathBuf>,
+}
+
+/// What a restarted stand-in keeps: the account's objects, idempotency
+/// cache, events, id counter and clock (not the request log or the faults).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Kept {
+    objects: HashMap<String, Value>,
+    idempotency: HashMap<String, (u16, Value)>,
+    events: Vec<Value>,
+    next: u64,
+    clock_offset: i64,
+}
+
+impl State {
+    /// Reads `path` into the account, when it exists, and keeps the account
+    /// there from now on.
+    pub(crate) fn load(&mut self, path: std::path::PathBuf) -> std::io::Result<()> {
+        match std::fs::read(&path) {
+            Ok(text) => {
+                let kept: Kept = serde_json::from_slice(&text).map_err(|e| {
+                    std::io::Error::other(format!(
+                        "{}: not a stripe-sim state: {e}",
+                        path.display()
+                    ))
+                })?;
+                self.objects = kept.objects;
+                self.idempotency = kept.idempotency;
+                self.events = kept.events;
+                self.next = kept.next;
+                self.clock_offset = kept.clock_offset;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        self.state_file = Some(path);
+        Ok(())
+    }
+
+    /// Writes the account to its file (a temporary file renamed over it,
+    /// so a crash leaves the old state or the new one), when it has one.
+    pub(crate) fn save(&self) {
+        let Some(path) = &self.state_file else {
+            return;
+        };
+        let kept = Kept {
+            objects: self.objects.clone(),
+            idempotency: self.idempotency.clone(),
+            events: self.events.clone(),
+            next: self.next,
+            clock_offset: self.clock_offset,
+        };
+        let tmp = path.with_extension("tmp");
+        let written = serde_json::to_vec(&kept)
+            .map_err(std::io::Error::other)
+            .and_then(|json| std::fs::write(&tmp, json))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            eprintln!(
+                "stripe-sim: cannot save its state to {}: {e}",
+                path.display()
+            );
+        }
+    }
 }
 
 impl State {

@@ -21,17 +21,31 @@ fn sibling(name: &str) -> PathBuf {
 }
 
 fn make_run(data_dir: &Path, pg_port: u16, http_port: u16, database_url: Option<&str>) -> Child {
+    make_run_with_sims(
+        data_dir,
+        pg_port,
+        http_port,
+        database_url,
+        (free_port(), free_port()),
+    )
+}
+
+/// `make run` with its simulators on these ports (pve-sim, the Stripe stand-in).
+fn make_run_with_sims(
+    data_dir: &Path,
+    pg_port: u16,
+    http_port: u16,
+    database_url: Option<&str>,
+    (pve_port, stripe_port): (u16, u16),
+) -> Child {
     let mut cmd = Command::new(root().join("scripts/run"));
     cmd.env("TENANTRY_BIN", env!("CARGO_BIN_EXE_tenantry"))
         .env("PVE_SIM_BIN", sibling("pve-sim"))
         .env("STRIPE_SIM_BIN", sibling("stripe-sim"))
-        .env(
-            "TENANTRY_PVE_SIM_LISTEN",
-            format!("127.0.0.1:{}", free_port()),
-        )
+        .env("TENANTRY_PVE_SIM_LISTEN", format!("127.0.0.1:{pve_port}"))
         .env(
             "TENANTRY_STRIPE_SIM_LISTEN",
-            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{stripe_port}"),
         )
         .env("TENANTRY_ARGON2_MEMORY_KIB", "1024")
         .env("TENANTRY_ARGON2_ITERATIONS", "1")
@@ -211,7 +225,8 @@ async fn make_run_starts_the_whole_control_plane_and_make_demo_walks_the_main_pa
     let data_dir = std::env::temp_dir().join(format!("tenantry-demo-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&data_dir).unwrap();
     let http_port = free_port();
-    let mut child = make_run(&data_dir, free_port(), http_port, None);
+    let (pg_port, sims) = (free_port(), (free_port(), free_port()));
+    let mut child = make_run_with_sims(&data_dir, pg_port, http_port, None, sims);
     wait_started(&mut child, &data_dir).await;
 
     // The demo's secrets are the owner's alone.
@@ -275,6 +290,34 @@ async fn make_run_starts_the_whole_control_plane_and_make_demo_walks_the_main_pa
     assert!(
         !data_dir.join("run.env").exists(),
         "run.env goes with make run"
+    );
+
+    // The simulators kept what they had; a second start of the same data
+    // dir finds every earlier container, customer and price, and the demo
+    // passes again (a Stripe stand-in that forgot the synced prices, or a
+    // pve-sim that forgot the containers, would fail it).
+    for kept in ["pve-sim.json", "stripe-sim.json"] {
+        assert!(data_dir.join(kept).exists(), "{kept}");
+    }
+    let pve_state = std::fs::read_to_string(data_dir.join("pve-sim.json")).unwrap();
+    assert!(pve_state.contains("\"vmid\""), "{pve_state}");
+    let mut child = make_run_with_sims(&data_dir, pg_port, http_port, None, sims);
+    wait_started(&mut child, &data_dir).await;
+    let dir = data_dir.clone();
+    let again = tokio::task::spawn_blocking(move || {
+        Command::new(root().join("scripts/demo"))
+            .env("TENANTRY_DATA_DIR", &dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let again_out = String::from_utf8_lossy(&again.stdout).into_owned();
+    let out = stop(child).await;
+    assert!(
+        again.status.success() && again_out.contains("demo: OK"),
+        "make demo failed on the second start: {again_out}\n{}\nmake run said:\n{out}",
+        String::from_utf8_lossy(&again.stderr)
     );
 
     // Without make run, make demo says so and fails.

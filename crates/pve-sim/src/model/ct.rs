@@ -10,17 +10,19 @@ use sha1::{Digest, Sha1};
 use super::ContainerView;
 use crate::ConfigMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Power {
     Running,
     Stopped,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Ct {
     pub node: String,
     pub vmid: u32,
     pub power: Power,
+    /// When it started (uptime); not kept across restarts of the simulator.
+    #[serde(skip)]
     pub started: Option<Instant>,
     pub config: ConfigMap,
 }

@@ -23,7 +23,58 @@ pub(crate) struct State {
     uptime_base: u64,
 }
 
+/// What a restarted simulator keeps: the containers and the pid counter
+/// (tasks in flight are lost, as a rebooted node loses them).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Kept {
+    cts: BTreeMap<u32, Ct>,
+    next_pid: u32,
+}
+
 impl State {
+    /// Reads the state file, when there is one and it exists.
+    pub fn load(&mut self) -> std::io::Result<()> {
+        let Some(path) = &self.cfg.state_file else {
+            return Ok(());
+        };
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let kept: Kept = serde_json::from_slice(&text).map_err(|e| {
+            std::io::Error::other(format!("{}: not a pve-sim state: {e}", path.display()))
+        })?;
+        self.cts = kept.cts;
+        for ct in self.cts.values_mut() {
+            if ct.power == Power::Running {
+                ct.started = Some(Instant::now());
+            }
+        }
+        self.next_pid = kept.next_pid;
+        Ok(())
+    }
+
+    /// Writes the state file (to a temporary file renamed over it, so a
+    /// crash leaves the old state or the new one), when there is one.
+    pub fn save(&self) {
+        let Some(path) = &self.cfg.state_file else {
+            return;
+        };
+        let kept = Kept {
+            cts: self.cts.clone(),
+            next_pid: self.next_pid,
+        };
+        let tmp = path.with_extension("tmp");
+        let written = serde_json::to_vec(&kept)
+            .map_err(std::io::Error::other)
+            .and_then(|json| std::fs::write(&tmp, json))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            tracing::error!(path = %path.display(), error = %e, "cannot save the simulator's state");
+        }
+    }
+
     pub fn new(cfg: SimConfig) -> Self {
         let d = cfg.task_duration;
         State {

@@ -370,3 +370,47 @@ async fn the_create_lock_is_held_while_the_task_runs() {
         ("stopped", None)
     );
 }
+
+/// With a state file, a restarted simulator still has its containers (as a
+/// rebooted cluster has), with their config and power state; a new one
+/// continues from them (the next vmid is past them).
+#[tokio::test]
+async fn a_restarted_simulator_keeps_its_containers_in_its_state_file() {
+    let dir = std::env::temp_dir().join(format!("pve-sim-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{}.json", uuid_like()));
+    let cfg = || SimConfig {
+        task_duration: Duration::ZERO,
+        state_file: Some(file.clone()),
+        ..SimConfig::default()
+    };
+    let t = spawn_with(cfg()).await;
+    t.created("pve1", 100, &[("hostname", "kept"), ("cores", "2")])
+        .await;
+    let before = t.sim.containers();
+    assert_eq!(before.len(), 1);
+    t.sim.stop().await;
+    assert!(file.exists(), "written as it changed");
+
+    let again = spawn_with(cfg()).await;
+    let after = again.sim.containers();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].vmid, 100);
+    assert_eq!(after[0].status, before[0].status);
+    assert_eq!(after[0].tags, before[0].tags);
+    assert_eq!(after[0].config, before[0].config);
+    let next = again.get("/cluster/nextid").await.data();
+    assert_eq!(next, "101", "the kept container's vmid is taken");
+    again.sim.stop().await;
+    std::fs::remove_file(&file).ok();
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    )
+}

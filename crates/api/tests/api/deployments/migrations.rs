@@ -165,3 +165,50 @@ async fn a_failed_migration_rolls_back_fails_the_plan_change_and_records_a_credi
         .get(0);
     assert_eq!(ports, 0, "no leaked port");
 }
+
+/// Proxmox hands a destroyed container's vmid out again: a dedicated
+/// container created after another was moved away (its instance row kept,
+/// `destroyed`) may get the same vmid, and must be recorded all the same.
+#[tokio::test]
+async fn a_vmid_freed_by_a_migration_is_taken_again() {
+    let env = env().await;
+    let id = env.create("acme", "basic").await;
+    env.wait_status(&id, "active").await;
+    let wait_kind = async |kind: &str| {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let d = env.active(&id).await;
+            if d["kind"] == kind && env.tenant(&id).await["status"] == "active" {
+                return d;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never {kind}: {d}");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    };
+    change_plan_now(&env, &id, "pro").await;
+    let dedicated = wait_kind("dedicated").await;
+    let vmid = dedicated["container_id"].as_str().unwrap().to_owned();
+    change_plan_now(&env, &id, "basic").await;
+    wait_kind("shared").await;
+    let destroyed: i64 = env
+        .app
+        .sql()
+        .await
+        .query_one(
+            "SELECT count(*) FROM instances WHERE status = 'destroyed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(destroyed, 1, "the moved-away instance's row is kept");
+
+    let other = env.create("beta", "pro").await;
+    env.wait_status(&other, "active").await;
+    let d = env.active(&other).await;
+    assert_eq!(
+        d["container_id"].as_str(),
+        Some(vmid.as_str()),
+        "the simulator, as Proxmox, reused the lowest free vmid"
+    );
+}
