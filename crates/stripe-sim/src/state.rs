@@ -52,6 +52,8 @@ pub(crate) struct State {
     pub(crate) clock_offset: i64,
     /// Where the account is kept across restarts, when anywhere.
     pub(crate) state_file: Option<std::path::PathBuf>,
+    /// What was last written there (a read changes nothing to write).
+    pub(crate) saved: Vec<u8>,
 }
 
 /// What a restarted stand-in keeps: the account's objects, idempotency
@@ -91,9 +93,10 @@ impl State {
     }
 
     /// Writes the account to its file (a temporary file renamed over it,
-    /// so a crash leaves the old state or the new one), when it has one.
-    pub(crate) fn save(&self) {
-        let Some(path) = &self.state_file else {
+    /// so a crash leaves the old state or the new one), when it has one and
+    /// the account changed since the last write.
+    pub(crate) fn save(&mut self) {
+        let Some(path) = self.state_file.clone() else {
             return;
         };
         let kept = Kept {
@@ -103,16 +106,21 @@ impl State {
             next: self.next,
             clock_offset: self.clock_offset,
         };
+        let json = match serde_json::to_vec(&kept) {
+            Ok(json) if json != self.saved => json,
+            Ok(_) => return,
+            Err(e) => {
+                eprintln!("stripe-sim: cannot save its state: {e}");
+                return;
+            }
+        };
         let tmp = path.with_extension("tmp");
-        let written = serde_json::to_vec(&kept)
-            .map_err(std::io::Error::other)
-            .and_then(|json| std::fs::write(&tmp, json))
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = written {
-            eprintln!(
+        match std::fs::write(&tmp, &json).and_then(|()| std::fs::rename(&tmp, &path)) {
+            Ok(()) => self.saved = json,
+            Err(e) => eprintln!(
                 "stripe-sim: cannot save its state to {}: {e}",
                 path.display()
-            );
+            ),
         }
     }
 }
