@@ -38,6 +38,15 @@ pub fn caller(principal: &Principal, client: &ClientInfo) -> Caller {
     }
 }
 
+/// Someone not signed in (signing up, accepting an invitation), as the
+/// tenant services take them.
+pub fn anonymous_caller(label: &str, client: &ClientInfo) -> Caller {
+    Caller {
+        actor: anonymous(label, client),
+        tenant_id: None,
+    }
+}
+
 /// The caller as the tenant services take it, for a read (no client details
 /// are recorded by reads).
 pub fn viewer(principal: &Principal) -> Caller {

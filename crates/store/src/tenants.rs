@@ -291,9 +291,19 @@ pub async fn transition(
     reason: Option<&str>,
 ) -> Result<(TenantStatus, Tenant), TransitionError> {
     let current = lock_tenant(conn, id).await?;
+    move_locked(conn, &current, to, reason).await
+}
+
+/// Checks and writes the move of `current`, already locked by the caller.
+async fn move_locked(
+    conn: &mut AsyncPgConnection,
+    current: &Tenant,
+    to: TenantStatus,
+    reason: Option<&str>,
+) -> Result<(TenantStatus, Tenant), TransitionError> {
     let from = current.status;
     from.transition(to)?;
-    let tenant = diesel::update(tenants::table.find(id))
+    let tenant = diesel::update(tenants::table.find(current.id))
         .set((
             tenants::status.eq(to.as_str()),
             tenants::status_reason.eq(reason),
@@ -318,10 +328,11 @@ pub async fn ensure_status(
     to: TenantStatus,
     reason: Option<&str>,
 ) -> Result<Option<TenantStatus>, TransitionError> {
-    if lock_tenant(conn, id).await?.status == to {
+    let current = lock_tenant(conn, id).await?;
+    if current.status == to {
         return Ok(None);
     }
-    Ok(Some(transition(conn, id, to, reason).await?.0))
+    Ok(Some(move_locked(conn, &current, to, reason).await?.0))
 }
 
 /// A tenant's subscription, with its plan.

@@ -65,10 +65,7 @@ pub async fn signup(
     client: ClientInfo,
     Json(input): Json<SignupInput>,
 ) -> ApiResult<HttpResponse> {
-    let caller = tenantry_tenancy::Caller {
-        actor: crate::audit::anonymous(&input.email, &client),
-        tenant_id: None,
-    };
+    let caller = crate::audit::anonymous_caller(&input.email, &client);
     created_response(service::signup(&state.tenancy, input, &caller).await?)
 }
 

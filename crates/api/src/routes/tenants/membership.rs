@@ -202,10 +202,7 @@ pub async fn accept(
     client: ClientInfo,
     Json(input): Json<AcceptInput>,
 ) -> ApiResult<HttpResponse> {
-    let caller = tenantry_tenancy::Caller {
-        actor: crate::audit::anonymous("", &client),
-        tenant_id: None,
-    };
+    let caller = crate::audit::anonymous_caller("", &client);
     let user =
         service::accept_invitation(&state.tenancy, &input.token, &input.password, &caller).await?;
     Ok(HttpResponse::Created().json(Accepted {
