@@ -55,6 +55,14 @@ pub struct InstanceSpec {
     /// The compose stack to run instead of the single image `artifact`
     /// (Docker; Proxmox ignores it).
     pub stack: Option<StackSpec>,
+    /// Whether the plan pays for high availability ("Dedicated HA"):
+    /// Docker creates it with the restart policy `always`; Proxmox
+    /// registers it as an HA resource after creation (see
+    /// [`Driver::set_high_availability`]).
+    pub high_availability: bool,
+    /// The product's health check command, run inside the container
+    /// (Docker `HEALTHCHECK CMD`, every 10 s; Proxmox ignores it).
+    pub health_check: Option<Vec<String>>,
 }
 
 impl fmt::Debug for InstanceSpec {
@@ -71,6 +79,8 @@ impl fmt::Debug for InstanceSpec {
             .field("labels", &self.labels)
             .field("volumes", &self.volumes)
             .field("stack", &self.stack)
+            .field("high_availability", &self.high_availability)
+            .field("health_check", &self.health_check)
             .finish()
     }
 }
@@ -98,6 +108,16 @@ pub struct InstanceRef {
     /// The driver's own id for it: the Proxmox `vmid` as a decimal string,
     /// or the Docker container id.
     pub external_id: String,
+}
+
+/// Where an instance's application answers, for the reverse proxy: a host
+/// (an IP address or DNS name) and a TCP port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Upstream {
+    /// IP address or host name.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
 }
 
 /// The lifecycle state a driver reports.
@@ -267,6 +287,37 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         &self,
         instance: &InstanceRef,
         resources: &Resources,
+    ) -> Result<(), DriverError>;
+
+    /// Where the instance's application answers: for Proxmox the
+    /// container's IPv4 address read from
+    /// `GET /nodes/{node}/lxc/{vmid}/interfaces` (the first non-loopback
+    /// interface with an `inet`, prefix length dropped) with
+    /// `internal_port`; for Docker the engine's host with the published
+    /// `host_port`. `None` when the node does not know it yet (a
+    /// container without an address, an instance publishing no port).
+    ///
+    /// # Errors
+    /// [`DriverError`]; `NotFound` when the instance does not exist.
+    async fn upstream(
+        &self,
+        instance: &InstanceRef,
+        internal_port: u16,
+        host_port: Option<u16>,
+    ) -> Result<Option<Upstream>, DriverError>;
+
+    /// Makes the instance highly available, or no longer: on Proxmox an HA
+    /// resource `ct:<vmid>` with state `started`
+    /// (`POST /cluster/ha/resources`), removed with
+    /// `DELETE /cluster/ha/resources/{sid}`; on Docker the restart policy
+    /// `always` (else `unless-stopped`). Idempotent both ways.
+    ///
+    /// # Errors
+    /// [`DriverError`]; `NotFound` when the instance does not exist.
+    async fn set_high_availability(
+        &self,
+        instance: &InstanceRef,
+        enabled: bool,
     ) -> Result<(), DriverError>;
 
     /// Its state and usage; `Missing` when it does not exist.

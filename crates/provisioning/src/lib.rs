@@ -19,7 +19,7 @@ pub mod tenant_db;
 
 pub use driver::{
     Driver, DriverError, InstanceRef, InstanceSpec, InstanceState, InstanceStatus, NodeMetrics,
-    NodeStatus, OWNER_TAG_PREFIX, StackSpec,
+    NodeStatus, OWNER_TAG_PREFIX, StackSpec, Upstream,
 };
 pub use settings::ProvisioningSettings;
 pub use tenant_db::{

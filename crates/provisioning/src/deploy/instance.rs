@@ -158,6 +158,8 @@ impl Provisioner {
             labels,
             volumes: product.volume_map(),
             stack,
+            high_availability: false,
+            health_check: None,
         })
     }
 

@@ -215,6 +215,26 @@ impl DockerDriver {
         Ok(())
     }
 
+    /// Sets the restart policy: `always` for a highly available instance
+    /// (the engine restarts it even after `docker stop` and a daemon
+    /// restart), else `unless-stopped`.
+    pub(crate) async fn set_restart_policy(
+        &self,
+        container: &str,
+        high_availability: bool,
+    ) -> Result<(), DriverError> {
+        let body = ContainerUpdateBody {
+            restart_policy: Some(super::spec::restart_policy(high_availability)),
+            ..Default::default()
+        };
+        self.engine()
+            .await?
+            .update_container(container, body)
+            .await
+            .call(format!("update container {container}"))?;
+        Ok(())
+    }
+
     pub(crate) async fn create_once(
         &self,
         spec: &InstanceSpec,

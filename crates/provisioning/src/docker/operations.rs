@@ -15,7 +15,7 @@ use super::spec::{self, COMPOSE_PROJECT, LABEL_MAIN};
 use super::{DockerDriver, Endpoint};
 use crate::{
     Driver, DriverError, InstanceRef, InstanceSpec, InstanceState, InstanceStatus, NodeMetrics,
-    NodeStatus,
+    NodeStatus, Upstream,
 };
 
 #[async_trait]
@@ -107,6 +107,50 @@ impl Driver for DockerDriver {
             let cs = self.ours(instance.instance_id).await?;
             let main = main_of(&cs).ok_or_else(|| not_found(instance))?;
             self.update_resources(&id_of(main), resources).await
+        })
+        .await
+    }
+
+    async fn upstream(
+        &self,
+        instance: &InstanceRef,
+        _internal_port: u16,
+        host_port: Option<u16>,
+    ) -> Result<Option<Upstream>, DriverError> {
+        // The app answers on the published port at the engine's host (the
+        // host ports are tried there too before a deploy counts as ready).
+        let Some(port) = host_port else {
+            return Ok(None);
+        };
+        self.retrying("upstream", || async {
+            let cs = self.ours(instance.instance_id).await?;
+            main_of(&cs).ok_or_else(|| not_found(instance))?;
+            Ok(Some(Upstream {
+                host: self
+                    .cfg
+                    .probe_host
+                    .clone()
+                    .unwrap_or_else(|| self.endpoint.probe_host()),
+                port,
+            }))
+        })
+        .await
+    }
+
+    async fn set_high_availability(
+        &self,
+        instance: &InstanceRef,
+        enabled: bool,
+    ) -> Result<(), DriverError> {
+        self.retrying("high availability", || async {
+            let cs = self.ours(instance.instance_id).await?;
+            if cs.is_empty() {
+                return Err(not_found(instance));
+            }
+            for c in &cs {
+                self.set_restart_policy(&id_of(c), enabled).await?;
+            }
+            Ok(())
         })
         .await
     }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
     ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum,
+    HealthConfig, RestartPolicy, RestartPolicyNameEnum,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -144,13 +144,36 @@ pub(crate) fn create_body(spec: &InstanceSpec, publish_ip: &str) -> ContainerCre
             mounts: (!mounts.is_empty()).then_some(mounts),
             nano_cpus: Some(i64::from(spec.resources.cpu_cores) * 1_000_000_000),
             memory: Some(i64::from(spec.resources.memory_mib) << 20),
-            restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                maximum_retry_count: None,
-            }),
+            restart_policy: Some(restart_policy(spec.high_availability)),
+            ..Default::default()
+        }),
+        healthcheck: spec.health_check.as_ref().map(|cmd| HealthConfig {
+            test: Some(
+                std::iter::once("CMD".to_owned())
+                    .chain(cmd.iter().cloned())
+                    .collect(),
+            ),
+            interval: Some(10_000_000_000),
+            timeout: Some(5_000_000_000),
+            retries: Some(3),
+            start_period: Some(30_000_000_000),
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// `always` for a highly available instance (the engine restarts it after
+/// a crash, a `docker stop` and a daemon restart), else `unless-stopped`
+/// (back after an engine restart, down while paused).
+pub(crate) fn restart_policy(high_availability: bool) -> RestartPolicy {
+    RestartPolicy {
+        name: Some(if high_availability {
+            RestartPolicyNameEnum::ALWAYS
+        } else {
+            RestartPolicyNameEnum::UNLESS_STOPPED
+        }),
+        maximum_retry_count: None,
     }
 }
 
@@ -262,6 +285,8 @@ mod tests {
             ]),
             volumes: BTreeMap::from([("data".into(), "/var/lib/odoo".into())]),
             stack: None,
+            high_availability: false,
+            health_check: None,
         }
     }
 

@@ -127,6 +127,27 @@ impl Driver for ProxmoxDriver {
         .await
     }
 
+    async fn upstream(
+        &self,
+        _instance: &InstanceRef,
+        _internal_port: u16,
+        _host_port: Option<u16>,
+    ) -> Result<Option<crate::Upstream>, DriverError> {
+        Err(DriverError::Failed {
+            reason: "PROXMOX-UPSTREAM-PENDING".into(),
+        })
+    }
+
+    async fn set_high_availability(
+        &self,
+        _instance: &InstanceRef,
+        _enabled: bool,
+    ) -> Result<(), DriverError> {
+        Err(DriverError::Failed {
+            reason: "PROXMOX-HA-PENDING".into(),
+        })
+    }
+
     async fn node_metrics(&self) -> Result<NodeMetrics, DriverError> {
         self.retrying("node metrics", || self.node_metrics_once())
             .await

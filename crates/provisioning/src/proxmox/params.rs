@@ -278,6 +278,8 @@ mod tests {
             labels: BTreeMap::new(),
             volumes: BTreeMap::new(),
             stack: None,
+            high_availability: false,
+            health_check: None,
         };
         let vmid = Vmid::new(105).unwrap();
         let p: BTreeMap<_, _> = create_params(&spec, vmid, "local-lvm", "vmbr0")

@@ -172,6 +172,8 @@ impl TestDocker {
             ]),
             volumes: BTreeMap::from([("data".into(), "/data".into())]),
             stack: None,
+            high_availability: false,
+            health_check: None,
         }
     }
 

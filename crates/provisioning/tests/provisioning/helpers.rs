@@ -61,6 +61,8 @@ pub fn spec() -> InstanceSpec {
         labels: BTreeMap::new(),
         volumes: BTreeMap::new(),
         stack: None,
+        high_availability: false,
+        health_check: None,
     }
 }
 
