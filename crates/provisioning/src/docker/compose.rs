@@ -330,6 +330,8 @@ mod tests {
             ]),
             volumes: BTreeMap::new(),
             stack: None,
+            high_availability: false,
+            health_check: None,
         };
         let stack = StackSpec {
             dir: "/stacks/demo".into(),
