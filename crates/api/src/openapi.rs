@@ -77,6 +77,9 @@ use crate::{error, routes};
         routes::catalog_admin::create_plan,
         routes::catalog_admin::update_plan,
         routes::catalog_admin::deactivate_plan,
+        routes::routing::traefik,
+        routes::routing::tls_allowed,
+        routes::routing::route_table,
     ),
     components(schemas(error::Problem, error::FieldProblem)),
     modifiers(&BearerAuth),
@@ -91,6 +94,7 @@ use crate::{error, routes};
         (name = "jobs", description = "Background work"),
         (name = "nodes", description = "The Proxmox VE nodes and Docker hosts instances run on (staff only)"),
         (name = "billing", description = "Plan changes: previews, upgrades on payment, scheduled downgrades, history"),
+        (name = "routing", description = "The route table for reverse proxies: Traefik's HTTP provider, Caddy's on-demand TLS check"),
         (name = "sandbox", description = "Sandbox-only tools (TENANTRY_SANDBOX=1): the billing clock"),
     )
 )]

@@ -37,6 +37,8 @@ pub struct AppState {
     pub tenancy: tenantry_tenancy::Tenancy,
     /// Nodes' drivers and health checks.
     pub nodes: tenantry_provisioning::nodes::NodeService,
+    /// The route table and the Caddy it is pushed to.
+    pub router: std::sync::Arc<tenantry_provisioning::routing::Router>,
 }
 
 impl AppState {
@@ -71,7 +73,13 @@ impl AppState {
             keyring: auth.keyring.clone(),
             settings: std::sync::Arc::new(settings.provisioning.clone()),
         };
+        let router = std::sync::Arc::new(tenantry_provisioning::routing::Router::new(
+            pool.clone(),
+            settings.provisioning.base_domain.clone(),
+            settings.routing.caddy.clone(),
+        ));
         Ok(Self {
+            router,
             gateway,
             stripe,
             pool,
@@ -185,6 +193,14 @@ impl Application {
             self.state.pool.clone(),
             self.state.settings.clone(),
         );
+        let routing = if self.state.settings.jobs.workers > 0 {
+            tenantry_provisioning::routing::spawn_reconcile(
+                self.state.router.clone(),
+                self.state.settings.routing.reconcile_every,
+            )
+        } else {
+            None
+        };
         let stop_workers = tokio_util::sync::CancellationToken::new();
         let workers = crate::workers::spawn(&self.state, stop_workers.clone());
         let health_checks = self
@@ -200,7 +216,7 @@ impl Application {
         });
         let result = self.server.await;
         on_signal.abort();
-        for task in [processor, reconciler].into_iter().flatten() {
+        for task in [processor, reconciler, routing].into_iter().flatten() {
             task.abort();
         }
         if let Some(h) = health_checks {
@@ -281,6 +297,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
         .service(routes::health::metrics)
         .service(routes::checkout_return::success)
         .service(routes::checkout_return::canceled)
+        .service(routes::routing::maintenance_notice)
         .configure(|cfg| routes::v1(cfg, settings))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
         .route(

@@ -43,6 +43,7 @@ pub fn provisioner(state: &AppState) -> anyhow::Result<tenantry_provisioning::de
         databases,
         settings,
         events: std::sync::Arc::new(tenantry_billing::BillingFollowUp),
+        router: Some(state.router.clone()),
     })
 }
 

@@ -104,6 +104,8 @@ string_enum! {
         JobsRead => "jobs:read",
         /// Read the activity log.
         ActivityRead => "activity:read",
+        /// Read the route table (a reverse proxy pulling its configuration).
+        RoutingRead => "routing:read",
     }
 }
 

@@ -70,6 +70,7 @@ pub mod job;
 pub mod money;
 pub mod node;
 pub mod placement;
+pub mod routing;
 pub mod slug;
 pub mod tenant;
 pub mod validation;

@@ -14,6 +14,7 @@ pub mod docker;
 pub mod driver;
 pub mod nodes;
 pub mod proxmox;
+pub mod routing;
 pub mod settings;
 pub mod tenant_db;
 

@@ -25,11 +25,11 @@ pub mod schema;
 mod server;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-pub use model::{ContainerView, RequestLog, TaskView};
+pub use model::{ContainerView, HaResourceView, RequestLog, TaskView};
 use model::{DropRule, State};
 
 /// The template every default node offers.
@@ -54,9 +54,10 @@ pub struct SimConfig {
     /// The `version` that `GET /version` answers; default `9.1.1`
     /// (`release` is its first two parts).
     pub version: String,
-    /// Where the cluster's containers are kept (JSON, rewritten atomically
-    /// after every change), so a restarted simulator still has them, as a
-    /// real cluster would; `None` (the default): in memory only.
+    /// Where the cluster's containers and HA resources are kept (JSON,
+    /// rewritten atomically after every change), so a restarted simulator
+    /// still has them, as a real cluster would; `None` (the default): in
+    /// memory only.
     pub state_file: Option<std::path::PathBuf>,
 }
 
@@ -200,6 +201,12 @@ impl Sim {
         lock(&self.shared).container_views()
     }
 
+    /// A snapshot of every HA resource (`GET /cluster/ha/resources`), by
+    /// sid.
+    pub fn ha_resources(&self) -> Vec<HaResourceView> {
+        lock(&self.shared).ha_views()
+    }
+
     /// Every task so far, oldest first.
     pub fn tasks(&self) -> Vec<TaskView> {
         lock(&self.shared)
@@ -297,6 +304,16 @@ impl Faults {
     /// client's create fails with `CT {vmid} already exists on node '…'`.
     pub fn take_next_id(&self) {
         lock(&self.shared).faults.take_next_id = true;
+    }
+
+    /// The IPv4 address CT `vmid`'s `net0` shows in
+    /// `GET /nodes/{node}/lxc/{vmid}/interfaces` while it runs, as
+    /// (address, prefix length), in place of its static `ip=` or the
+    /// simulated DHCP lease (`10.0.{vmid / 256 % 256}.{vmid % 256}/16` for
+    /// `ip=dhcp`); `None`: no IPv4 address at all, as while DHCP has not
+    /// answered. Kept until [`Faults::clear`] or the CT is destroyed.
+    pub fn set_ct_address(&self, vmid: u32, address: Option<(Ipv4Addr, u8)>) {
+        lock(&self.shared).faults.addresses.insert(vmid, address);
     }
 
     /// Clears every fault (the task duration goes back to the configured one).

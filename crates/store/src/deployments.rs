@@ -152,7 +152,10 @@ pub async fn set_status(
         .await?)
 }
 
-/// The lowest port of `start..=end` no live deployment holds on `node_id`.
+/// The lowest port of `start..=end` that no live deployment (a dedicated
+/// instance's port) and no live shared instance publishes on `node_id`.
+/// Call it under the placement lock: the two tables' unique indexes each
+/// guard one of them.
 ///
 /// # Errors
 /// [`StoreError`].
@@ -171,6 +174,9 @@ pub async fn free_port(
         "SELECT p FROM generate_series($2::int, $3::int) AS p \
           WHERE NOT EXISTS (SELECT 1 FROM deployments d \
                              WHERE d.node_id = $1 AND d.host_port = p AND d.status <> 'retired') \
+            AND NOT EXISTS (SELECT 1 FROM instances i \
+                             WHERE i.node_id = $1 AND i.host_port = p \
+                               AND i.status NOT IN ('destroying', 'destroyed')) \
           ORDER BY p LIMIT 1",
     )
     .bind::<diesel::sql_types::Uuid, _>(node_id)

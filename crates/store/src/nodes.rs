@@ -326,6 +326,20 @@ pub struct Instance {
     pub storage_gib: i32,
     /// Host name inside the container.
     pub hostname: Option<String>,
+    /// A shared instance's published host port (a dedicated instance's is
+    /// on its deployment).
+    pub host_port: Option<i32>,
+    /// Where its app answers, for the reverse proxy: the Docker engine's
+    /// host, or the LXC container's IPv4 address. Null until read.
+    pub upstream_host: Option<String>,
+    /// The port there: the published host port (Docker) or the product's
+    /// internal port (Proxmox).
+    pub upstream_port: Option<i32>,
+    /// When the upstream was last read from the node.
+    pub upstream_read_at: Option<DateTime<Utc>>,
+    /// Whether it is registered for high availability (a Proxmox HA
+    /// resource; Docker restart policy `always`).
+    pub high_availability: bool,
 }
 
 /// What a new instance reserves, and its host name.
@@ -339,6 +353,62 @@ pub struct Reservation {
     pub storage_gib: i32,
     /// Host name.
     pub hostname: String,
+    /// Published host port (a shared instance's; a dedicated instance's
+    /// is on its deployment).
+    pub host_port: Option<i32>,
+    /// Whether it is to be highly available.
+    pub high_availability: bool,
+}
+
+/// Records where the instance's app answers (read from the node after a
+/// create, a start or a migration). A change re-routes its tenants: the
+/// `instances_routing` trigger queues a `routing.sync` in this transaction.
+///
+/// # Errors
+/// [`StoreError`]; `NotFound` for an unknown instance.
+pub async fn set_instance_upstream(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    host: &str,
+    port: u16,
+) -> Result<Instance, StoreError> {
+    Ok(diesel::update(instances::table.find(id))
+        .set((
+            instances::upstream_host.eq(host),
+            instances::upstream_port.eq(i32::from(port)),
+            instances::upstream_read_at.eq(diesel::dsl::now),
+            instances::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Instance::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Sets what an instance reserves on its node (a plan change resized it)
+/// and whether it is highly available. Lock the node first
+/// ([`lock`]) when the reservation grows, so placement stays true.
+///
+/// # Errors
+/// [`StoreError`]; `NotFound` for an unknown instance.
+pub async fn set_instance_reservation(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    cpu_cores: i32,
+    memory_mib: i32,
+    storage_gib: i32,
+    high_availability: bool,
+) -> Result<Instance, StoreError> {
+    Ok(diesel::update(instances::table.find(id))
+        .set((
+            instances::cpu_cores.eq(cpu_cores),
+            instances::memory_mib.eq(memory_mib),
+            instances::storage_gib.eq(storage_gib),
+            instances::high_availability.eq(high_availability),
+            instances::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Instance::as_returning())
+        .get_result(conn)
+        .await?)
 }
 
 /// Inserts an instance in `creating` state (before its container exists).
@@ -355,6 +425,8 @@ pub async fn insert_instance(
 ) -> Result<Instance, StoreError> {
     Ok(diesel::insert_into(instances::table)
         .values((
+            instances::host_port.eq(reservation.host_port),
+            instances::high_availability.eq(reservation.high_availability),
             instances::id.eq(id),
             instances::node_id.eq(node_id),
             instances::product_id.eq(product_id),

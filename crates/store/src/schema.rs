@@ -116,6 +116,11 @@ diesel::table! {
         memory_mib -> Int4,
         storage_gib -> Int4,
         hostname -> Nullable<Text>,
+        host_port -> Nullable<Int4>,
+        upstream_host -> Nullable<Text>,
+        upstream_port -> Nullable<Int4>,
+        upstream_read_at -> Nullable<Timestamptz>,
+        high_availability -> Bool,
     }
 }
 
@@ -292,6 +297,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    routing_state (id) {
+        id -> Bool,
+        pushed_at -> Nullable<Timestamptz>,
+        pushed_hash -> Nullable<Text>,
+        routes -> Int4,
+        failures -> Int4,
+        last_error -> Nullable<Text>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     sandbox_clock (singleton) {
         singleton -> Bool,
         offset_seconds -> Int8,
@@ -348,6 +365,21 @@ diesel::table! {
         billing_anchor -> Nullable<Timestamptz>,
         saved_payment_method -> Bool,
         past_due_since -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    tenant_domains (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        hostname -> Text,
+        status -> Text,
+        verification_token -> Text,
+        verified_at -> Nullable<Timestamptz>,
+        last_checked_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -410,6 +442,7 @@ diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(stripe_checkouts -> tenants (tenant_id));
 diesel::joinable!(subscriptions -> plans (plan_id));
 diesel::joinable!(subscriptions -> tenants (tenant_id));
+diesel::joinable!(tenant_domains -> tenants (tenant_id));
 diesel::joinable!(tenants -> plans (plan_id));
 diesel::joinable!(tenants -> products (product_id));
 diesel::joinable!(users -> tenants (tenant_id));
@@ -431,11 +464,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     provisioning_events,
     recovery_codes,
     refresh_tokens,
+    routing_state,
     sandbox_clock,
     stripe_catalog,
     stripe_checkouts,
     stripe_events,
     subscriptions,
+    tenant_domains,
     tenants,
     users,
 );

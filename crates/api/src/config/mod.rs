@@ -17,7 +17,8 @@
 //! - `billing`: the billing engine (`tenantry_billing::EngineSettings`);
 //! - `jobs`: the job workers ([`JobSettings`]);
 //! - `provisioning`: where tenants run ([`ProvisioningSettings`]);
-//! - `payments`: how customers pay ([`Payments`]).
+//! - `payments`: how customers pay ([`Payments`]);
+//! - `routing`: the reverse proxy in front of tenants ([`RoutingSettings`]).
 //!
 //! Every flag has a `display_order`, its place in `--help` (`--config` is 0),
 //! so the list keeps one order whichever file declares a flag; a new flag
@@ -31,6 +32,7 @@ mod jobs;
 mod logging;
 mod payments;
 mod provisioning;
+mod routing;
 mod signup;
 
 pub use auth::{AuthSettings, parse_proxies, random_key_list};
@@ -38,6 +40,7 @@ pub use jobs::JobSettings;
 pub use logging::LogFormat;
 pub use payments::Payments;
 pub use provisioning::ProvisioningSettings;
+pub use routing::RoutingSettings;
 
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -89,6 +92,10 @@ pub struct SettingsArgs {
     /// Payments.
     #[command(flatten)]
     payments: payments::PaymentArgs,
+
+    /// Routing.
+    #[command(flatten)]
+    routing: routing::RoutingArgs,
 }
 
 impl fmt::Debug for SettingsArgs {
@@ -140,6 +147,8 @@ pub struct Settings {
     pub stripe_reconcile_interval: Duration,
     /// Provisioning settings.
     pub provisioning: ProvisioningSettings,
+    /// The reverse proxy in front of tenants.
+    pub routing: RoutingSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -161,6 +170,7 @@ impl fmt::Debug for Settings {
             .field("jobs", &self.jobs)
             .field("provisioning", &self.provisioning)
             .field("payments", &self.payments)
+            .field("routing", &self.routing)
             .finish_non_exhaustive()
     }
 }
@@ -168,7 +178,16 @@ impl fmt::Debug for Settings {
 impl From<SettingsArgs> for Settings {
     fn from(a: SettingsArgs) -> Self {
         let payments = payments::payments(&a.payments, &a.http);
+        let public_url = a
+            .http
+            .public_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| format!("http://{}", a.http.listen))
+            .trim_end_matches('/')
+            .to_owned();
         Self {
+            routing: a.routing.into_settings(&public_url),
             database_url: a
                 .database
                 .database_url
@@ -183,13 +202,7 @@ impl From<SettingsArgs> for Settings {
             http_workers: a.http.http_workers,
             max_body_bytes: a.http.max_body_bytes,
             raw_trusted_proxies: a.auth.trusted_proxies.clone(),
-            public_url: a
-                .http
-                .public_url
-                .filter(|u| !u.is_empty())
-                .unwrap_or_else(|| format!("http://{}", a.http.listen))
-                .trim_end_matches('/')
-                .to_owned(),
+            public_url,
             signup_rate_per_minute: a.signup.signup_rate_per_minute,
             invitation_ttl: Duration::from_secs(u64::from(a.signup.invitation_ttl_hours) * 3600),
             // Read before `a.billing` moves into the engine's settings.
@@ -241,6 +254,15 @@ impl Settings {
                 docker_ready_timeout: Duration::from_secs(60),
             },
             payments: Payments::Sandbox,
+            routing: RoutingSettings {
+                caddy: None,
+                reconcile_every: Duration::ZERO,
+                traefik: tenantry_provisioning::routing::TraefikSettings {
+                    entry_points: Vec::new(),
+                    cert_resolver: None,
+                    api_url: "http://tenantry.test".into(),
+                },
+            },
             stripe_reconcile_interval: Duration::ZERO,
             jobs: JobSettings {
                 workers: 0,

@@ -10,6 +10,7 @@ pub mod checkout_return;
 pub mod health;
 pub mod jobs;
 pub mod nodes;
+pub mod routing;
 pub mod tenants;
 pub mod webhooks;
 
@@ -77,7 +78,10 @@ pub fn v1(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .service(catalog_admin::deactivate_product)
             .service(catalog_admin::create_plan)
             .service(catalog_admin::update_plan)
-            .service(catalog_admin::deactivate_plan),
+            .service(catalog_admin::deactivate_plan)
+            .service(routing::traefik)
+            .service(routing::tls_allowed)
+            .service(routing::route_table),
     );
 }
 

@@ -23,6 +23,7 @@ mod make_run;
 mod nodes;
 mod operations;
 mod provisioning;
+mod serving;
 mod spec_client;
 mod stripe;
 mod tenants;

@@ -31,7 +31,11 @@ string_enum! {
         Shared => "shared",
         /// A container of its own.
         Dedicated => "dedicated",
-        /// A container of its own with a standby on another node.
+        /// A container of its own, kept running by the platform: on
+        /// Proxmox VE an HA resource (`ct:<vmid>`, state `started`) the
+        /// cluster's HA manager restarts or relocates to another node when
+        /// its node fails; on Docker the restart policy `always` and the
+        /// product's health check.
         DedicatedHa => "dedicated_ha",
     }
 }
@@ -40,5 +44,24 @@ impl DeploymentKind {
     /// True for the kinds that give a tenant its own container (and host port).
     pub fn is_dedicated(&self) -> bool {
         matches!(self, Self::Dedicated | Self::DedicatedHa)
+    }
+
+    /// True for `dedicated_ha`.
+    pub fn is_high_availability(&self) -> bool {
+        matches!(self, Self::DedicatedHa)
+    }
+
+    /// What high availability means for a plan of this kind on `driver`,
+    /// for the plan view; `None` for the kinds without it.
+    pub fn high_availability_on(&self, driver: DriverKind) -> Option<&'static str> {
+        match (self, driver) {
+            (Self::DedicatedHa, DriverKind::Proxmox) => Some(
+                "The container is a Proxmox VE HA resource: the cluster restarts it when it stops and moves it to another node when its node fails.",
+            ),
+            (Self::DedicatedHa, DriverKind::Docker) => Some(
+                "The container restarts on failure (restart policy always) and is health-checked; a Docker host has no standby node.",
+            ),
+            _ => None,
+        }
     }
 }

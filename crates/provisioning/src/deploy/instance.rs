@@ -65,10 +65,15 @@ impl Provisioner {
         if let Some(external_id) = &instance.external_id
             && instance.status == "running"
         {
-            return Ok(InstanceRef {
+            let existing = InstanceRef {
                 instance_id,
                 external_id: external_id.clone(),
-            });
+            };
+            if instance.upstream_host.is_none() {
+                self.record_upstream(driver.as_ref(), &existing, product, d, &instance)
+                    .await?;
+            }
+            return Ok(existing);
         }
         let spec = self.instance_spec(tenant, product, d, &instance)?;
         let created = driver
@@ -78,7 +83,48 @@ impl Provisioner {
         crash_point("instance", "created");
         let mut conn = self.pool.get().await?;
         nodes::mark_instance_created(&mut conn, instance_id, &created.external_id).await?;
+        drop(conn);
+        self.record_upstream(driver.as_ref(), &created, product, d, &instance)
+            .await?;
         Ok(created)
+    }
+
+    /// Reads where the instance's app answers from its node and records it
+    /// on the instance (re-routing its tenants in that transaction). The
+    /// port the proxy dials: a shared Docker instance's published port, a
+    /// dedicated one's deployment port, or the product's internal port at
+    /// an LXC container's address. An instance the node gives no address
+    /// yet (an LXC container whose network is still coming up) is retried.
+    pub(super) async fn record_upstream(
+        &self,
+        driver: &dyn crate::Driver,
+        r: &InstanceRef,
+        product: &Product,
+        d: &Deployment,
+        instance: &Instance,
+    ) -> Result<(), JobError> {
+        let Some(internal_port) = u16::try_from(product.internal_port).ok() else {
+            return Ok(()); // serves nothing over HTTP
+        };
+        let host_port = if instance.kind == "shared" {
+            instance.host_port
+        } else {
+            d.host_port
+        }
+        .and_then(|p| u16::try_from(p).ok());
+        let upstream = driver
+            .upstream(r, internal_port, host_port)
+            .await
+            .map_err(JobError::from)?
+            .ok_or_else(|| {
+                JobError::Retry(format!(
+                    "instance {} has no address on its node yet",
+                    instance.id
+                ))
+            })?;
+        let mut conn = self.pool.get().await?;
+        nodes::set_instance_upstream(&mut conn, instance.id, &upstream.host, upstream.port).await?;
+        Ok(())
     }
 
     /// What to create for `instance`: the product's artifact, the instance's
@@ -153,12 +199,17 @@ impl Provisioner {
                 .or_else(|| product.compose_stack.clone())
                 .unwrap_or_default(),
             internal_port: u16::try_from(product.internal_port).ok(),
-            host_port: d.host_port.and_then(|p| u16::try_from(p).ok()),
+            host_port: if instance.kind == "shared" {
+                instance.host_port
+            } else {
+                d.host_port
+            }
+            .and_then(|p| u16::try_from(p).ok()),
             env,
             labels,
             volumes: product.volume_map(),
             stack,
-            high_availability: false,
+            high_availability: instance.high_availability,
             health_check: None,
         })
     }

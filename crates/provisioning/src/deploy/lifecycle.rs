@@ -50,6 +50,12 @@ impl Provisioner {
                 if running { "running" } else { "stopped" },
             )
             .await?;
+            drop(conn);
+            if running {
+                // A started LXC container may come back with another address.
+                self.record_upstream(driver.as_ref(), &r, &product, &d, &instance)
+                    .await?;
+            }
         } else {
             let server = &self.databases.for_product(&product.slug)?.server;
             let name =

@@ -88,6 +88,8 @@ impl Provisioner {
             .await?;
         }
         crash_point(Migrate::KIND, "switch");
+        // The proxy follows the switch before the old instance goes.
+        self.push_routes().await;
         ctx.set_step("remove old").await?;
         self.cleanup_retired(tenant_id, false).await?;
         crash_point(Migrate::KIND, "remove old");

@@ -121,6 +121,9 @@ pub struct Provisioner {
     /// Billing's side of what provisioning does (subscription start,
     /// migration failure), run in provisioning's transactions.
     pub events: Arc<dyn ProvisioningEvents>,
+    /// The reverse proxy's route table: a migration pushes it right after
+    /// the switch, before the old instance goes.
+    pub router: Option<Arc<crate::routing::Router>>,
 }
 
 impl std::fmt::Debug for Provisioner {
@@ -138,7 +141,22 @@ impl Provisioner {
         handlers.register::<Migrate, _>(self.clone());
         handlers.register::<Suspend, _>(self.clone());
         handlers.register::<Resume, _>(self.clone());
-        handlers.register::<Deprovision, _>(self);
+        handlers.register::<Deprovision, _>(self.clone());
+        if let Some(router) = &self.router {
+            handlers.register::<tenantry_store::jobs::kinds::RoutingSync, _>(router.clone());
+        }
+    }
+
+    /// Pushes the route table now (a migration's switch): on failure the
+    /// `routing.sync` job the switch queued retries it, and the old
+    /// instance keeps serving through the proxy's old route meanwhile only
+    /// until it is removed, so the failure is logged, not fatal.
+    async fn push_routes(&self) {
+        if let Some(router) = &self.router
+            && let Err(e) = router.sync().await
+        {
+            tracing::warn!(error = %e, "routing: push after the switch failed; the routing.sync job retries it");
+        }
     }
 
     /// The driver that talks to `node`.

@@ -22,7 +22,10 @@ use tenantry_store::{
 };
 use uuid::Uuid;
 
-use super::{Provisioner, support::is_dedicated};
+use super::{
+    Provisioner,
+    support::{is_dedicated, is_high_availability},
+};
 use crate::tenant_db::{TenantDbName, generate_password};
 
 /// What placement could not do; the job waits (retries) on it.
@@ -199,6 +202,8 @@ impl Provisioner {
                 memory_mib: plan.memory_mib,
                 storage_gib: plan.storage_gib,
                 hostname: tenant.slug.clone(),
+                host_port: None,
+                high_availability: is_high_availability(&plan.deployment),
             },
         )
         .await?;
@@ -265,6 +270,33 @@ impl Provisioner {
                 other => other,
             })?;
         let node = nodes::lock(conn, node_id).await?;
+        // A Docker shared instance publishes one port, from the product's
+        // range, that the proxy reaches it at; an LXC container is reached
+        // at its own address.
+        let host_port = match (
+            product.driver.as_str(),
+            product.dedicated_port_start,
+            product.dedicated_port_end,
+        ) {
+            ("docker", Some(start), Some(end)) => Some(
+                deployments::free_port(conn, node_id, start, end)
+                    .await?
+                    .ok_or_else(|| PlaceError::Wait {
+                        code: "no-free-port",
+                        detail: format!(
+                            "every port of {}'s range {start}–{end} is taken on node {}",
+                            product.slug, node.name
+                        ),
+                    })?,
+            ),
+            ("docker", _, _) => {
+                return Err(PlaceError::Fail(format!(
+                    "product {} has no port range to publish its shared instance on",
+                    product.slug
+                )));
+            }
+            _ => None,
+        };
         Ok(nodes::insert_instance(
             conn,
             Uuid::now_v7(),
@@ -276,6 +308,8 @@ impl Provisioner {
                 memory_mib: mem,
                 storage_gib: disk,
                 hostname: format!("{}-shared-{}", product.slug, node.name),
+                host_port,
+                high_availability: false,
             },
         )
         .await?)

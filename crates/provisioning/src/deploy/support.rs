@@ -37,3 +37,8 @@ pub(super) fn system(
 pub(super) fn is_dedicated(deployment: &str) -> bool {
     deployment != "shared"
 }
+
+/// Whether a plan's deployment is "Dedicated HA".
+pub(super) fn is_high_availability(deployment: &str) -> bool {
+    deployment == tenantry_domain::DeploymentKind::DedicatedHa.as_str()
+}

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
-    ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions, PortBinding,
-    HealthConfig, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, HealthConfig, HostConfig, Mount, MountType, MountVolumeOptions,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use secrecy::{ExposeSecret, SecretString};
 

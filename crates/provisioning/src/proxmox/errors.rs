@@ -69,6 +69,12 @@ pub(crate) enum Class {
     AlreadyRunning,
     /// `CT 105 not running`.
     NotRunning,
+    /// `resource ID 'ct:105' already defined`: the HA resource exists
+    /// (pve-ha-manager `API2/HA/Resources.pm`, create).
+    HaAlreadyDefined,
+    /// `cannot delete service 'ct:105', not HA managed!`, `no such resource
+    /// 'ct:105'`: there is no such HA resource (delete, read).
+    HaNotDefined,
     /// HTTP 595/596: the node we were proxied to does not answer.
     NodeUnreachable,
     /// HTTP 401/403.
@@ -109,6 +115,10 @@ pub(crate) fn classify_message(message: &str) -> Class {
         Class::Locked
     } else if m.contains("already exists") || m.contains("already taken") {
         Class::AlreadyExists
+    } else if m.contains("already defined") {
+        Class::HaAlreadyDefined
+    } else if m.contains("not ha managed") || m.contains("no such resource") {
+        Class::HaNotDefined
     } else if m.contains("does not exist") {
         Class::DoesNotExist
     } else if m.contains("already running") {
@@ -235,6 +245,19 @@ mod tests {
             ),
             ("CT 105 already running", Class::AlreadyRunning),
             ("CT 105 not running", Class::NotRunning),
+            (
+                "resource ID 'ct:105' already defined",
+                Class::HaAlreadyDefined,
+            ),
+            (
+                "cannot delete service 'ct:105', not HA managed!",
+                Class::HaNotDefined,
+            ),
+            ("no such resource 'ct:105'", Class::HaNotDefined),
+            (
+                "resource 'ct:105' does not exist in cluster",
+                Class::DoesNotExist,
+            ),
             ("unable to parse value of 'rootfs'", Class::Other),
         ];
         for (msg, class) in cases {

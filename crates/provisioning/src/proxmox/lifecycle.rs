@@ -1,7 +1,8 @@
 //! Operations on an existing container, each run to the end of its task:
 //! power actions (start, shutdown, stop; a container already in the wanted
 //! state is success), resize (cores and memory in its config, then the
-//! root disk, which never shrinks) and destroy (stopped first, purged).
+//! root disk, which never shrinks) and destroy (out of HA and stopped
+//! first, purged).
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -127,10 +128,18 @@ impl ProxmoxDriver {
         }
     }
 
+    /// One try at destroy: the HA resource goes first (PVE refuses to
+    /// destroy an HA resource without `purge`, and hands a stop of one to
+    /// the HA stack, which stops it later), then a running container is
+    /// stopped, then destroyed with `purge=1` (backup and replication jobs,
+    /// HA) and `destroy-unreferenced-disks=1`.
     pub(crate) async fn destroy_once(&self, instance: &InstanceRef) -> Result<(), DriverError> {
         let Some(ct) = self.locate(instance).await? else {
             return Ok(());
         };
+        if self.ha_listed(ct.vmid).await? {
+            self.remove_ha(ct.vmid).await?;
+        }
         if ct.running() {
             self.power(ct.vmid, "stop").await?;
         }

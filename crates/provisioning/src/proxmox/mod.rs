@@ -10,8 +10,15 @@
 //! /nodes/{node}/lxc` with a vmid from `GET /cluster/nextid`; start, shutdown
 //! and stop are `POST …/status/{start,shutdown,stop}`; resize is `PUT
 //! …/config` (cores, memory) and `PUT …/resize` (disk); destroy is `DELETE
-//! /nodes/{node}/lxc/{vmid}?purge=1&destroy-unreferenced-disks=1`. Every call
-//! that returns a task UPID is polled to its end (`tasks.rs`).
+//! /nodes/{node}/lxc/{vmid}?purge=1&destroy-unreferenced-disks=1`, after
+//! the container's HA resource is removed (`DELETE
+//! /cluster/ha/resources/ct:<vmid>`: a stop of an HA-managed container is
+//! only a request to the HA stack, which would stop it later, or restart
+//! it). The upstream address comes from `GET …/interfaces`
+//! (`network.rs`); high availability is an HA resource `ct:<vmid>` with
+//! state `started` (`ha.rs`), added after creation when the spec asks for
+//! it. Every call that returns a task UPID is polled to its end
+//! (`tasks.rs`).
 //!
 //! # Why not the `proxmox-api` crate
 //! We use a thin client of our own on the workspace's `reqwest` (`client.rs`)
@@ -61,8 +68,10 @@
 mod client;
 mod create;
 mod errors;
+mod ha;
 mod lifecycle;
 mod locate;
+mod network;
 mod operations;
 mod params;
 mod status;

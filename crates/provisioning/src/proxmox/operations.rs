@@ -1,6 +1,7 @@
 //! The [`Driver`] operations on a Proxmox VE node, each retried while it
 //! fails with a transient error: create, find, start, stop, destroy,
-//! resize, and the status of an instance and of the node.
+//! resize, upstream, high availability, and the status of an instance and
+//! of the node.
 
 use std::collections::BTreeSet;
 
@@ -16,7 +17,7 @@ use super::locate::pick_ours;
 use super::params::owner_tag;
 use crate::{
     Driver, DriverError, InstanceRef, InstanceSpec, InstanceState, InstanceStatus, NodeMetrics,
-    NodeStatus,
+    NodeStatus, Upstream,
 };
 
 /// `GET /version`.
@@ -27,10 +28,18 @@ struct Version {
 
 #[async_trait]
 impl Driver for ProxmoxDriver {
+    /// Creates (or adopts) the container; for a spec with
+    /// `high_availability`, then makes it an HA resource.
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<InstanceRef, DriverError> {
         let uncertain = std::sync::Mutex::new(BTreeSet::new());
-        self.retrying("create", || self.create_once(spec, &uncertain))
-            .await
+        let created = self
+            .retrying("create", || self.create_once(spec, &uncertain))
+            .await?;
+        if spec.high_availability {
+            self.retrying("high availability", || self.set_ha_once(&created, true))
+                .await?;
+        }
+        Ok(created)
     }
 
     async fn find_instance(&self, instance_id: Uuid) -> Result<Option<InstanceRef>, DriverError> {
@@ -127,25 +136,27 @@ impl Driver for ProxmoxDriver {
         .await
     }
 
+    /// The container's IPv4 address (first interface other than `lo` with
+    /// one) and `internal_port`; `host_port` is not used (a container has
+    /// its own address). `None` while the container has no address: when
+    /// it is stopped too (PVE answers `{"data":null}` then, not an error).
     async fn upstream(
         &self,
-        _instance: &InstanceRef,
-        _internal_port: u16,
+        instance: &InstanceRef,
+        internal_port: u16,
         _host_port: Option<u16>,
-    ) -> Result<Option<crate::Upstream>, DriverError> {
-        Err(DriverError::Failed {
-            reason: "PROXMOX-UPSTREAM-PENDING".into(),
-        })
+    ) -> Result<Option<Upstream>, DriverError> {
+        self.retrying("upstream", || self.upstream_once(instance, internal_port))
+            .await
     }
 
     async fn set_high_availability(
         &self,
-        _instance: &InstanceRef,
-        _enabled: bool,
+        instance: &InstanceRef,
+        enabled: bool,
     ) -> Result<(), DriverError> {
-        Err(DriverError::Failed {
-            reason: "PROXMOX-HA-PENDING".into(),
-        })
+        self.retrying("high availability", || self.set_ha_once(instance, enabled))
+            .await
     }
 
     async fn node_metrics(&self) -> Result<NodeMetrics, DriverError> {

@@ -1,6 +1,6 @@
 //! Unit tests of the Proxmox driver that need no node: reading list
-//! entries, finding ours by tag, configuration and construction, and power
-//! errors that mean done.
+//! entries, finding ours by tag, configuration and construction, power
+//! errors that mean done, and picking the upstream address.
 
 use serde_json::json;
 
@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::errors::ApiError;
 use super::lifecycle::settled;
 use super::locate::pick_ours;
+use super::network::{Interface, pick_address};
 use super::params::owner_tag;
 use super::*;
 
@@ -95,4 +96,51 @@ fn power_errors_that_mean_done() {
     assert!(settled("stop", &e("CT 105 not running")));
     assert!(!settled("start", &e("CT 105 not running")));
     assert!(!settled("stop", &e("CT is locked (backup)")));
+}
+
+fn interfaces(v: serde_json::Value) -> Option<Vec<Interface>> {
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn the_upstream_address_is_the_first_ipv4_address_past_lo() {
+    // As PVE 9 answers `GET …/interfaces` for a running CT.
+    let list = interfaces(json!([
+        { "name": "lo", "hwaddr": "00:00:00:00:00:00", "hardware-address": "00:00:00:00:00:00",
+          "inet": "127.0.0.1/8", "inet6": "::1/128",
+          "ip-addresses": [
+              { "ip-address": "127.0.0.1", "ip-address-type": "inet", "prefix": 8 },
+              { "ip-address": "::1", "ip-address-type": "inet6", "prefix": 128 } ] },
+        { "name": "eth0", "hwaddr": "bc:24:11:00:69:00", "hardware-address": "bc:24:11:00:69:00",
+          "inet": "10.0.0.106/16", "inet6": "fe80::be24:11ff:fe00:6900/64",
+          "ip-addresses": [
+              { "ip-address": "10.0.0.105", "ip-address-type": "inet", "prefix": 16 },
+              { "ip-address": "10.0.0.106", "ip-address-type": "inet", "prefix": 16 },
+              { "ip-address": "fe80::be24:11ff:fe00:6900", "ip-address-type": "inet6", "prefix": 64 } ] },
+        { "name": "eth1", "hwaddr": "bc:24:11:00:69:01", "hardware-address": "bc:24:11:00:69:01",
+          "inet": "192.168.1.5/24", "ip-addresses": [] }
+    ]))
+    .unwrap();
+    assert_eq!(pick_address(&list), Some("10.0.0.105".parse().unwrap()));
+    // Older nodes answer `inet` alone.
+    let old = interfaces(json!([
+        { "name": "lo", "hwaddr": "00:00:00:00:00:00", "inet": "127.0.0.1/8" },
+        { "name": "eth0", "hwaddr": "bc:24:11:00:69:00", "inet": "192.168.7.9/24" }
+    ]))
+    .unwrap();
+    assert_eq!(pick_address(&old), Some("192.168.7.9".parse().unwrap()));
+}
+
+#[test]
+fn no_ipv4_address_past_lo_is_no_upstream() {
+    let none = interfaces(json!([
+        { "name": "lo", "hwaddr": "00:00:00:00:00:00", "inet": "127.0.0.1/8" },
+        { "name": "eth0", "hwaddr": "bc:24:11:00:69:00", "inet6": "fe80::1/64",
+          "ip-addresses": [ { "ip-address": "fe80::1", "ip-address-type": "inet6", "prefix": 64 } ] },
+        { "name": "eth1", "hwaddr": "bc:24:11:00:69:01", "inet": "169.254.3.4/16" }
+    ]))
+    .unwrap();
+    assert_eq!(pick_address(&none), None);
+    // A stopped CT: `{"data":null}`.
+    assert!(interfaces(serde_json::Value::Null).is_none());
 }

@@ -2,7 +2,7 @@
 //! (each is idempotent).
 
 use tenantry_domain::catalog::Resources;
-use tenantry_provisioning::{Driver, DriverError, InstanceRef, InstanceState};
+use tenantry_provisioning::{Driver, DriverError, InstanceRef, InstanceState, Upstream};
 use uuid::Uuid;
 
 use crate::helpers::{NODE, owner_tag, spawn_pve, spec};
@@ -293,5 +293,167 @@ async fn node_metrics_report_capacity_and_running_containers() {
     pve.driver.stop(&a).await.unwrap();
     let m = pve.driver.node_metrics().await.unwrap();
     assert_eq!(m.instances_running, 1);
+    pve.assert_schema_clean();
+}
+
+fn vmid_of(r: &InstanceRef) -> u32 {
+    r.external_id.parse().unwrap()
+}
+
+#[tokio::test]
+async fn upstream_is_the_address_pve_reports_with_the_internal_port() {
+    let pve = spawn_pve().await;
+    let r = pve.driver.create_instance(&spec()).await.unwrap();
+    let vmid = vmid_of(&r);
+
+    // net0 is `ip=dhcp`: pve-sim's lease, 10.0.{vmid / 256}.{vmid % 256}/16.
+    assert_eq!(
+        pve.driver.upstream(&r, 8080, None).await.unwrap(),
+        Some(Upstream {
+            host: format!("10.0.{}.{}", vmid / 256, vmid % 256),
+            port: 8080,
+        })
+    );
+
+    pve.sim
+        .faults()
+        .set_ct_address(vmid, Some(("10.44.0.7".parse().unwrap(), 24)));
+    assert_eq!(
+        pve.driver.upstream(&r, 8069, Some(18069)).await.unwrap(),
+        Some(Upstream {
+            host: "10.44.0.7".into(),
+            port: 8069,
+        }),
+        "the container's own address and port; the host port is not used"
+    );
+
+    // Running, but DHCP has not answered yet.
+    pve.sim.faults().set_ct_address(vmid, None);
+    assert_eq!(pve.driver.upstream(&r, 8069, None).await.unwrap(), None);
+    assert_eq!(pve.count("GET", "/interfaces"), 3);
+    pve.assert_schema_clean();
+}
+
+/// PVE answers `{"data":null}` for the interfaces of a stopped container
+/// (`PVE::LXC::get_interfaces` swallows the error), so a stopped
+/// container has no upstream: `None`, not an error.
+#[tokio::test]
+async fn a_stopped_container_has_no_upstream_and_a_missing_one_is_not_found() {
+    let pve = spawn_pve().await;
+    let r = pve.driver.create_instance(&spec()).await.unwrap();
+    pve.driver.stop(&r).await.unwrap();
+    assert_eq!(pve.driver.upstream(&r, 8080, None).await.unwrap(), None);
+    assert_eq!(pve.count("GET", "/interfaces"), 1);
+
+    let gone = InstanceRef {
+        instance_id: Uuid::new_v4(),
+        external_id: "4242".into(),
+    };
+    assert!(matches!(
+        pve.driver.upstream(&gone, 8080, None).await,
+        Err(DriverError::NotFound { .. })
+    ));
+    pve.assert_schema_clean();
+}
+
+#[tokio::test]
+async fn high_availability_adds_and_removes_one_ha_resource_idempotently() {
+    let pve = spawn_pve().await;
+    let r = pve.driver.create_instance(&spec()).await.unwrap();
+    let sid = format!("ct:{}", r.external_id);
+
+    pve.driver.set_high_availability(&r, true).await.unwrap();
+    let ha = pve.sim.ha_resources();
+    assert_eq!(ha.len(), 1, "{ha:?}");
+    assert_eq!(ha[0].sid, sid);
+    assert_eq!(ha[0].state.as_deref(), Some("started"));
+
+    pve.driver.set_high_availability(&r, true).await.unwrap();
+    assert_eq!(pve.sim.ha_resources(), ha, "still the one resource");
+    assert_eq!(pve.count("POST", "/cluster/ha/resources"), 1);
+
+    pve.driver.set_high_availability(&r, false).await.unwrap();
+    assert!(pve.sim.ha_resources().is_empty());
+    pve.driver.set_high_availability(&r, false).await.unwrap();
+    assert_eq!(
+        pve.count("DELETE", &format!("/cluster/ha/resources/{sid}")),
+        1
+    );
+    assert_eq!(
+        pve.only_one(r.instance_id).status,
+        "running",
+        "leaving HA leaves the container running"
+    );
+
+    let gone = InstanceRef {
+        instance_id: Uuid::new_v4(),
+        external_id: "4242".into(),
+    };
+    for enabled in [true, false] {
+        assert!(matches!(
+            pve.driver.set_high_availability(&gone, enabled).await,
+            Err(DriverError::NotFound { .. })
+        ));
+    }
+    pve.assert_schema_clean();
+}
+
+/// A stop of an HA-managed container goes through the HA stack
+/// (`hastop`), which records the requested state `stopped`; turning HA on
+/// again leaves that as it is, and a start makes it `started` again.
+#[tokio::test]
+async fn stop_and_start_of_an_ha_container_keep_its_ha_resource() {
+    let pve = spawn_pve().await;
+    let r = pve.driver.create_instance(&spec()).await.unwrap();
+    pve.driver.set_high_availability(&r, true).await.unwrap();
+
+    pve.driver.stop(&r).await.unwrap();
+    assert_eq!(pve.only_one(r.instance_id).status, "stopped");
+    assert_eq!(pve.sim.ha_resources()[0].state.as_deref(), Some("stopped"));
+    pve.driver.set_high_availability(&r, true).await.unwrap();
+    assert_eq!(pve.only_one(r.instance_id).status, "stopped");
+
+    pve.driver.start(&r).await.unwrap();
+    assert_eq!(pve.only_one(r.instance_id).status, "running");
+    assert_eq!(pve.sim.ha_resources()[0].state.as_deref(), Some("started"));
+    let kinds: Vec<String> = pve.sim.tasks().into_iter().map(|t| t.kind).collect();
+    assert!(kinds.contains(&"hastop".to_owned()), "{kinds:?}");
+    assert!(kinds.contains(&"hastart".to_owned()), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn destroy_of_an_ha_container_succeeds_and_leaves_no_ha_resource() {
+    let pve = spawn_pve().await;
+    let r = pve.driver.create_instance(&spec()).await.unwrap();
+    pve.driver.set_high_availability(&r, true).await.unwrap();
+
+    pve.driver.destroy(&r).await.unwrap();
+    assert!(pve.owned_by(r.instance_id).is_empty());
+    assert!(pve.sim.ha_resources().is_empty());
+    pve.driver.destroy(&r).await.unwrap();
+    assert_eq!(pve.count("DELETE", &format!("/lxc/{}", r.external_id)), 1);
+    let kinds: Vec<String> = pve.sim.tasks().into_iter().map(|t| t.kind).collect();
+    assert!(
+        !kinds.contains(&"hastop".to_owned()),
+        "out of HA before the stop, so the stop is a plain one: {kinds:?}"
+    );
+    pve.assert_schema_clean();
+}
+
+#[tokio::test]
+async fn a_spec_with_high_availability_is_created_as_an_ha_resource() {
+    let pve = spawn_pve().await;
+    let mut ha_spec = spec();
+    ha_spec.high_availability = true;
+    let r = pve.driver.create_instance(&ha_spec).await.unwrap();
+    let ha = pve.sim.ha_resources();
+    assert_eq!(ha.len(), 1, "{ha:?}");
+    assert_eq!(ha[0].sid, format!("ct:{}", r.external_id));
+    assert_eq!(ha[0].state.as_deref(), Some("started"));
+    assert_eq!(pve.only_one(r.instance_id).status, "running");
+
+    // Created again (a retried job): adopted, still one resource.
+    assert_eq!(pve.driver.create_instance(&ha_spec).await.unwrap(), r);
+    assert_eq!(pve.sim.ha_resources().len(), 1);
     pve.assert_schema_clean();
 }

@@ -162,6 +162,9 @@ pub(super) fn ct_entry(st: &State, ct: &Ct, cluster: bool) -> Value {
     if let Some(lock) = ct.lock() {
         v["lock"] = lock.into();
     }
+    if cluster && let Some(r) = st.ha.get(&format!("ct:{}", ct.vmid)) {
+        v["hastate"] = r.effective_state().into();
+    }
     v
 }
 

@@ -1,15 +1,17 @@
 //! The LXC container life cycle: list a node's CTs, create one
-//! (`vzcreate`), its current status, start/stop/shutdown/reboot, and destroy
-//! (`vzdestroy`). A change answers the UPID of the task that makes it.
+//! (`vzcreate`), its current status and network interfaces,
+//! start/stop/shutdown/reboot (`hastart`/`hastop` for an HA-managed CT), and
+//! destroy (`vzdestroy`). A change answers the UPID of the task that makes
+//! it.
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::cluster::ct_entry;
 use super::config::{is_config_key, set_option};
 use super::{Params, Res, check_lock, contention, data, fail, flag, load, task, vmid_of};
-use crate::model::{Ct, Effect, Power, State};
+use crate::model::{Ct, Effect, Power, State, interfaces as ct_interfaces};
 
 pub(super) fn lxc_list(st: &State, p: &Params) -> Res {
     let node = p.get("node").map_or("", String::as_str);
@@ -98,32 +100,59 @@ fn ostype_of(template: &str) -> &'static str {
     .unwrap_or("unmanaged")
 }
 
+/// `GET …/status/current`; `ha` as `PVE::HA::Config::get_service_status`
+/// gives it (`managed`, and the requested `state` of a managed one).
 pub(super) fn status_current(st: &mut State, p: &Params) -> Res {
     let ct = load(st, p)?.clone();
     let mut v = ct_entry(st, &ct, false);
-    v["ha"] = json!({ "managed": 0 });
+    v["ha"] = match st.ha.get(&format!("ct:{}", ct.vmid)) {
+        Some(r) => json!({ "managed": 1, "state": r.effective_state() }),
+        None => json!({ "managed": 0 }),
+    };
     data(v)
+}
+
+/// `GET …/interfaces` (`PVE::LXC::get_interfaces`): PVE runs `lxc-info` on
+/// the node to find the CT's init and reads `ip --json addr` in its network
+/// namespace. It checks no config: when `lxc-info` finds no running CT of
+/// that id on this node (stopped, elsewhere, or no such CT) the error is
+/// swallowed and the answer is `{"data":null}`.
+pub(super) fn interfaces(st: &State, p: &Params) -> Res {
+    let node = p.get("node").map_or("", String::as_str);
+    let vmid = vmid_of(p);
+    match st.cts.get(&vmid) {
+        Some(ct) if ct.node == node && ct.power == Power::Running => {
+            data(ct_interfaces(ct, st.faults.addresses.get(&vmid).copied()))
+        }
+        _ => data(Value::Null),
+    }
 }
 
 /// start/stop/shutdown/reboot: the running-state checks answer at once
 /// (`CT 105 already running`, `CT 105 not running`, and reboot's own `VM 105
 /// not running`); the lock check runs inside the worker, so a locked CT
-/// gives a task that fails with `CT is locked (…)`, as in PVE.
+/// gives a task that fails with `CT is locked (…)`, as in PVE. For an
+/// HA-managed CT, start, stop and shutdown hand over to the HA stack
+/// (pve-container `API2/LXC/Status.pm`): a `hastart` / `hastop` task that
+/// takes no lock.
 pub(super) fn power(st: &mut State, p: &Params, user: &str, kind: &str) -> Res {
     contention(st, vmid_of(p))?;
     let ct = load(st, p)?.clone();
     let vmid = ct.vmid;
     let running = ct.power == Power::Running;
-    let effect = match kind {
+    let ha = st.ha_managed(vmid);
+    let (kind, effect) = match kind {
         "vzstart" if running => return Err(fail(format!("CT {vmid} already running"))),
-        "vzstart" => Effect::Start,
+        "vzstart" if ha => ("hastart", Effect::HaStart),
+        "vzstart" => (kind, Effect::Start),
         "vzreboot" if !running => return Err(fail(format!("VM {vmid} not running"))),
-        "vzreboot" => Effect::Reboot,
+        "vzreboot" => (kind, Effect::Reboot),
         _ if !running => return Err(fail(format!("CT {vmid} not running"))),
-        _ => Effect::Stop,
+        _ if ha => ("hastop", Effect::HaStop),
+        _ => (kind, Effect::Stop),
     };
     let upid = st.begin_task(&ct.node, kind, &vmid.to_string(), user, effect);
-    if kind != "vzreboot"
+    if matches!(kind, "vzstart" | "vzstop" | "vzshutdown")
         && let Some(lock) = ct.lock().filter(|l| *l != "mounted")
         && let Some(t) = st.tasks.iter_mut().find(|t| t.upid == upid)
     {
@@ -133,7 +162,10 @@ pub(super) fn power(st: &mut State, p: &Params, user: &str, kind: &str) -> Res {
     task(upid)
 }
 
-/// `DELETE /nodes/{node}/lxc/{vmid}`.
+/// `DELETE /nodes/{node}/lxc/{vmid}`: protection, lock, then HA (a CT
+/// that is an HA resource, whatever its state, is destroyed only with
+/// `purge=1`, which removes the resource when the task ends well), then
+/// running.
 pub(super) fn destroy(st: &mut State, p: &Params, user: &str) -> Res {
     contention(st, vmid_of(p))?;
     let ct = load(st, p)?.clone();
@@ -144,6 +176,12 @@ pub(super) fn destroy(st: &mut State, p: &Params, user: &str) -> Res {
         )));
     }
     check_lock(&ct)?;
+    let purge = flag(p, "purge");
+    if !purge && st.ha.contains_key(&format!("ct:{vmid}")) {
+        return Err(fail(format!(
+            "unable to remove CT {vmid} - used in HA resources and purge parameter not set."
+        )));
+    }
     if ct.power == Power::Running && !flag(p, "force") {
         return Err(fail(format!("CT {vmid} is running - destroy failed")));
     }
@@ -159,6 +197,6 @@ pub(super) fn destroy(st: &mut State, p: &Params, user: &str) -> Res {
         "vzdestroy",
         &vmid.to_string(),
         user,
-        Effect::Destroy,
+        Effect::Destroy { purge },
     ))
 }

@@ -1,9 +1,11 @@
 //! The simulated endpoints. Parameters arrive verified against the schema;
 //! the messages of the checks here are PVE's (pve-container `API2/LXC.pm`,
-//! `API2/LXC/Status.pm`, `API2/LXC/Config.pm`, pve-cluster, pve-manager).
+//! `API2/LXC/Status.pm`, `API2/LXC/Config.pm`, pve-ha-manager
+//! `API2/HA/Resources.pm`, pve-cluster, pve-manager).
 
 mod cluster;
 mod config;
+mod ha;
 mod lxc;
 mod storage;
 mod tasks;
@@ -16,7 +18,8 @@ use crate::model::{Ct, State};
 use crate::server::Reply;
 use cluster::{nextid, node_status, nodes, resources, version};
 use config::{get_config, put_config};
-use lxc::{create, destroy, lxc_list, power, status_current};
+use ha::{ha_create, ha_delete, ha_list, ha_read};
+use lxc::{create, destroy, interfaces, lxc_list, power, status_current};
 use storage::resize;
 use tasks::{task_list, task_log, task_status};
 
@@ -90,11 +93,16 @@ pub(crate) fn dispatch(
         ("PUT", "/nodes/{node}/lxc/{vmid}/config") => put_config(st, p),
         ("PUT", "/nodes/{node}/lxc/{vmid}/resize") => resize(st, p, user),
         ("GET", "/nodes/{node}/lxc/{vmid}/status/current") => status_current(st, p),
+        ("GET", "/nodes/{node}/lxc/{vmid}/interfaces") => interfaces(st, p),
         ("POST", "/nodes/{node}/lxc/{vmid}/status/start") => power(st, p, user, "vzstart"),
         ("POST", "/nodes/{node}/lxc/{vmid}/status/stop") => power(st, p, user, "vzstop"),
         ("POST", "/nodes/{node}/lxc/{vmid}/status/shutdown") => power(st, p, user, "vzshutdown"),
         ("POST", "/nodes/{node}/lxc/{vmid}/status/reboot") => power(st, p, user, "vzreboot"),
         ("DELETE", "/nodes/{node}/lxc/{vmid}") => destroy(st, p, user),
+        ("GET", "/cluster/ha/resources") => ha_list(st, p),
+        ("POST", "/cluster/ha/resources") => ha_create(st, p),
+        ("GET", "/cluster/ha/resources/{sid}") => ha_read(st, p),
+        ("DELETE", "/cluster/ha/resources/{sid}") => ha_delete(st, p),
         ("GET", "/nodes/{node}/tasks") => task_list(st, p),
         ("GET", "/nodes/{node}/tasks/{upid}/status") => task_status(st, p),
         ("GET", "/nodes/{node}/tasks/{upid}/log") => task_log(st, p),

@@ -61,11 +61,7 @@ impl Ct {
         for (k, v) in &self.config {
             let _ = writeln!(text, "{k}: {v}");
         }
-        let hash = Sha1::digest(text.as_bytes());
-        hash.iter().fold(String::with_capacity(40), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+        sha1_hex(&text)
     }
 
     /// Memory in bytes (`memory` is MiB, default 512).
@@ -114,4 +110,13 @@ impl Ct {
             config: self.config.clone(),
         }
     }
+}
+
+/// SHA-1 of `text` in lowercase hex, as PVE's config `digest`s.
+pub(crate) fn sha1_hex(text: &str) -> String {
+    let hash = Sha1::digest(text.as_bytes());
+    hash.iter().fold(String::with_capacity(40), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }

@@ -1,9 +1,12 @@
 //! The faults a test can inject: a node's next task failing or timing out
 //! on its lock, an unreachable node, lock contention on a vmid, dropped or
-//! delayed requests, and a CT that takes the vmid `nextid` just answered.
+//! delayed requests, a CT that takes the vmid `nextid` just answered, and
+//! the IPv4 address a CT's `net0` shows.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
+
+use super::Cidr4;
 
 #[derive(Debug)]
 pub(crate) struct DropRule {
@@ -21,6 +24,8 @@ pub(crate) struct FaultState {
     pub drops: Vec<DropRule>,
     pub delays: Vec<(DropRule, std::time::Duration)>,
     pub take_next_id: bool,
+    /// `net0`'s IPv4 address by vmid, chosen by a test (`None`: none).
+    pub addresses: HashMap<u32, Option<Cidr4>>,
 }
 
 impl FaultState {
@@ -34,6 +39,7 @@ impl FaultState {
             drops: Vec::new(),
             delays: Vec::new(),
             take_next_id: false,
+            addresses: HashMap::new(),
         }
     }
 }

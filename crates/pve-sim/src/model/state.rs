@@ -1,12 +1,14 @@
-//! The whole simulated cluster: its config, CTs by vmid, tasks, request log
-//! and faults; a task started (its UPID) and ended (its effect applied, or a
-//! failed one undone).
+//! The whole simulated cluster: its config, CTs by vmid, HA resources,
+//! tasks, request log and faults; a task started (its UPID) and ended (its
+//! effect applied, or a failed one undone).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::task::{first_log_lines, unix_now};
-use super::{ContainerView, Ct, Effect, FaultState, Power, RequestLog, Task};
+use super::{
+    ContainerView, Ct, Effect, FaultState, HaResourceView, HaResources, Power, RequestLog, Task,
+};
 use crate::{NodeSpec, SimConfig};
 
 /// The whole simulated cluster.
@@ -14,6 +16,8 @@ use crate::{NodeSpec, SimConfig};
 pub(crate) struct State {
     pub cfg: SimConfig,
     pub cts: BTreeMap<u32, Ct>,
+    /// HA resources by sid (`ct:105`).
+    pub ha: HaResources,
     pub tasks: Vec<Task>,
     pub requests: Vec<RequestLog>,
     pub faults: FaultState,
@@ -23,11 +27,14 @@ pub(crate) struct State {
     uptime_base: u64,
 }
 
-/// What a restarted simulator keeps: the containers and the pid counter
-/// (tasks in flight are lost, as a rebooted node loses them).
+/// What a restarted simulator keeps: the containers, the HA resources and
+/// the pid counter (tasks in flight are lost, as a rebooted node loses
+/// them). State files written before HA was simulated have no `ha`.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Kept {
     cts: BTreeMap<u32, Ct>,
+    #[serde(default)]
+    ha: HaResources,
     next_pid: u32,
 }
 
@@ -46,6 +53,7 @@ impl State {
             std::io::Error::other(format!("{}: not a pve-sim state: {e}", path.display()))
         })?;
         self.cts = kept.cts;
+        self.ha = kept.ha;
         for ct in self.cts.values_mut() {
             if ct.power == Power::Running {
                 ct.started = Some(Instant::now());
@@ -63,6 +71,7 @@ impl State {
         };
         let kept = Kept {
             cts: self.cts.clone(),
+            ha: self.ha.clone(),
             next_pid: self.next_pid,
         };
         let tmp = path.with_extension("tmp");
@@ -80,6 +89,7 @@ impl State {
         State {
             cfg,
             cts: BTreeMap::new(),
+            ha: BTreeMap::new(),
             tasks: Vec::new(),
             requests: Vec::new(),
             faults: FaultState::new(d),
@@ -99,6 +109,36 @@ impl State {
 
     pub fn container_views(&self) -> Vec<ContainerView> {
         self.cts.values().map(Ct::view).collect()
+    }
+
+    pub fn ha_views(&self) -> Vec<HaResourceView> {
+        self.ha
+            .iter()
+            .map(|(sid, r)| HaResourceView {
+                sid: sid.clone(),
+                kind: r.kind.clone(),
+                state: r.state().map(str::to_owned),
+                options: r.opts.clone(),
+            })
+            .collect()
+    }
+
+    /// `PVE::HA::Config::vm_is_ha_managed`: an HA resource for the guest
+    /// whose state is not `ignored` (ignored ones behave as unmanaged).
+    pub fn ha_managed(&self, vmid: u32) -> bool {
+        ["ct", "vm"].iter().any(|t| {
+            self.ha
+                .get(&format!("{t}:{vmid}"))
+                .is_some_and(|r| r.state() != Some("ignored"))
+        })
+    }
+
+    /// Sets the requested state of CT `vmid`'s HA resource, if it has one
+    /// (what `ha-manager set --state` and the CRM's `stop` command do).
+    fn set_ha_state(&mut self, vmid: u32, state: &str) {
+        if let Some(r) = self.ha.get_mut(&format!("ct:{vmid}")) {
+            r.opts.insert("state".to_owned(), state.to_owned());
+        }
     }
 
     /// The lowest free vmid from 100 (PVE's default `next-id` range).
@@ -220,11 +260,25 @@ impl State {
                 ct.power = Power::Stopped;
                 ct.started = None;
             }
+            Effect::HaStart => {
+                ct.power = Power::Running;
+                ct.started = Some(Instant::now());
+                self.set_ha_state(vmid, "started");
+            }
+            Effect::HaStop => {
+                ct.power = Power::Stopped;
+                ct.started = None;
+                self.set_ha_state(vmid, "stopped");
+            }
             Effect::Reboot => {
                 ct.started = Some(Instant::now());
             }
-            Effect::Destroy => {
+            Effect::Destroy { purge } => {
                 self.cts.remove(&vmid);
+                self.faults.addresses.remove(&vmid);
+                if *purge {
+                    self.ha.remove(&format!("ct:{vmid}"));
+                }
             }
             Effect::Resize { disk, value } => {
                 ct.config.insert(disk.clone(), value.clone());

@@ -15,8 +15,17 @@ pub(crate) enum Effect {
     },
     Start,
     Stop,
+    /// `hastart` of an HA-managed CT: `ha-manager set ct:N --state started`,
+    /// and the CRM starts it (at once here).
+    HaStart,
+    /// `hastop` of an HA-managed CT: `ha-manager crm-command stop`; the CRM
+    /// sets the requested state to `stopped` and stops it (at once here).
+    HaStop,
     Reboot,
-    Destroy,
+    /// Destroy; `purge` also removes the CT's HA resource.
+    Destroy {
+        purge: bool,
+    },
     /// Resize: set this disk's new `size=`.
     Resize {
         disk: String,
@@ -121,6 +130,8 @@ pub(super) fn first_log_lines(kind: &str, id: &str) -> Vec<String> {
         ],
         "resize" => vec![format!("  Size of logical volume pve/vm-{id}-disk-0 changed.")],
         "vzdestroy" => vec![format!("  Logical volume \"vm-{id}-disk-0\" successfully removed.")],
+        "hastart" => vec![format!("Requesting HA start for CT {id}")],
+        "hastop" => vec![format!("Requesting HA stop for CT {id}")],
         _ => Vec::new(),
     }
 }

@@ -1,5 +1,5 @@
-//! The snapshots the simulator hands to tests: a container, a task, and one
-//! request it received.
+//! The snapshots the simulator hands to tests: a container, an HA
+//! resource, a task, and one request it received.
 
 use crate::ConfigMap;
 
@@ -18,6 +18,22 @@ pub struct ContainerView {
     pub tags: Vec<String>,
     /// The config file's keys and values (`lock` included, `digest` not).
     pub config: ConfigMap,
+}
+
+/// A snapshot of one HA resource (`/etc/pve/ha/resources.cfg`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaResourceView {
+    /// Its id, `ct:105`.
+    pub sid: String,
+    /// Its type, `ct` (or `vm`).
+    pub kind: String,
+    /// The requested state as configured (`started`, `stopped`, `enabled`,
+    /// `disabled`, `ignored`); `None` when it was added without one, which
+    /// PVE reads as `started`.
+    pub state: Option<String>,
+    /// Every option as stored (`state`, `comment`, `failback`,
+    /// `max_restart`, `max_relocate`), values as given.
+    pub options: ConfigMap,
 }
 
 /// A snapshot of one task.

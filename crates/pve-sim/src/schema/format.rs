@@ -80,6 +80,9 @@ fn check_named(name: &str, v: &str) -> Result<(), String> {
         "pve-tag" if !matches(r"[a-z0-9_][a-z0-9_\-+.]*", &v.to_ascii_lowercase()) => {
             fail("invalid characters in tag".into())
         }
+        "pve-ha-resource-or-vm-id" if !matches(r"[a-z]+:\S+|\d+", v) => {
+            fail("value does not look like a valid ha resource id".into())
+        }
         "pve-poolid" if !matches(r"[A-Za-z0-9_\-/]+", v) => fail(format!("invalid pool ID '{v}'")),
         "disk-size" if !matches(r"\d+(\.\d+)?[KMGT]?", v) => {
             fail(format!("value does not look like a valid disk size: {v}"))

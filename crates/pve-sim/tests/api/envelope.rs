@@ -259,3 +259,49 @@ async fn task_log_pages_and_task_list_shows_finished_tasks() {
     assert_eq!(t.get("/nodes/pve2/tasks").await.json()["total"], 0);
     assert_eq!(t.get("/nodes/pve1/tasks?vmid=999").await.json()["total"], 0);
 }
+
+#[tokio::test]
+async fn interfaces_and_ha_resources_answer_their_schema_shape() {
+    let t = spawn().await;
+    t.created(
+        "pve1",
+        105,
+        &[("net0", "name=eth0,bridge=vmbr0,ip=dhcp"), ("start", "1")],
+    )
+    .await;
+    check_returns(
+        "GET",
+        "/nodes/{node}/lxc/{vmid}/interfaces",
+        &ok(&t, "/nodes/pve1/lxc/105/interfaces").await,
+    );
+    let r = t
+        .form(
+            "POST",
+            "/cluster/ha/resources",
+            &[("sid", "ct:105"), ("max_restart", "3"), ("failback", "0")],
+        )
+        .await;
+    assert_eq!(r.json(), serde_json::json!({ "data": null }));
+    check_returns(
+        "GET",
+        "/cluster/ha/resources",
+        &ok(&t, "/cluster/ha/resources").await,
+    );
+    check_returns(
+        "GET",
+        "/cluster/ha/resources/{sid}",
+        &ok(&t, "/cluster/ha/resources/ct:105").await,
+    );
+    check_returns(
+        "GET",
+        "/cluster/resources",
+        &ok(&t, "/cluster/resources").await,
+    );
+    check_returns(
+        "GET",
+        "/nodes/{node}/lxc/{vmid}/status/current",
+        &ok(&t, "/nodes/pve1/lxc/105/status/current").await,
+    );
+    let r = t.form("DELETE", "/cluster/ha/resources/ct:105", &[]).await;
+    assert_eq!(r.json(), serde_json::json!({ "data": null }));
+}

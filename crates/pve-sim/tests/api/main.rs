@@ -10,6 +10,8 @@ mod bodies;
 mod envelope;
 mod errors;
 mod faults;
+mod ha;
 mod helpers;
+mod interfaces;
 mod lifecycle;
 mod validation;

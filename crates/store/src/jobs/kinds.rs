@@ -9,6 +9,7 @@
 //! | `migrate` | [`Migrate`] | a plan change crossing deployment kinds | `provisioning::deploy` |
 //! | `suspend` / `resume` | [`Suspend`] / [`Resume`] | dunning, a payment, operators | `provisioning::deploy` |
 //! | `deprovision` | [`Deprovision`] | deletion, the end of service | `provisioning::deploy` |
+//! | `routing.sync` | [`RoutingSync`] | the database, when the route table's inputs change | `provisioning::routing` |
 //! | `node.check` | [`NodeCheck`] | the health-check ticker, `POST /v1/nodes` | `provisioning::nodes` |
 //! | `stripe.create_checkout` | [`StripeCreateCheckout`] | signup | `billing::stripe::jobs` |
 //! | `stripe.charge` | [`StripeCharge`] | an upgrade's or renewal's charge | `billing::stripe::jobs` |
@@ -100,6 +101,18 @@ fn take_backup() -> bool {
     true
 }
 per_tenant!(Deprovision, "deprovision");
+
+/// Pushes the route table to the reverse proxy (Caddy) when it differs
+/// from what the proxy runs. Queued by the database itself: the triggers
+/// of migration `000012_serving` insert one (unless one is already queued)
+/// in every transaction that changes a tenant's status, a deployment, an
+/// instance's upstream or a custom domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RoutingSync {}
+
+impl BackgroundJob for RoutingSync {
+    const KIND: &'static str = "routing.sync";
+}
 
 /// Checks one node's API and moves it between `online` and `offline`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,8 +37,15 @@ pub struct Deployment {
     pub instance_id: Option<Uuid>,
     /// The container's id on its node (Proxmox vmid, Docker container id).
     pub container_id: Option<String>,
-    /// Host port (dedicated).
+    /// Host port: a dedicated instance's, or the shared instance's
+    /// published port (Docker).
     pub host_port: Option<i32>,
+    /// Where the reverse proxy reaches the app: the Docker engine's host,
+    /// or the LXC container's IPv4 read from Proxmox. Null until read.
+    pub upstream_host: Option<String>,
+    /// The port there (published port on Docker, the product's internal
+    /// port on Proxmox).
+    pub upstream_port: Option<i32>,
     /// The tenant's database (its role has the same name).
     pub database: String,
     /// Created.
@@ -78,12 +85,15 @@ pub async fn deployments(
                 .map(|n| n.name),
             None => None,
         };
-        let container_id = match d.instance_id {
-            Some(i) => tenantry_store::nodes::get_instance(&mut conn, i)
-                .await
-                .ok()
-                .and_then(|i| i.external_id),
+        let instance = match d.instance_id {
+            Some(i) => tenantry_store::nodes::get_instance(&mut conn, i).await.ok(),
             None => None,
+        };
+        let live = d.status != "retired";
+        let (container_id, instance_port, upstream_host, upstream_port) = match instance {
+            Some(i) if live => (i.external_id, i.host_port, i.upstream_host, i.upstream_port),
+            Some(i) => (i.external_id, None, None, None),
+            None => (None, None, None, None),
         };
         out.push(Deployment {
             id: d.id,
@@ -93,7 +103,9 @@ pub async fn deployments(
             node,
             instance_id: d.instance_id,
             container_id,
-            host_port: d.host_port,
+            host_port: d.host_port.or(instance_port),
+            upstream_host,
+            upstream_port,
             database: d.database_name,
             created_at: d.created_at,
         });
