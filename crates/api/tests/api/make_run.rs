@@ -47,6 +47,15 @@ fn make_run_with_sims(
             "TENANTRY_STRIPE_SIM_LISTEN",
             format!("127.0.0.1:{stripe_port}"),
         )
+        .env(
+            "TENANTRY_CADDY_ADMIN_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env(
+            "TENANTRY_CADDY_HTTP_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env_remove("TENANTRY_CADDY_ADMIN_URL")
         .env("TENANTRY_ARGON2_MEMORY_KIB", "1024")
         .env("TENANTRY_ARGON2_ITERATIONS", "1")
         .env_remove("TENANTRY_STRIPE_SECRET_KEY")
@@ -222,6 +231,10 @@ async fn wait_started(child: &mut Child, data_dir: &Path) {
 
 #[tokio::test]
 async fn make_run_starts_the_whole_control_plane_and_make_demo_walks_the_main_path() {
+    // The demo's `inventory` tenants run in real containers (the catalog's
+    // fixed port range): none may be left from an earlier run, and none is
+    // left after this one, also when it fails.
+    let _containers = InventoryContainers::remove();
     let data_dir = std::env::temp_dir().join(format!("tenantry-demo-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&data_dir).unwrap();
     let http_port = free_port();
@@ -260,6 +273,7 @@ async fn make_run_starts_the_whole_control_plane_and_make_demo_walks_the_main_pa
         "make run: payments: local Stripe stand-in at http://127.0.0.1:",
         ", no money moves",
         &format!("make run: docs http://127.0.0.1:{http_port}/docs/"),
+        "make run: reverse proxy: Caddy at http://127.0.0.1:",
         "make run: simulators stopped",
     ] {
         assert!(out.contains(line), "{line:?} missing from: {out}");
@@ -271,6 +285,10 @@ async fn make_run_starts_the_whole_control_plane_and_make_demo_walks_the_main_pa
             ),
             "{out}"
         );
+        // The Docker demo product's tenant answers at its URL through Caddy.
+        for line in ["[11] sign up inv-", "→  200: tenant=inv-", "mode=shared"] {
+            assert!(demo_out.contains(line), "{line:?} missing from: {demo_out}");
+        }
     }
     for step in [
         "[1] sign up",
@@ -337,4 +355,38 @@ async fn make_run_starts_the_whole_control_plane_and_make_demo_walks_the_main_pa
         String::from_utf8_lossy(&alone.stderr)
     );
     std::fs::remove_dir_all(&data_dir).ok();
+}
+
+/// Removes the Docker containers and volumes of the demo catalog's
+/// `inventory` product, now and when dropped.
+struct InventoryContainers;
+
+impl InventoryContainers {
+    fn remove() -> Self {
+        Self::sweep();
+        Self
+    }
+
+    fn sweep() {
+        let docker = |args: &[&str]| {
+            Command::new("docker")
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        let label = "label=tenantry.product=inventory";
+        for id in docker(&["ps", "-aq", "--filter", label]).split_whitespace() {
+            docker(&["rm", "-f", id]);
+        }
+        for v in docker(&["volume", "ls", "-q", "--filter", label]).split_whitespace() {
+            docker(&["volume", "rm", "-f", v]);
+        }
+    }
+}
+
+impl Drop for InventoryContainers {
+    fn drop(&mut self) {
+        Self::sweep();
+    }
 }
