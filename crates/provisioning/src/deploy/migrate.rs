@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::{
     Provisioner,
+    resize::InPlace,
     support::{crash_point, is_dedicated, system},
 };
 
@@ -40,10 +41,28 @@ impl Provisioner {
             )));
         };
         if old.kind == target_kind && building.is_none() {
-            // Already switched (a re-run after the switch): finish the clean-up.
-            ctx.set_step("remove old").await?;
-            self.cleanup_retired(tenant_id, false).await?;
-            return self.finish_migration(tenant_id, &old).await;
+            // The same kind of container: a dedicated plan's resources and
+            // availability applied where it runs (nothing to do for a shared
+            // tenant), or already switched (a re-run after the switch).
+            let in_place = if target_kind == "dedicated" {
+                ctx.set_step("reserve").await?;
+                self.resize_in_place(ctx, &plan, &product, &old).await?
+            } else {
+                InPlace::Done
+            };
+            match in_place {
+                InPlace::Done => {
+                    ctx.set_step("remove old").await?;
+                    self.cleanup_retired(tenant_id, false).await?;
+                    if target_kind == "dedicated" {
+                        self.record_plan_applied(tenant_id, &plan).await?;
+                    }
+                    return self.finish_migration(tenant_id, &old).await;
+                }
+                InPlace::NoRoom(why) => {
+                    tracing::info!(tenant = %tenant.slug, %why, "moving the tenant to a node with room for its plan");
+                }
+            }
         }
         ctx.set_step("prepare").await?;
         {
@@ -112,6 +131,25 @@ impl Provisioner {
                 self.remove_unused_instance(i, purge).await?;
             }
         }
+        Ok(())
+    }
+
+    /// An activity row: the plan's resources are what the tenant's
+    /// container now has.
+    async fn record_plan_applied(
+        &self,
+        tenant_id: Uuid,
+        plan: &tenantry_store::catalog::Plan,
+    ) -> Result<(), JobError> {
+        let mut conn = self.pool.get().await?;
+        system(
+            "instance.resources_applied",
+            tenant_id,
+            json!({}),
+            json!({"plan": plan.code, "cpu_cores": plan.cpu_cores, "memory_mib": plan.memory_mib, "storage_gib": plan.storage_gib, "deployment": plan.deployment}),
+        )
+        .record(&mut conn)
+        .await?;
         Ok(())
     }
 
@@ -194,6 +232,9 @@ impl Provisioner {
             Ok(())
         })
         .await?;
-        Ok(())
+        drop(conn);
+        // An in-place resize reserved the new plan's size: back to the
+        // plan the tenant is on again.
+        self.restore_reservation(tenant_id).await
     }
 }

@@ -31,6 +31,7 @@ mod lifecycle;
 mod migrate;
 mod placement;
 mod provision;
+mod resize;
 mod support;
 
 use std::{collections::HashMap, sync::Arc};

@@ -55,7 +55,7 @@ impl Provisioner {
         let dedicated = is_dedicated(&plan.deployment);
         let placed = conn
             .transaction::<_, PlaceError, _>(async |conn| {
-                diesel_lock(conn).await?;
+                lock(conn).await?;
                 let (instance, port) = if dedicated {
                     self.place_dedicated(conn, tenant, plan, product).await?
                 } else {
@@ -316,7 +316,9 @@ impl Provisioner {
     }
 }
 
-async fn diesel_lock(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {
+/// Takes the placement lock for the transaction: placements and
+/// reservation changes run one at a time.
+pub(super) async fn lock(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {
     tenantry_store::advisory_xact_lock(conn, PLACEMENT_LOCK).await
 }
 

@@ -171,7 +171,10 @@ pub async fn list_changes(
 /// CTE (column `id`) at `$1`: each change `applied`, its tenant and
 /// subscription on the new plan, and — the one place this rule is written —
 /// a `migrate` job (kind bound as `$3`, payload [`crate::jobs::kinds::Migrate`],
-/// deduplicated per tenant) for every change that crosses deployment kinds.
+/// deduplicated per tenant) for every change that alters the tenant's
+/// deployment: another deployment kind (shared, dedicated, dedicated HA),
+/// or a dedicated plan with other cores, memory or disk (applied in place,
+/// or by a move when the node lacks room).
 /// Yields the CTE `applied` (the changed rows).
 const APPLY: &str = r#"
         applied AS (
@@ -194,14 +197,20 @@ const APPLY: &str = r#"
             SELECT uuid_v7(), $3, a.tenant_id,
                    jsonb_build_object('tenant_id', a.tenant_id, 'plan_change_id', a.id, 'from', a.from_deployment, 'to', a.to_deployment),
                    $3 || ':' || a.tenant_id
-            FROM applied a WHERE a.from_deployment <> a.to_deployment
+            FROM applied a
+            JOIN plans fp ON fp.id = a.from_plan_id
+            JOIN plans tp ON tp.id = a.to_plan_id
+            WHERE a.from_deployment <> a.to_deployment
+               OR (a.to_deployment <> 'shared'
+                   AND (fp.cpu_cores, fp.memory_mib, fp.storage_gib)
+                       IS DISTINCT FROM (tp.cpu_cores, tp.memory_mib, tp.storage_gib))
             ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING
             RETURNING id
         )"#;
 
 /// Applies one change now ([`APPLY`]): switches the tenant and its
 /// subscription to its plan, enqueues the `migrate` job when the deployment
-/// kind differs, marks the change applied. Runs in the caller's transaction
+/// changes (kind, or a dedicated plan's resources), marks the change applied. Runs in the caller's transaction
 /// on a locked change; returns the change and its migration job.
 ///
 /// # Errors
@@ -220,15 +229,11 @@ pub async fn apply_change(
     .bind::<diesel::sql_types::Text, _>(Migrate::KIND)
     .get_result(conn)
     .await?;
-    let job = if applied.from_deployment == applied.to_deployment {
-        None
-    } else {
-        crate::jobs::live_with_key(
-            conn,
-            &crate::jobs::subject_key(Migrate::KIND, applied.tenant_id),
-        )
-        .await?
-    };
+    let job = crate::jobs::live_with_key(
+        conn,
+        &crate::jobs::subject_key(Migrate::KIND, applied.tenant_id),
+    )
+    .await?;
     Ok((applied, job))
 }
 

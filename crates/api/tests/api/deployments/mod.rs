@@ -6,6 +6,7 @@
 mod lifecycle;
 mod migrations;
 mod placement;
+mod resources;
 
 use std::time::Duration;
 

@@ -1,0 +1,248 @@
+//! A plan change that keeps the container kind but changes what the plan
+//! pays for: cores, memory, disk and high availability applied to the
+//! tenant's container where it runs (asserted against pve-sim's container
+//! config and HA resources), the reservation updated for placement, and a
+//! move to a node with room when its node has none.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{Env, env};
+
+async fn change_plan_now(env: &Env, id: &str, plan: &str) {
+    let res = env
+        .app
+        .post_as(
+            &format!("/v1/tenants/{id}/plan-change"),
+            &env.token,
+            json!({"plan": plan, "immediate": true, "reason": "test"}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+}
+
+fn ct(env: &Env, vmid: &str) -> Option<pve_sim::ContainerView> {
+    env.sim
+        .containers()
+        .into_iter()
+        .find(|c| c.vmid.to_string() == vmid)
+}
+
+/// Waits until the container `vmid` has `cores` cores.
+async fn wait_cores(env: &Env, vmid: &str, cores: &str) -> pve_sim::ContainerView {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(c) = ct(env, vmid)
+            && c.config.get("cores").map(String::as_str) == Some(cores)
+            && c.lock.is_none()
+        {
+            return c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "CT {vmid} never got {cores} cores: {:?}",
+            ct(env, vmid)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn reservation(env: &Env, instance: &str) -> (i32, i32, i32, bool) {
+    let row = env
+        .app
+        .sql()
+        .await
+        .query_one(
+            "SELECT cpu_cores, memory_mib, storage_gib, high_availability FROM instances WHERE id = $1::text::uuid",
+            &[&instance],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2), row.get(3))
+}
+
+fn ha_of(env: &Env, vmid: &str) -> Option<pve_sim::HaResourceView> {
+    env.sim
+        .ha_resources()
+        .into_iter()
+        .find(|h| h.sid == format!("ct:{vmid}"))
+}
+
+fn disk_gib(c: &pve_sim::ContainerView) -> u64 {
+    let rootfs = c.config.get("rootfs").cloned().unwrap_or_default();
+    rootfs
+        .split(',')
+        .find_map(|p| p.strip_prefix("size="))
+        .and_then(|s| s.strip_suffix('G'))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no size in rootfs {rootfs:?}"))
+}
+
+#[tokio::test]
+async fn a_same_kind_upgrade_applies_the_plans_resources_and_ha_in_place_and_a_downgrade_keeps_the_disk()
+ {
+    let env = env().await;
+    let id = env.create("acme", "pro").await;
+    env.wait_status(&id, "active").await;
+    let before = env.active(&id).await;
+    let vmid = before["container_id"].as_str().unwrap().to_owned();
+    let instance = before["instance_id"].as_str().unwrap().to_owned();
+    // The catalog's pro: 2 cores, 4096 MiB, 50 GiB, not HA.
+    let c = ct(&env, &vmid).unwrap();
+    assert_eq!(c.config.get("cores").map(String::as_str), Some("2"));
+    assert_eq!(disk_gib(&c), 50);
+    assert!(ha_of(&env, &vmid).is_none());
+
+    // Enterprise: 4 cores, 8192 MiB, 100 GiB, Dedicated HA.
+    change_plan_now(&env, &id, "enterprise").await;
+    let c = wait_cores(&env, &vmid, "4").await;
+    assert_eq!(c.config.get("memory").map(String::as_str), Some("8192"));
+    assert_eq!(disk_gib(&c), 100, "the root disk grew");
+    env.wait_status(&id, "active").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while ha_of(&env, &vmid).is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "no HA resource");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ha = ha_of(&env, &vmid).unwrap();
+    assert_eq!(ha.state.as_deref().unwrap_or("started"), "started");
+    let after = env.active(&id).await;
+    assert_eq!(after["container_id"], vmid.as_str(), "the same container");
+    assert_eq!(after["id"], before["id"], "the same deployment");
+    assert_eq!(reservation(&env, &instance).await, (4, 8192, 100, true));
+    assert_eq!(
+        env.sim.containers().len(),
+        1,
+        "no second container was made"
+    );
+
+    // Back to pro: fewer cores and memory, no HA; the disk never shrinks
+    // and stays reserved.
+    change_plan_now(&env, &id, "pro").await;
+    let c = wait_cores(&env, &vmid, "2").await;
+    assert_eq!(c.config.get("memory").map(String::as_str), Some("4096"));
+    assert_eq!(disk_gib(&c), 100);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while ha_of(&env, &vmid).is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "HA resource kept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    env.wait_status(&id, "active").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while reservation(&env, &instance).await != (2, 4096, 100, false) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reservation: {:?}",
+            reservation(&env, &instance).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_upgrade_its_node_has_no_room_for_moves_the_tenant_to_a_node_that_has_it() {
+    let env = env().await;
+    let id = env.create("acme", "pro").await;
+    env.wait_status(&id, "active").await;
+    let before = env.active(&id).await;
+    let node = before["node"].as_str().unwrap().to_owned();
+    let vmid = before["container_id"].as_str().unwrap().to_owned();
+    let db = before["database"].as_str().unwrap().to_owned();
+    // Its node can hold 3 cores: 2 are reserved, the enterprise plan needs 4.
+    let nodes: Value = env
+        .app
+        .get_as("/v1/nodes?limit=100", &env.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let node_id = nodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == node.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = env
+        .app
+        .patch_as(
+            &format!("/v1/nodes/{node_id}"),
+            &env.token,
+            json!({"capacity": {"cpu_cores": 3, "memory_mib": 65536, "storage_gib": 1024, "max_instances": 50}}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+
+    change_plan_now(&env, &id, "enterprise").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let moved = loop {
+        let d = env.active(&id).await;
+        if d["node"] != node.as_str() && env.tenant(&id).await["status"] == "active" {
+            break d;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never moved: {d}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let new_vmid = moved["container_id"].as_str().unwrap().to_owned();
+    let c = env
+        .sim
+        .containers()
+        .into_iter()
+        .find(|c| c.vmid.to_string() == new_vmid && c.node != node)
+        .unwrap();
+    assert_eq!(c.config.get("cores").map(String::as_str), Some("4"));
+    assert_eq!(moved["database"], db.as_str(), "the database is kept");
+    assert!(ha_of(&env, &new_vmid).is_some(), "HA on the new node");
+    // The old container is gone from the old node.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while env
+        .sim
+        .containers()
+        .iter()
+        .any(|c| c.node == node && c.vmid.to_string() == vmid)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "old CT kept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_change_between_dedicated_plans_of_other_sizes_resizes_the_container() {
+    let env = env().await;
+    // A dedicated plan beside pro, bigger: the deployment kind stays the same.
+    let res = env
+        .app
+        .post_as(
+            "/v1/products/odoo/plans",
+            &env.token,
+            json!({"code": format!("pro-plus-{}", env.suffix), "name": "Pro Plus", "tier_rank": 3,
+                   "price": "99.00", "currency": "USD", "interval": "month", "deployment": "dedicated",
+                   "cpu_cores": 3, "memory_mib": 6144, "storage_gib": 60, "backup_schedule": "daily"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let id = env.create("acme", "pro").await;
+    env.wait_status(&id, "active").await;
+    let before = env.active(&id).await;
+    let vmid = before["container_id"].as_str().unwrap().to_owned();
+    let instance = before["instance_id"].as_str().unwrap().to_owned();
+
+    change_plan_now(&env, &id, &format!("pro-plus-{}", env.suffix)).await;
+    let c = wait_cores(&env, &vmid, "3").await;
+    assert_eq!(c.config.get("memory").map(String::as_str), Some("6144"));
+    assert_eq!(disk_gib(&c), 60);
+    assert!(ha_of(&env, &vmid).is_none(), "not an HA plan");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while reservation(&env, &instance).await != (3, 6144, 60, false) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reservation: {:?}",
+            reservation(&env, &instance).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(env.active(&id).await["container_id"], vmid.as_str());
+}
