@@ -240,7 +240,8 @@ async fn shared_and_dedicated_docker_tenants_answer_through_a_real_caddy_before_
                 "dedicated_ports": {"start": base, "end": base + 9},
                 "plans": [
                     {"code": "small", "name": "Small", "tier_rank": 1, "price": "5.00", "currency": "USD", "interval": "month", "deployment": "shared", "cpu_cores": 1, "memory_mib": 256, "storage_gib": 1, "backup_schedule": "weekly"},
-                    {"code": "big", "name": "Big", "tier_rank": 2, "price": "20.00", "currency": "USD", "interval": "month", "deployment": "dedicated", "cpu_cores": 1, "memory_mib": 256, "storage_gib": 1, "backup_schedule": "daily"}
+                    {"code": "big", "name": "Big", "tier_rank": 2, "price": "20.00", "currency": "USD", "interval": "month", "deployment": "dedicated", "cpu_cores": 1, "memory_mib": 256, "storage_gib": 1, "backup_schedule": "daily"},
+                    {"code": "ha", "name": "HA", "tier_rank": 3, "price": "50.00", "currency": "USD", "interval": "month", "deployment": "dedicated_ha", "cpu_cores": 2, "memory_mib": 512, "storage_gib": 1, "backup_schedule": "daily"}
                 ]
             }),
         )
@@ -348,6 +349,63 @@ async fn shared_and_dedicated_docker_tenants_answer_through_a_real_caddy_before_
         .await
         .unwrap();
     job_done(&app, &token, res).await;
+    until_served(
+        caddy.http_port,
+        &host(&dedicated_slug),
+        200,
+        "mode=dedicated",
+    )
+    .await;
+
+    // Up to Dedicated HA: the same container gets the plan's limits live and
+    // the restart policy `always`; the image's health check runs.
+    let container = app
+        .get_as(&format!("/v1/tenants/{dedicated_id}/deployments"), &token)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()[0]["container_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .post_as(
+            &format!("/v1/tenants/{dedicated_id}/plan-change"),
+            &token,
+            json!({"plan": "ha", "immediate": true, "reason": "test"}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let inspect = |c: &str| -> Value {
+        serde_json::from_str(docker(&["inspect", c]).trim())
+            .map(|v: Value| v[0].clone())
+            .unwrap_or(Value::Null)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let i = inspect(&container);
+        let hc = &i["HostConfig"];
+        if hc["RestartPolicy"]["Name"] == "always"
+            && hc["NanoCpus"] == 2_000_000_000_i64
+            && hc["Memory"] == 512_i64 << 20
+        {
+            assert!(
+                i["Config"]["Healthcheck"]["Test"].is_array(),
+                "the image's health check: {}",
+                i["Config"]
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never resized: {hc}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait(&app, &format!("/v1/tenants/{dedicated_id}"), &token, |t| {
+        t["status"] == "active" && t["plan"] == "ha"
+    })
+    .await;
     until_served(
         caddy.http_port,
         &host(&dedicated_slug),
