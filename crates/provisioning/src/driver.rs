@@ -143,6 +143,9 @@ pub struct InstanceStatus {
     pub memory_bytes: Option<u64>,
     /// Seconds since start, when running.
     pub uptime_secs: Option<u64>,
+    /// Root disk in use, bytes, when the node reports it (Proxmox `disk`,
+    /// while running; Docker: not reported).
+    pub disk_bytes: Option<u64>,
 }
 
 /// Whether the node answers, and what it runs.

@@ -316,6 +316,13 @@ impl Faults {
         lock(&self.shared).faults.addresses.insert(vmid, address);
     }
 
+    /// The root disk bytes CT `vmid` uses while it runs, as `disk` in
+    /// `GET …/status/current` and `/cluster/resources` (else a tenth of its
+    /// disk). Kept until [`Faults::clear`].
+    pub fn set_ct_disk_used(&self, vmid: u32, bytes: u64) {
+        lock(&self.shared).faults.disk_used.insert(vmid, bytes);
+    }
+
     /// Clears every fault (the task duration goes back to the configured one).
     pub fn clear(&self) {
         let mut st = lock(&self.shared);

@@ -126,6 +126,44 @@ impl Provisioner {
         Ok(InPlace::Done)
     }
 
+    /// What the tenant's data takes on disk, bytes, when it can be
+    /// measured: a dedicated container's root disk in use (Proxmox), or a
+    /// shared tenant's database (`pg_database_size`). `None` when neither
+    /// the node nor the database says (Docker reports no disk use).
+    ///
+    /// # Errors
+    /// [`JobError`]: the database, the node, or the tenant database server.
+    pub async fn disk_used(&self, tenant_id: uuid::Uuid) -> Result<Option<u64>, JobError> {
+        let (_, _, product) = self.load(tenant_id).await?;
+        let mut conn = self.pool.get().await?;
+        let Some(d) = deployments::find(&mut conn, tenant_id, "active").await? else {
+            return Ok(None);
+        };
+        if d.kind == "shared" {
+            drop(conn);
+            let server = &self.databases.for_product(&product.slug)?.server;
+            let name = crate::tenant_db::TenantDbName::parse(&d.database_name)
+                .map_err(|e| JobError::Fail(e.to_string()))?;
+            return server.database_size(&name).await.map_err(JobError::from);
+        }
+        let Some(instance_id) = d.instance_id else {
+            return Ok(None);
+        };
+        let instance = nodes::get_instance(&mut conn, instance_id).await?;
+        let node = nodes::get(&mut conn, instance.node_id).await?;
+        drop(conn);
+        let driver = self.driver(&node)?;
+        let r = InstanceRef {
+            instance_id,
+            external_id: instance.external_id.clone().unwrap_or_default(),
+        };
+        Ok(driver
+            .instance_status(&r)
+            .await
+            .map_err(JobError::from)?
+            .disk_bytes)
+    }
+
     /// After a failed in-place resize: the instance's reservation back to
     /// the plan the tenant is on again (billing's rollback put it back).
     pub(super) async fn restore_reservation(&self, tenant_id: uuid::Uuid) -> Result<(), JobError> {

@@ -164,6 +164,7 @@ impl Driver for DockerDriver {
                     cpu: None,
                     memory_bytes: None,
                     uptime_secs: None,
+                    disk_bytes: None,
                 });
             };
             let all_running = cs.iter().all(running);
@@ -194,6 +195,7 @@ impl Driver for DockerDriver {
                 cpu,
                 memory_bytes,
                 uptime_secs,
+                disk_bytes: None,
             })
         })
         .await

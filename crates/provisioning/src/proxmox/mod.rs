@@ -202,6 +202,8 @@ struct Ct {
     cpu: Option<f64>,
     cpus: Option<f64>,
     mem: Option<u64>,
+    /// Root disk bytes in use (PVE reports it while running).
+    disk: Option<u64>,
     uptime: Option<u64>,
 }
 
@@ -242,6 +244,7 @@ impl Ct {
             cpu: v.get("cpu").and_then(as_f64),
             cpus: v.get("cpus").and_then(as_f64),
             mem: v.get("mem").and_then(as_u64),
+            disk: v.get("disk").and_then(as_u64),
             uptime: v.get("uptime").and_then(as_u64),
         })
     }

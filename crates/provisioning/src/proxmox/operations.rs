@@ -98,6 +98,7 @@ impl Driver for ProxmoxDriver {
                     cpu: None,
                     memory_bytes: None,
                     uptime_secs: None,
+                    disk_bytes: None,
                 });
             };
             let running = ct.running();
@@ -111,6 +112,7 @@ impl Driver for ProxmoxDriver {
                 cpu: ct.cpu.map(|c| c * ct.cpus.unwrap_or(1.0)),
                 memory_bytes: ct.mem,
                 uptime_secs: ct.uptime.filter(|_| running),
+                disk_bytes: ct.disk.filter(|_| running),
             })
         })
         .await

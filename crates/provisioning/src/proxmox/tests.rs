@@ -45,6 +45,7 @@ fn ours_is_found_by_tag_only() {
         cpu: None,
         cpus: None,
         mem: None,
+        disk: None,
         uptime: None,
     };
     let other = owner_tag(Uuid::new_v4());

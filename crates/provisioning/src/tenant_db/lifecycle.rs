@@ -87,6 +87,23 @@ impl DatabaseServer {
         result
     }
 
+    /// The size of database `name` on disk, bytes (`pg_database_size`);
+    /// `None` when it does not exist.
+    ///
+    /// # Errors
+    /// Connection errors.
+    pub async fn database_size(&self, name: &TenantDbName) -> Result<Option<u64>, TenantDbError> {
+        let client = self.connect().await?;
+        let row = client
+            .query_opt(
+                "SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1",
+                &[&name.as_str()],
+            )
+            .await
+            .map_err(|e| TenantDbError::from_pg("measure the tenant database", &e))?;
+        Ok(row.and_then(|r| u64::try_from(r.get::<_, i64>(0)).ok()))
+    }
+
     /// Whether database `name` exists.
     ///
     /// # Errors

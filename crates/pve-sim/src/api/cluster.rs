@@ -139,7 +139,11 @@ pub(super) fn ct_entry(st: &State, ct: &Ct, cluster: bool) -> Value {
         "maxmem": ct.maxmem(),
         "maxdisk": ct.maxdisk(),
         "mem": ct_mem(ct),
-        "disk": if ct.power == Power::Running { ct.maxdisk() / 10 } else { 0 },
+        "disk": if ct.power == Power::Running {
+            st.faults.disk_used.get(&ct.vmid).copied().unwrap_or(ct.maxdisk() / 10)
+        } else {
+            0
+        },
         "cpu": if ct.power == Power::Running { 0.0021 } else { 0.0 },
         "uptime": ct.uptime(),
         "netin": 0,

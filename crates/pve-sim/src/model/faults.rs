@@ -26,6 +26,9 @@ pub(crate) struct FaultState {
     pub take_next_id: bool,
     /// `net0`'s IPv4 address by vmid, chosen by a test (`None`: none).
     pub addresses: HashMap<u32, Option<Cidr4>>,
+    /// Root disk bytes in use by vmid, chosen by a test (else a tenth of
+    /// the disk while running).
+    pub disk_used: HashMap<u32, u64>,
 }
 
 impl FaultState {
@@ -40,6 +43,7 @@ impl FaultState {
             delays: Vec::new(),
             take_next_id: false,
             addresses: HashMap::new(),
+            disk_used: HashMap::new(),
         }
     }
 }

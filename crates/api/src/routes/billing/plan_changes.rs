@@ -192,6 +192,7 @@ pub async fn request(
         Requester::Customer
     };
     let tenant = tenant(&state, &principal, &id).await?;
+    ensure_disk_fits(&state, &tenant, &input.plan).await?;
     let outcome = engine::request_change(
         &state.pool,
         state.gateway.as_ref(),
@@ -336,4 +337,54 @@ pub async fn mark_paid(
         checkout_url: None,
         job: job.map(Job::from),
     }))
+}
+
+/// Refuses a change to a plan whose disk is smaller than what the tenant's
+/// data takes now: `422 disk-too-small` with the figures, before any
+/// payment (a root disk never shrinks, and the data would not fit a shared
+/// plan's quota). The use is measured where it lives: a dedicated
+/// container's root disk (Proxmox `disk`), a shared tenant's database
+/// (`pg_database_size`). A tenant whose use cannot be measured now (a node
+/// not answering, a Docker container) is let through: the change itself
+/// never shrinks a disk.
+async fn ensure_disk_fits(
+    state: &AppState,
+    tenant: &tenantry_store::tenants::TenantView,
+    code: &str,
+) -> ApiResult<()> {
+    const GIB: u64 = 1 << 30;
+    let plan = {
+        let mut conn = state.pool.get().await?;
+        match tenantry_store::catalog::find_plan(&mut conn, tenant.tenant.product_id, code).await {
+            Ok(p) => p,
+            // An unknown plan: the engine says so.
+            Err(_) => return Ok(()),
+        }
+    };
+    let Ok(provisioner) = crate::workers::provisioner(state) else {
+        return Ok(());
+    };
+    let used = match provisioner.disk_used(tenant.tenant.id).await {
+        Ok(Some(used)) => used,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            tracing::warn!(tenant = %tenant.tenant.slug, error = %e, "disk use not measured; plan change let through");
+            return Ok(());
+        }
+    };
+    let offered = u64::try_from(plan.storage_gib).unwrap_or(0);
+    if used <= offered.saturating_mul(GIB) {
+        return Ok(());
+    }
+    // GiB with one decimal, rounded up, in integers.
+    let tenths = used.saturating_mul(10).div_ceil(GIB);
+    Err(ApiError::Unprocessable {
+        code: "disk-too-small",
+        detail: format!(
+            "the workspace's data takes {}.{} GiB and plan {} offers {offered} GiB: free space first, or choose a plan with more disk",
+            tenths / 10,
+            tenths % 10,
+            plan.code
+        ),
+    })
 }

@@ -246,3 +246,63 @@ async fn a_change_between_dedicated_plans_of_other_sizes_resizes_the_container()
     }
     assert_eq!(env.active(&id).await["container_id"], vmid.as_str());
 }
+
+#[tokio::test]
+async fn a_downgrade_to_a_disk_smaller_than_the_data_is_refused_before_payment_with_the_figures() {
+    let env = env().await;
+    let id = env.create("acme", "enterprise").await;
+    env.wait_status(&id, "active").await;
+    let vmid: u32 = env.active(&id).await["container_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Enterprise has 100 GiB; the data takes 60 GiB; pro offers 50 GiB.
+    env.sim.faults().set_ct_disk_used(vmid, 60 << 30);
+    let res = env
+        .app
+        .post_as(
+            &format!("/v1/tenants/{id}/plan-change"),
+            &env.token,
+            json!({"plan": "pro"}),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let problem: Value = res.json().await.unwrap();
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("disk-too-small"),
+        "{problem}"
+    );
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("60.0 GiB") && detail.contains("pro offers 50 GiB"),
+        "{detail}"
+    );
+    let changes: Value = env
+        .app
+        .get_as(&format!("/v1/tenants/{id}/plan-changes"), &env.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        changes["items"].as_array().unwrap().len(),
+        0,
+        "nothing was recorded"
+    );
+
+    // With 40 GiB of data the same downgrade is taken (scheduled).
+    env.sim.faults().set_ct_disk_used(vmid, 40 << 30);
+    let res = env
+        .app
+        .post_as(
+            &format!("/v1/tenants/{id}/plan-change"),
+            &env.token,
+            json!({"plan": "pro"}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+}
