@@ -208,6 +208,9 @@ impl Application {
             .nodes
             .clone()
             .spawn_health_checks(self.state.settings.jobs.node_check_interval);
+        // Pending custom domains are looked up again (`domain.verify` jobs).
+        let domain_checks = crate::routes::tenants::domains::verifier(&self.state)
+            .spawn_rechecks(self.state.settings.domains.check_every);
         let handle = self.server.handle();
         let on_signal = tokio::spawn(async move {
             shutdown_signal().await;
@@ -220,6 +223,9 @@ impl Application {
             task.abort();
         }
         if let Some(h) = health_checks {
+            h.abort();
+        }
+        if let Some(h) = domain_checks {
             h.abort();
         }
         stop_workers.cancel();

@@ -11,6 +11,7 @@ use crate::{AppState, config::Settings};
 pub fn handlers(state: &AppState) -> Handlers {
     let mut h = Handlers::new();
     state.nodes.clone().register(&mut h);
+    crate::routes::tenants::domains::verifier(state).register(&mut h);
     match provisioner(state) {
         Ok(p) => std::sync::Arc::new(p).register(&mut h),
         Err(e) => {

@@ -9,6 +9,11 @@ use uuid::Uuid;
 
 use crate::{StoreError, schema::tenant_domains};
 
+/// `tenant_domains.status` of a domain whose TXT record was not found yet.
+pub const PENDING: &str = "pending";
+/// `tenant_domains.status` of a domain proven by its TXT record: routed.
+pub const VERIFIED: &str = "verified";
+
 /// A custom domain row.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = tenant_domains, check_for_backend(diesel::pg::Pg))]
@@ -58,6 +63,40 @@ pub async fn insert(
         .await?)
 }
 
+/// Adds a `pending` domain unless the tenant holds `limit` domains
+/// already: `Ok(None)` then. The tenant's row is locked (`FOR NO KEY
+/// UPDATE`, which foreign keys do not wait for) so concurrent additions
+/// for one tenant count one after the other.
+///
+/// # Errors
+/// [`StoreError::NotFound`] when the tenant is gone;
+/// [`StoreError::Conflict`] with `tenant_domains_hostname_key` when any
+/// tenant holds the host name already.
+pub async fn insert_within_limit(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    hostname: &str,
+    token: &str,
+    limit: u32,
+) -> Result<Option<TenantDomain>, StoreError> {
+    use crate::schema::tenants;
+    tenants::table
+        .find(tenant_id)
+        .select(tenants::id)
+        .for_no_key_update()
+        .first::<Uuid>(conn)
+        .await?;
+    let held: i64 = tenant_domains::table
+        .filter(tenant_domains::tenant_id.eq(tenant_id))
+        .count()
+        .get_result(conn)
+        .await?;
+    if held >= i64::from(limit) {
+        return Ok(None);
+    }
+    insert(conn, tenant_id, hostname, token).await.map(Some)
+}
+
 /// The tenant's domains, oldest first.
 ///
 /// # Errors
@@ -88,6 +127,69 @@ pub async fn get(
         .filter(tenant_domains::id.eq(id))
         .select(TenantDomain::as_select())
         .first(conn)
+        .await?)
+}
+
+/// A domain by id, whichever tenant holds it (for its verification job).
+///
+/// # Errors
+/// [`StoreError::NotFound`] when it is gone.
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<TenantDomain, StoreError> {
+    Ok(tenant_domains::table
+        .find(id)
+        .select(TenantDomain::as_select())
+        .first(conn)
+        .await?)
+}
+
+/// A domain by id, its row locked until the transaction ends (so two
+/// checks of one domain record one after the other).
+///
+/// # Errors
+/// [`StoreError::NotFound`] when it is gone.
+pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> Result<TenantDomain, StoreError> {
+    Ok(tenant_domains::table
+        .find(id)
+        .select(TenantDomain::as_select())
+        .for_update()
+        .first(conn)
+        .await?)
+}
+
+/// `pending` domains due for another lookup: created less than `max_age`
+/// ago and not checked in the last `checked_within` (or never), as
+/// `(id, tenant_id)`, the least recently checked first, at most `limit`.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn due_for_check(
+    conn: &mut AsyncPgConnection,
+    checked_within: std::time::Duration,
+    max_age: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+    let now = Utc::now();
+    let ago = |d: std::time::Duration| {
+        chrono::TimeDelta::from_std(d)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    };
+    Ok(tenant_domains::table
+        .filter(tenant_domains::status.eq(PENDING))
+        .filter(tenant_domains::created_at.gt(ago(max_age)))
+        .filter(
+            tenant_domains::last_checked_at
+                .is_null()
+                .or(tenant_domains::last_checked_at.lt(ago(checked_within))),
+        )
+        .order((
+            tenant_domains::last_checked_at.asc().nulls_first(),
+            tenant_domains::id,
+        ))
+        .select((tenant_domains::id, tenant_domains::tenant_id))
+        .limit(limit)
+        .load(conn)
         .await?)
 }
 
@@ -126,7 +228,7 @@ pub async fn record_check(
     Ok(match error {
         None => {
             q.set((
-                tenant_domains::status.eq("verified"),
+                tenant_domains::status.eq(VERIFIED),
                 tenant_domains::verified_at.eq(diesel::dsl::now),
                 tenant_domains::last_checked_at.eq(diesel::dsl::now),
                 tenant_domains::last_error.eq(None::<String>),
@@ -162,7 +264,7 @@ pub async fn is_verified_and_routed(
     let n: i64 = tenant_domains::table
         .inner_join(tenants::table)
         .filter(tenant_domains::hostname.eq(hostname))
-        .filter(tenant_domains::status.eq("verified"))
+        .filter(tenant_domains::status.eq(VERIFIED))
         .filter(tenants::status.ne_all(["deleted", "failed", "pending_payment"]))
         .count()
         .get_result(conn)

@@ -18,7 +18,8 @@
 //! - `jobs`: the job workers ([`JobSettings`]);
 //! - `provisioning`: where tenants run ([`ProvisioningSettings`]);
 //! - `payments`: how customers pay ([`Payments`]);
-//! - `routing`: the reverse proxy in front of tenants ([`RoutingSettings`]).
+//! - `routing`: the reverse proxy in front of tenants ([`RoutingSettings`]);
+//! - `domains`: custom domains' DNS verification ([`DomainSettings`]).
 //!
 //! Every flag has a `display_order`, its place in `--help` (`--config` is 0),
 //! so the list keeps one order whichever file declares a flag; a new flag
@@ -27,6 +28,7 @@
 mod auth;
 mod billing;
 mod database;
+mod domains;
 mod http;
 mod jobs;
 mod logging;
@@ -36,6 +38,7 @@ mod routing;
 mod signup;
 
 pub use auth::{AuthSettings, parse_proxies, random_key_list};
+pub use domains::DomainSettings;
 pub use jobs::JobSettings;
 pub use logging::LogFormat;
 pub use payments::Payments;
@@ -96,6 +99,10 @@ pub struct SettingsArgs {
     /// Routing.
     #[command(flatten)]
     routing: routing::RoutingArgs,
+
+    /// Custom domains.
+    #[command(flatten)]
+    domains: domains::DomainArgs,
 }
 
 impl fmt::Debug for SettingsArgs {
@@ -149,6 +156,8 @@ pub struct Settings {
     pub provisioning: ProvisioningSettings,
     /// The reverse proxy in front of tenants.
     pub routing: RoutingSettings,
+    /// Custom domains' DNS verification.
+    pub domains: DomainSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -171,6 +180,7 @@ impl fmt::Debug for Settings {
             .field("provisioning", &self.provisioning)
             .field("payments", &self.payments)
             .field("routing", &self.routing)
+            .field("domains", &self.domains)
             .finish_non_exhaustive()
     }
 }
@@ -188,6 +198,7 @@ impl From<SettingsArgs> for Settings {
             .to_owned();
         Self {
             routing: a.routing.into_settings(&public_url),
+            domains: a.domains.into_settings(),
             database_url: a
                 .database
                 .database_url
@@ -264,6 +275,7 @@ impl Settings {
                 },
             },
             stripe_reconcile_interval: Duration::ZERO,
+            domains: DomainSettings::default(),
             jobs: JobSettings {
                 workers: 0,
                 poll_interval: Duration::from_secs(1),

@@ -66,6 +66,15 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
         .await
         .unwrap();
     let node_id = node["id"].as_str().unwrap().to_owned();
+    // And a custom domain.
+    let b_domain = {
+        let mut conn = app.pool().get().await.unwrap();
+        tenantry_store::domains::insert(&mut conn, tb, "b-secret.example.com", "b-token")
+            .await
+            .unwrap()
+            .id
+            .to_string()
+    };
     let b_markers = [
         tb.to_string(),
         b.user_id.to_string(),
@@ -74,6 +83,7 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
         b_job.clone(),
         b_change_id.clone(),
         "b-secret-token-name".to_owned(),
+        "b-secret.example.com".to_owned(),
         "tenant-b".to_owned(),
     ];
 
@@ -108,6 +118,7 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
                     ("id", _) => b_token_id.clone(),
                     ("user_id", _) => b.user_id.to_string(),
                     ("change_id", _) => b_change_id.clone(),
+                    ("domain_id", _) => b_domain.clone(),
                     ("slug", _) => "odoo".to_owned(),
                     ("code", _) => "basic".to_owned(),
                     (other, _) => panic!(
@@ -136,7 +147,7 @@ async fn tenant_a_never_reaches_tenant_b_on_any_route() {
             }
             if params
                 .iter()
-                .any(|p| p == "id" || p == "user_id" || p == "change_id")
+                .any(|p| p == "id" || p == "user_id" || p == "change_id" || p == "domain_id")
             {
                 assert!(
                     !status.is_success(),
@@ -214,6 +225,7 @@ async fn only_the_known_routes_are_public() {
                 .replace("{id}", "01890000-0000-7000-8000-000000000000")
                 .replace("{user_id}", "01890000-0000-7000-8000-000000000000")
                 .replace("{change_id}", "01890000-0000-7000-8000-000000000000")
+                .replace("{domain_id}", "01890000-0000-7000-8000-000000000000")
                 .replace("{slug}", "odoo")
                 .replace("{code}", "basic");
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();

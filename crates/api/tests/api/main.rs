@@ -17,6 +17,7 @@ mod cli;
 mod crash;
 mod deployments;
 mod docker_tenants;
+mod domains;
 mod errors;
 mod helpers;
 mod make_run;

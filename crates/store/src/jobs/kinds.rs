@@ -6,7 +6,7 @@
 //! | kind | payload | enqueued by | handled by |
 //! | --- | --- | --- | --- |
 //! | `provision` | [`Provision`] | signup, creation, a paid checkout, retry | `provisioning::deploy` |
-//! | `migrate` | [`Migrate`] | a plan change crossing deployment kinds | `provisioning::deploy` |
+//! | `migrate` | [`Migrate`] | a plan change altering the deployment (kind, resources, HA) | `provisioning::deploy` |
 //! | `suspend` / `resume` | [`Suspend`] / [`Resume`] | dunning, a payment, operators | `provisioning::deploy` |
 //! | `deprovision` | [`Deprovision`] | deletion, the end of service | `provisioning::deploy` |
 //! | `routing.sync` | [`RoutingSync`] | the database, when the route table's inputs change | `provisioning::routing` |
@@ -15,6 +15,7 @@
 //! | `stripe.charge` | [`StripeCharge`] | an upgrade's or renewal's charge | `billing::stripe::jobs` |
 //! | `stripe.sync_price` | [`StripeSyncPrice`] | a plan change applied or scheduled | `billing::stripe::jobs` |
 //! | `stripe.reconcile` | [`StripeReconcile`] | the reconciliation ticker | `billing::stripe::jobs` |
+//! | `domain.verify` | [`DomainVerify`] | adding a custom domain, the re-check ticker | `api::routes::tenants::domains` |
 //!
 //! Payload fields are the JSON stored in `jobs.payload`; set-based SQL that
 //! enqueues builds the same object with `jsonb_build_object` and binds the
@@ -53,8 +54,11 @@ pub struct Provision {
 }
 per_tenant!(Provision, "provision");
 
-/// Moves a tenant between shared and dedicated after its plan change
-/// applied; a failure rolls back and records a `migration_failed` event.
+/// Brings a tenant's deployment to its plan after a plan change applied:
+/// moves it between shared and dedicated, or applies a dedicated plan's
+/// cores, memory, disk and high availability to its container (in place,
+/// or by a move to a node with room). A failure rolls back and records a
+/// `migration_failed` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Migrate {
     /// The tenant.
@@ -216,6 +220,30 @@ impl BackgroundJob for StripeReconcile {
 
     fn dedup_key(&self) -> Option<String> {
         Some(Self::KIND.to_owned())
+    }
+}
+
+/// Looks up a custom domain's DNS TXT record
+/// (`_tenantry-challenge.<hostname>`) and marks the domain `verified` when
+/// it holds the domain's token, else records why not. One live job per
+/// domain; a domain gone or verified meanwhile ends the job quietly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainVerify {
+    /// The tenant holding the domain (for the job list).
+    pub tenant_id: Uuid,
+    /// The domain (`tenant_domains.id`).
+    pub domain_id: Uuid,
+}
+
+impl BackgroundJob for DomainVerify {
+    const KIND: &'static str = "domain.verify";
+
+    fn tenant_id(&self) -> Option<Uuid> {
+        Some(self.tenant_id)
+    }
+
+    fn dedup_key(&self) -> Option<String> {
+        Some(subject_key(Self::KIND, self.domain_id))
     }
 }
 

@@ -3,10 +3,12 @@
 //! - `lifecycle`: signup, create, list, read, rename, pause, resume, retry,
 //!   delete, mark a signup paid;
 //! - `membership`: members and invitations;
-//! - `subscription`: the subscription, deployments and activity of a tenant.
+//! - `subscription`: the subscription, deployments and activity of a tenant;
+//! - `domains`: custom domains, their DNS verification job and re-checks.
 //!
 //! The views shared by those, and the signup route's registration, are here.
 
+pub mod domains;
 mod lifecycle;
 mod membership;
 mod subscription;
