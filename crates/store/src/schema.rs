@@ -258,6 +258,7 @@ diesel::table! {
         env -> Jsonb,
         volumes -> Jsonb,
         stack_service -> Nullable<Text>,
+        shared_tenant_connection_limit -> Nullable<Int4>,
     }
 }
 

@@ -82,6 +82,9 @@ pub struct SharedInstance {
     pub max_tenants: i32,
     /// What one shared instance reserves on its node.
     pub limits: Limits,
+    /// Database connections one tenant may hold at once (its role's
+    /// `CONNECTION LIMIT`).
+    pub tenant_connection_limit: i32,
 }
 
 /// An inclusive range of host ports.
@@ -200,6 +203,9 @@ fn product_dto(p: ProductRow) -> Product {
                     memory_mib,
                     storage_gib,
                 },
+                tenant_connection_limit: p
+                    .shared_tenant_connection_limit
+                    .unwrap_or(tenantry_store::catalog::DEFAULT_TENANT_CONNECTION_LIMIT),
             })
         }
         _ => None,

@@ -42,6 +42,7 @@ fn product_input(p: &Product) -> ProductInput {
                 cpu_cores: i64::from(c),
                 memory_mib: i64::from(mem),
                 storage_gib: i64::from(s),
+                tenant_connection_limit: p.shared_tenant_connection_limit.map(i64::from),
             }),
             _ => None,
         },

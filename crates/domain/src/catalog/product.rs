@@ -25,6 +25,10 @@ pub struct SharedInstanceInput {
     pub memory_mib: i64,
     /// Disk reserved for the shared instance, GiB.
     pub storage_gib: i64,
+    /// Database connections one tenant may hold at once (its role's
+    /// `CONNECTION LIMIT`), 1–10,000; absent: 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_connection_limit: Option<i64>,
 }
 
 /// An inclusive host port range as written.
@@ -105,6 +109,8 @@ pub struct SharedInstance {
     pub max_tenants: u32,
     /// What one shared instance reserves.
     pub resources: Resources,
+    /// Database connections one tenant may hold at once, as declared.
+    pub tenant_connection_limit: Option<u32>,
 }
 
 /// A validated product with its plans.
@@ -169,13 +175,22 @@ impl ProductInput {
                 let mut se = ValidationErrors::new();
                 let max = se.check("max_tenants", bounded(s.max_tenants, 1, 100_000));
                 let res = Resources::validate(s.cpu_cores, s.memory_mib, s.storage_gib, &mut se);
+                let limit = match s.tenant_connection_limit {
+                    None => Some(None),
+                    Some(n) => se
+                        .check("tenant_connection_limit", bounded(n, 1, 10_000))
+                        .map(Some),
+                };
                 e.nest("shared", se);
-                max.zip(res).map(|(max_tenants, resources)| {
-                    Some(SharedInstance {
-                        max_tenants,
-                        resources,
-                    })
-                })
+                max.zip(res).zip(limit).map(
+                    |((max_tenants, resources), tenant_connection_limit)| {
+                        Some(SharedInstance {
+                            max_tenants,
+                            resources,
+                            tenant_connection_limit,
+                        })
+                    },
+                )
             }
         };
         let dedicated_ports = match &self.dedicated_ports {

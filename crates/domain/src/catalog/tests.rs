@@ -39,6 +39,7 @@ fn product() -> ProductInput {
             cpu_cores: 4,
             memory_mib: 8192,
             storage_gib: 100,
+            tenant_connection_limit: None,
         }),
         dedicated_ports: Some(PortRangeInput {
             start: 8200,

@@ -90,6 +90,7 @@ impl Provisioner {
         crash_point(Migrate::KIND, "place");
         ctx.set_step("container").await?;
         self.ensure_container(&tenant, &product, &target).await?;
+        self.apply_connection_limit(&product, &target).await?;
         crash_point(Migrate::KIND, "container");
         ctx.set_step("switch").await?;
         {

@@ -128,6 +128,30 @@ impl Provisioner {
         server
             .ensure_database(&name, &password)
             .await
+            .map_err(JobError::from)?;
+        self.apply_connection_limit(product, d).await
+    }
+
+    /// The tenant role's connection limit for its deployment: a shared
+    /// tenant gets its product's per-tenant limit (default 20), a dedicated
+    /// one none (its app has the container to itself).
+    pub(super) async fn apply_connection_limit(
+        &self,
+        product: &Product,
+        d: &Deployment,
+    ) -> Result<(), JobError> {
+        let server = &self.databases.for_product(&product.slug)?.server;
+        let name =
+            TenantDbName::parse(&d.database_name).map_err(|e| JobError::Fail(e.to_string()))?;
+        let limit = (d.kind == "shared").then(|| {
+            let n = product
+                .shared_tenant_connection_limit
+                .unwrap_or(tenantry_store::catalog::DEFAULT_TENANT_CONNECTION_LIMIT);
+            u32::try_from(n).unwrap_or(1)
+        });
+        server
+            .set_connection_limit(&name, limit)
+            .await
             .map_err(JobError::from)
     }
 }

@@ -87,6 +87,25 @@ impl DatabaseServer {
         result
     }
 
+    /// Sets how many connections role `name` may hold at once
+    /// (`ALTER ROLE … CONNECTION LIMIT`; `None`: no limit, `-1`). A shared
+    /// tenant gets its product's per-tenant limit, a dedicated one none.
+    ///
+    /// # Errors
+    /// Connection errors; the server's refusal.
+    pub async fn set_connection_limit(
+        &self,
+        name: &TenantDbName,
+        limit: Option<u32>,
+    ) -> Result<(), TenantDbError> {
+        let client = self.connect().await?;
+        let n = limit.map_or(-1, i64::from);
+        client
+            .batch_execute(&format!("ALTER ROLE {} CONNECTION LIMIT {n}", name.ident()))
+            .await
+            .map_err(|e| TenantDbError::from_pg("set the tenant role's connection limit", &e))
+    }
+
     /// The size of database `name` on disk, bytes (`pg_database_size`);
     /// `None` when it does not exist.
     ///

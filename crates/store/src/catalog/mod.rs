@@ -19,6 +19,10 @@ pub use products::{
     list_active_products, set_product_active, update_product,
 };
 
+/// Database connections one shared tenant may hold when its product
+/// declares no `tenant_connection_limit`.
+pub const DEFAULT_TENANT_CONNECTION_LIMIT: i32 = 20;
+
 fn int(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }

@@ -41,6 +41,8 @@ pub struct Product {
     pub shared_memory_mib: Option<i32>,
     /// Disk reserved by a shared instance, GiB.
     pub shared_storage_gib: Option<i32>,
+    /// Database connections one shared tenant may hold (null: 20).
+    pub shared_tenant_connection_limit: Option<i32>,
     /// First host port for dedicated tenants.
     pub dedicated_port_start: Option<i32>,
     /// Last host port for dedicated tenants (inclusive).
@@ -86,6 +88,7 @@ struct ProductValues {
     shared_cpu_cores: Option<i32>,
     shared_memory_mib: Option<i32>,
     shared_storage_gib: Option<i32>,
+    shared_tenant_connection_limit: Option<i32>,
     dedicated_port_start: Option<i32>,
     dedicated_port_end: Option<i32>,
     active: bool,
@@ -114,6 +117,10 @@ impl From<&ProductSpec> for ProductValues {
             shared_cpu_cores: p.shared.map(|s| int(s.resources.cpu_cores)),
             shared_memory_mib: p.shared.map(|s| int(s.resources.memory_mib)),
             shared_storage_gib: p.shared.map(|s| int(s.resources.storage_gib)),
+            shared_tenant_connection_limit: p
+                .shared
+                .and_then(|s| s.tenant_connection_limit)
+                .map(int),
             dedicated_port_start: p.dedicated_ports.map(|r| i32::from(r.start().get())),
             dedicated_port_end: p.dedicated_ports.map(|r| i32::from(r.end().get())),
             active: true,
@@ -139,6 +146,7 @@ impl From<&Product> for ProductValues {
             shared_cpu_cores: p.shared_cpu_cores,
             shared_memory_mib: p.shared_memory_mib,
             shared_storage_gib: p.shared_storage_gib,
+            shared_tenant_connection_limit: p.shared_tenant_connection_limit,
             dedicated_port_start: p.dedicated_port_start,
             dedicated_port_end: p.dedicated_port_end,
             active: p.active,

@@ -306,3 +306,102 @@ async fn a_downgrade_to_a_disk_smaller_than_the_data_is_refused_before_payment_w
         .await;
     assert!(res.status().is_success(), "{}", res.text().await.unwrap());
 }
+
+async fn connection_limit(env: &Env, role: &str) -> i32 {
+    env.app
+        .sql()
+        .await
+        .query_one(
+            "SELECT rolconnlimit FROM pg_roles WHERE rolname = $1",
+            &[&role],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_shared_tenant_gets_its_products_connection_limit_and_a_dedicated_one_none() {
+    let env = env().await;
+    // The demo odoo declares no limit: the default, 20.
+    let id = env.create("acme", "basic").await;
+    env.wait_status(&id, "active").await;
+    let role = env.active(&id).await["database"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(connection_limit(&env, &role).await, 20);
+    let product: Value = env
+        .app
+        .get_as("/v1/products/odoo", &env.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(product["shared"]["tenant_connection_limit"], 20);
+
+    // Moved to a dedicated container, the app has it to itself: no limit.
+    change_plan_now(&env, &id, "pro").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !(env.active(&id).await["kind"] == "dedicated"
+        && env.tenant(&id).await["status"] == "active")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never migrated");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(connection_limit(&env, &role).await, -1);
+
+    // A product that declares its limit: a new shared product on pve-sim.
+    let res = env
+        .app
+        .post_as(
+            "/v1/products",
+            &env.token,
+            json!({
+                "slug": format!("erp-{}", env.suffix), "name": "ERP", "driver": "proxmox",
+                "lxc_template": super::ODOO_TEMPLATE, "internal_port": 8069,
+                "shared": {"max_tenants": 10, "cpu_cores": 1, "memory_mib": 1024, "storage_gib": 10, "tenant_connection_limit": 7},
+                "plans": [{"code": "s", "name": "S", "tier_rank": 1, "price": "5.00", "currency": "USD", "interval": "month", "deployment": "shared", "cpu_cores": 1, "memory_mib": 256, "storage_gib": 1, "backup_schedule": "none"}]
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let slug = env.slug("erp-co");
+    let created: Value = env
+        .app
+        .post_as(
+            "/v1/tenants",
+            &env.token,
+            json!({"company_name": "ERP Co", "slug": slug, "product": format!("erp-{}", env.suffix), "plan": "s",
+                   "owner_email": format!("o@{slug}.test"), "skip_payment": true}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let erp = created["tenant"]["id"].as_str().unwrap().to_owned();
+    env.wait_status(&erp, "active").await;
+    let role = env.active(&erp).await["database"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(connection_limit(&env, &role).await, 7);
+
+    // Out of range: 422 naming the field.
+    let res = env
+        .app
+        .post_as(
+            "/v1/products",
+            &env.token,
+            json!({
+                "slug": format!("bad-{}", env.suffix), "name": "Bad", "driver": "proxmox",
+                "lxc_template": super::ODOO_TEMPLATE, "internal_port": 8069,
+                "shared": {"max_tenants": 10, "cpu_cores": 1, "memory_mib": 1024, "storage_gib": 10, "tenant_connection_limit": 0},
+                "plans": [{"code": "s", "name": "S", "tier_rank": 1, "price": "5.00", "currency": "USD", "interval": "month", "deployment": "shared", "cpu_cores": 1, "memory_mib": 256, "storage_gib": 1, "backup_schedule": "none"}]
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("shared.tenant_connection_limit"), "{body}");
+}

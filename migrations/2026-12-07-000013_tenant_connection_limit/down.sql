@@ -1,0 +1,1 @@
+ALTER TABLE products DROP COLUMN shared_tenant_connection_limit;
