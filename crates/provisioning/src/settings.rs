@@ -29,6 +29,10 @@ pub struct ProvisioningSettings {
     /// How long a Docker deploy waits for the app to answer HTTP
     /// (`TENANTRY_DOCKER_READY_TIMEOUT_SECS`).
     pub docker_ready_timeout: Duration,
+    /// How long a new LXC container's app has to answer HTTP at its
+    /// upstream before the tenant fails (`TENANTRY_UPSTREAM_READY_TIMEOUT_SECS`;
+    /// zero: not waited for).
+    pub upstream_ready_timeout: Duration,
 }
 
 impl fmt::Debug for ProvisioningSettings {
@@ -44,6 +48,7 @@ impl fmt::Debug for ProvisioningSettings {
             .field("tenant_database_host", &self.tenant_database_host)
             .field("stacks_dir", &self.stacks_dir)
             .field("docker_ready_timeout", &self.docker_ready_timeout)
+            .field("upstream_ready_timeout", &self.upstream_ready_timeout)
             .finish()
     }
 }

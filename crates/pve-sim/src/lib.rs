@@ -20,6 +20,7 @@
 //! ```
 
 mod api;
+mod apps;
 mod model;
 pub mod schema;
 mod server;
@@ -59,6 +60,23 @@ pub struct SimConfig {
     /// still has them, as a real cluster would; `None` (the default): in
     /// memory only.
     pub state_file: Option<std::path::PathBuf>,
+    /// Simulated applications inside the containers (see [`AppSim`]);
+    /// `None` (the default): containers serve nothing.
+    pub app: Option<AppSim>,
+}
+
+/// Applications that answer HTTP inside the simulated containers, so a
+/// reverse proxy in front of them can be tried: each running CT's `net0`
+/// gets the loopback address `127.{net}.{vmid / 256}.{vmid % 256}` and an
+/// HTTP server there on `port` (a page naming the CT and the tenant the
+/// `X-Tenantry-Tenant` header names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppSim {
+    /// The port the apps listen on (the product's internal port).
+    pub port: u16,
+    /// The second octet of the loopback addresses (1–254): simulators
+    /// running side by side need different ones.
+    pub net: u8,
 }
 
 impl Default for SimConfig {
@@ -69,6 +87,7 @@ impl Default for SimConfig {
             task_duration: Duration::from_millis(20),
             version: "9.1.1".to_owned(),
             state_file: None,
+            app: None,
         }
     }
 }
@@ -108,9 +127,9 @@ impl NodeSpec {
 }
 
 /// The shared state behind a [`Sim`] and its [`Faults`].
-type Shared = Arc<Mutex<State>>;
+pub(crate) type Shared = Arc<Mutex<State>>;
 
-fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, State> {
     // A panic while holding the lock leaves consistent data (every update is
     // a few assignments), so a poisoned lock is still usable.
     shared
@@ -124,6 +143,18 @@ pub struct Sim {
     shared: Shared,
     addr: SocketAddr,
     handle: actix_web::dev::ServerHandle,
+    /// The simulated apps' task, stopped with the last clone.
+    apps: Option<Arc<AppsTask>>,
+}
+
+/// Aborts the simulated apps when the last [`Sim`] clone goes.
+#[derive(Debug)]
+struct AppsTask(tokio::task::JoinHandle<()>);
+
+impl Drop for AppsTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Sim {
@@ -142,14 +173,17 @@ impl Sim {
     /// the state file cannot be read.
     pub async fn start_on(cfg: SimConfig, addr: SocketAddr) -> std::io::Result<Sim> {
         schema::schema().map_err(std::io::Error::other)?;
+        let app = cfg.app;
         let mut state = State::new(cfg);
         state.load()?;
         let shared: Shared = Arc::new(Mutex::new(state));
         let (addr, handle) = server::serve(shared.clone(), addr)?;
+        let apps = app.map(|a| Arc::new(AppsTask(apps::spawn(shared.clone(), a.net, a.port))));
         Ok(Sim {
             shared,
             addr,
             handle,
+            apps,
         })
     }
 
@@ -223,6 +257,9 @@ impl Sim {
 
     /// Stops the server (in-flight requests finish; running tasks are dropped).
     pub async fn stop(self) {
+        if let Some(apps) = &self.apps {
+            apps.0.abort();
+        }
         self.handle.stop(true).await;
     }
 }
@@ -321,6 +358,17 @@ impl Faults {
     /// disk). Kept until [`Faults::clear`].
     pub fn set_ct_disk_used(&self, vmid: u32, bytes: u64) {
         lock(&self.shared).faults.disk_used.insert(vmid, bytes);
+    }
+
+    /// Makes CT `vmid`'s simulated app refuse connections while `down`
+    /// (an app that never comes up), with [`AppSim`] configured.
+    pub fn set_app_down(&self, vmid: u32, down: bool) {
+        let mut st = lock(&self.shared);
+        if down {
+            st.faults.apps_down.insert(vmid);
+        } else {
+            st.faults.apps_down.remove(&vmid);
+        }
     }
 
     /// Clears every fault (the task duration goes back to the configured one).

@@ -47,6 +47,17 @@ struct Args {
     /// A file that keeps the containers across restarts (created if missing).
     #[arg(long, env = "PVE_SIM_STATE")]
     state: Option<std::path::PathBuf>,
+    /// Simulate an app in every running container: an HTTP server on this
+    /// port at the CT's loopback address `127.{app-net}.{vmid/256}.{vmid%256}`
+    /// (its net0 address), answering a page that names the CT and the
+    /// tenant of the `X-Tenantry-Tenant` header.
+    #[arg(long, env = "PVE_SIM_APP_PORT")]
+    app_port: Option<u16>,
+    /// The second octet of those addresses (1–254; simulators side by side
+    /// need different ones).
+    #[arg(long, env = "PVE_SIM_APP_NET", default_value_t = 100,
+          value_parser = clap::value_parser!(u8).range(1..=254))]
+    app_net: u8,
 }
 
 #[tokio::main]
@@ -84,6 +95,12 @@ async fn main() -> std::io::Result<()> {
             };
             cfg.tokens.push((id.to_owned(), secret.to_owned()));
         }
+    }
+    if let Some(port) = args.app_port {
+        cfg.app = Some(pve_sim::AppSim {
+            port,
+            net: args.app_net,
+        });
     }
     let sim = Sim::start_on(cfg, args.listen).await?;
     tracing::info!(base_url = %sim.base_url(), nodes = ?args.nodes, "pve-sim listening (plain HTTP)");

@@ -263,6 +263,8 @@ impl Settings {
                     "/../../docker/stacks"
                 )),
                 docker_ready_timeout: Duration::from_secs(60),
+                // pve-sim's containers serve nothing unless a test asks.
+                upstream_ready_timeout: Duration::ZERO,
             },
             payments: Payments::Sandbox,
             routing: RoutingSettings {

@@ -74,6 +74,16 @@ pub struct ProvisioningArgs {
     )]
     #[arg(display_order = 43)]
     pub backup_dir: std::path::PathBuf,
+
+    /// Seconds a new LXC container's app has to answer HTTP at its address before the tenant is marked `failed` (the tenant says what it waits for meanwhile; 0: do not wait). Docker deploys wait `TENANTRY_DOCKER_READY_TIMEOUT_SECS` in the driver.
+    #[arg(
+        long,
+        env = "TENANTRY_UPSTREAM_READY_TIMEOUT_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    #[arg(display_order = 61)]
+    pub upstream_ready_timeout_secs: u64,
 }
 
 /// The resolved settings: provisioning's own type.
@@ -93,6 +103,7 @@ impl ProvisioningArgs {
             tenant_database_host: self.tenant_database_host.filter(|h| !h.is_empty()),
             stacks_dir: self.stacks_dir,
             docker_ready_timeout: Duration::from_secs(self.docker_ready_timeout_secs.max(1)),
+            upstream_ready_timeout: Duration::from_secs(self.upstream_ready_timeout_secs),
         }
     }
 }

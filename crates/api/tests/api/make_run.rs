@@ -56,6 +56,9 @@ fn make_run_with_sims(
             format!("127.0.0.1:{}", free_port()),
         )
         .env_remove("TENANTRY_CADDY_ADMIN_URL")
+        // pve-sim's simulated apps: a loopback net of their own, the same
+        // for every start on these ports (addresses outlive a restart).
+        .env("TENANTRY_PVE_SIM_APP_NET", (2 + pve_port % 250).to_string())
         .env("TENANTRY_ARGON2_MEMORY_KIB", "1024")
         .env("TENANTRY_ARGON2_ITERATIONS", "1")
         .env_remove("TENANTRY_STRIPE_SECRET_KEY")
@@ -294,6 +297,7 @@ async fn make_run_starts_the_whole_control_plane_and_make_demo_walks_the_main_pa
         "[1] sign up",
         "[2] the customer pays",
         "[3] provisioned on the least-loaded",
+        "→  200: ct=",
         "[4] ten days later",
         "[5] paid",
         "[6] migrated to a dedicated container",

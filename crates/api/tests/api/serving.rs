@@ -525,3 +525,169 @@ async fn shared_and_dedicated_docker_tenants_answer_through_a_real_caddy_before_
     until_served(caddy.http_port, &host(&dedicated_slug), 404, "No workspace").await;
     assert_eq!(ask(host(&dedicated_slug)).await, 404);
 }
+
+/// A loopback net for this test's simulated apps, unlikely to be another
+/// running simulator's.
+fn app_net() -> u8 {
+    2 + (uuid::Uuid::new_v4().as_u128() % 250) as u8
+}
+
+#[tokio::test]
+async fn proxmox_tenants_answer_through_caddy_at_their_container_address_and_an_app_that_never_answers_fails_the_tenant()
+ {
+    use pve_sim::{AppSim, Sim, SimConfig};
+    let app_port = free_port();
+    let net = app_net();
+    let template = crate::deployments::ODOO_TEMPLATE;
+    let nodes = ["pve1"]
+        .into_iter()
+        .map(|n| {
+            let mut spec = pve_sim::NodeSpec::new(n);
+            spec.templates.push(template.into());
+            spec
+        })
+        .collect();
+    let sim = Sim::start(SimConfig {
+        nodes,
+        task_duration: Duration::from_millis(5),
+        app: Some(AppSim {
+            port: app_port,
+            net,
+        }),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let caddy = Caddy::start().await;
+    let caddy_settings = caddy.settings();
+    let app = spawn_app_with(|s| {
+        s.jobs.workers = 2;
+        s.routing.caddy = Some(caddy_settings);
+        s.routing.reconcile_every = Duration::from_millis(500);
+        s.provisioning.upstream_ready_timeout = Duration::from_secs(6);
+    })
+    .await;
+    let token = app.admin().await.access_token;
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let product = format!("erp-{suffix}");
+    let res = app
+        .post_as(
+            "/v1/products",
+            &token,
+            json!({
+                "slug": product, "name": "ERP", "driver": "proxmox", "lxc_template": template,
+                "internal_port": app_port,
+                "shared": {"max_tenants": 10, "cpu_cores": 1, "memory_mib": 1024, "storage_gib": 10},
+                "dedicated_ports": {"start": 30000, "end": 30099},
+                "plans": [
+                    {"code": "small", "name": "Small", "tier_rank": 1, "price": "5.00", "currency": "USD", "interval": "month", "deployment": "shared", "cpu_cores": 1, "memory_mib": 256, "storage_gib": 1, "backup_schedule": "none"},
+                    {"code": "big", "name": "Big", "tier_rank": 2, "price": "20.00", "currency": "USD", "interval": "month", "deployment": "dedicated", "cpu_cores": 1, "memory_mib": 512, "storage_gib": 5, "backup_schedule": "none"}
+                ]
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let res = app
+        .post_as(
+            "/v1/nodes",
+            &token,
+            json!({"kind": "proxmox", "name": "pve1", "api_url": sim.base_url(),
+                   "credentials": {"token_id": sim.token_id(), "token_secret": sim.token_secret()},
+                   "capacity": {"cpu_cores": 16, "memory_mib": 65536, "storage_gib": 1024, "max_instances": 50}}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let create = async |slug: &str, plan: &str| -> String {
+        let created: Value = app
+            .post_as(
+                "/v1/tenants",
+                &token,
+                json!({"company_name": "Co", "slug": slug, "product": product, "plan": plan,
+                       "owner_email": format!("o@{slug}.test"), "skip_payment": true}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        created["tenant"]["id"].as_str().unwrap().to_owned()
+    };
+
+    // A dedicated and a shared tenant: each answers at its URL through
+    // Caddy, from the app at its container's address read from PVE.
+    let dedicated_slug = format!("d-{suffix}");
+    let dedicated = create(&dedicated_slug, "big").await;
+    wait(&app, &format!("/v1/tenants/{dedicated}"), &token, |t| {
+        t["status"] == "active"
+    })
+    .await;
+    let d: Value = app
+        .get_as(&format!("/v1/tenants/{dedicated}/deployments"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let vmid: u32 = d[0]["container_id"].as_str().unwrap().parse().unwrap();
+    let [_, _, hi, lo] = vmid.to_be_bytes();
+    assert_eq!(
+        d[0]["upstream_host"],
+        format!("127.{net}.{hi}.{lo}"),
+        "the address PVE reports for the container"
+    );
+    assert_eq!(
+        d[0]["upstream_port"], app_port,
+        "the product's internal port"
+    );
+    let page = until_served(
+        caddy.http_port,
+        &format!("{dedicated_slug}.tenantry.test"),
+        200,
+        &format!("ct={vmid}"),
+    )
+    .await;
+    assert!(page.contains(&format!("tenant={dedicated_slug}")), "{page}");
+    let shared_slug = format!("s-{suffix}");
+    let shared = create(&shared_slug, "small").await;
+    wait(&app, &format!("/v1/tenants/{shared}"), &token, |t| {
+        t["status"] == "active"
+    })
+    .await;
+    until_served(
+        caddy.http_port,
+        &format!("{shared_slug}.tenantry.test"),
+        200,
+        &format!("tenant={shared_slug}"),
+    )
+    .await;
+
+    // The next container's app never answers: the tenant stays
+    // provisioning saying what it waits for, then fails at the deadline.
+    let next = sim.containers().iter().map(|c| c.vmid).max().unwrap() + 1;
+    sim.faults().set_app_down(next, true);
+    let stuck = create(&format!("x-{suffix}"), "big").await;
+    let waiting = wait(&app, &format!("/v1/tenants/{stuck}"), &token, |t| {
+        t["status_reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("waiting for the app at 127."))
+    })
+    .await;
+    assert_eq!(waiting["status"], "provisioning", "{waiting}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let failed = loop {
+        let t: Value = app
+            .get_as(&format!("/v1/tenants/{stuck}"), &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if t["status"] == "failed" {
+            break t;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never failed: {t}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let reason = failed["status_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("did not answer HTTP within 6 s"),
+        "{reason}"
+    );
+}

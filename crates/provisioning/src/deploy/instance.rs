@@ -10,7 +10,7 @@ use tenantry_store::{
     catalog::Product,
     deployments::{self, Deployment},
     nodes::{self, Instance},
-    tenants::Tenant,
+    tenants::{self, Tenant},
     worker::JobError,
 };
 use uuid::Uuid;
@@ -264,5 +264,82 @@ impl Provisioner {
             deployments::set_instance_status(&mut conn, instance_id, "destroyed").await?;
         }
         Ok(())
+    }
+}
+
+impl Provisioner {
+    /// Waits until the app of `d`'s instance answers HTTP at its upstream
+    /// (any status below 500 to `GET /` with the tenant header), for an
+    /// instance on a Proxmox node: the Docker driver waits for its own
+    /// deploys. Meanwhile the tenant's `status_reason` says what it waits
+    /// for; once `upstream_ready_timeout` has passed since the deployment
+    /// was made, the step fails for good and the tenant is marked `failed`
+    /// with that reason. A zero timeout does not wait.
+    pub(super) async fn await_app(&self, tenant: &Tenant, d: &Deployment) -> Result<(), JobError> {
+        let timeout = self.settings.upstream_ready_timeout;
+        let Some(instance_id) = d.instance_id else {
+            return Ok(());
+        };
+        if timeout.is_zero() {
+            return Ok(());
+        }
+        let (instance, node) = {
+            let mut conn = self.pool.get().await?;
+            let instance = nodes::get_instance(&mut conn, instance_id).await?;
+            let node = nodes::get(&mut conn, instance.node_id).await?;
+            (instance, node)
+        };
+        let (Some(host), Some(port)) = (&instance.upstream_host, instance.upstream_port) else {
+            return Ok(());
+        };
+        if node.kind != "proxmox" {
+            return Ok(());
+        }
+        let dial = tenantry_domain::routing::UpstreamAddr {
+            host: host.clone(),
+            port: u16::try_from(port).unwrap_or(0),
+        }
+        .dial();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .build()
+            .map_err(|e| JobError::Fail(e.to_string()))?;
+        let deadline =
+            d.created_at + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+        let mut said = false;
+        loop {
+            let answer = http
+                .get(format!("http://{dial}/"))
+                .header(tenantry_domain::routing::TENANT_HEADER, &tenant.slug)
+                .send()
+                .await;
+            let why = match answer {
+                Ok(r) if r.status().as_u16() < 500 => {
+                    if said {
+                        let mut conn = self.pool.get().await?;
+                        tenants::set_status_reason(&mut conn, tenant.id, None).await?;
+                    }
+                    return Ok(());
+                }
+                Ok(r) => format!("it answered HTTP {}", r.status().as_u16()),
+                Err(e) => tenantry_store::error_chain(&e),
+            };
+            if chrono::Utc::now() >= deadline {
+                return Err(JobError::Fail(format!(
+                    "the app at {dial} did not answer HTTP within {} s: {why}",
+                    timeout.as_secs()
+                )));
+            }
+            if !said {
+                let mut conn = self.pool.get().await?;
+                let reason = format!(
+                    "waiting for the app at {dial} to answer HTTP (until {}): {why}",
+                    deadline.format("%Y-%m-%dT%H:%M:%SZ")
+                );
+                tenants::set_status_reason(&mut conn, tenant.id, Some(&reason)).await?;
+                said = true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
     }
 }

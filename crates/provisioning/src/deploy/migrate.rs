@@ -92,6 +92,8 @@ impl Provisioner {
         self.ensure_container(&tenant, &product, &target).await?;
         self.apply_connection_limit(&product, &target).await?;
         crash_point(Migrate::KIND, "container");
+        // The route switches only once the target answers.
+        self.await_app(&tenant, &target).await?;
         ctx.set_step("switch").await?;
         {
             let mut conn = self.pool.get().await?;

@@ -48,6 +48,8 @@ impl Provisioner {
         ctx.set_step("container").await?;
         self.ensure_container(&tenant, &product, &target).await?;
         crash_point(Provision::KIND, "container");
+        ctx.set_step("app").await?;
+        self.await_app(&tenant, &target).await?;
         ctx.set_step("activate").await?;
         let mut conn = self.pool.get().await?;
         conn.transaction::<_, TransitionError, _>(async |conn| {

@@ -41,9 +41,12 @@ pub(super) struct IpAddress {
     pub(super) ip_address_type: Option<String>,
 }
 
-/// A usable upstream address: not loopback, link-local or unspecified.
+/// A usable upstream address: not link-local or unspecified. (`lo` itself
+/// is skipped by name; a loopback address on another interface is what
+/// pve-sim's simulated apps answer at, and a real container never shows
+/// one there.)
 fn usable(ip: &Ipv4Addr) -> bool {
-    !(ip.is_loopback() || ip.is_link_local() || ip.is_unspecified())
+    !(ip.is_link_local() || ip.is_unspecified())
 }
 
 /// The interface's first IPv4 address from `ip-addresses`, else its

@@ -21,3 +21,4 @@ mod proxmox_lifecycle;
 mod proxmox_schema;
 mod proxmox_tls;
 mod tenant_db;
+mod traefik_schema;

@@ -122,7 +122,14 @@ pub(super) fn interfaces(st: &State, p: &Params) -> Res {
     let vmid = vmid_of(p);
     match st.cts.get(&vmid) {
         Some(ct) if ct.node == node && ct.power == Power::Running => {
-            data(ct_interfaces(ct, st.faults.addresses.get(&vmid).copied()))
+            // A test's chosen address, else the simulated app's loopback
+            // address (with AppSim), else net0's own.
+            let chosen = st.faults.addresses.get(&vmid).copied().or_else(|| {
+                st.cfg
+                    .app
+                    .map(|a| Some((crate::apps::app_address(a.net, vmid), 8)))
+            });
+            data(ct_interfaces(ct, chosen))
         }
         _ => data(Value::Null),
     }

@@ -29,6 +29,8 @@ pub(crate) struct FaultState {
     /// Root disk bytes in use by vmid, chosen by a test (else a tenth of
     /// the disk while running).
     pub disk_used: HashMap<u32, u64>,
+    /// CTs whose simulated app refuses connections.
+    pub apps_down: BTreeSet<u32>,
 }
 
 impl FaultState {
@@ -44,6 +46,7 @@ impl FaultState {
             take_next_id: false,
             addresses: HashMap::new(),
             disk_used: HashMap::new(),
+            apps_down: BTreeSet::new(),
         }
     }
 }
