@@ -65,6 +65,9 @@ pub struct Plan {
     pub deployment: String,
     /// Reserved compute.
     pub limits: Limits,
+    /// What high availability means for this plan on its product's
+    /// driver (`dedicated_ha` plans; `null` for the others).
+    pub high_availability: Option<String>,
     /// Backup schedule: `none`, `hourly`, `daily`, `weekly` or `<hours>h`.
     #[schema(example = "weekly")]
     pub backup_schedule: String,
@@ -161,6 +164,7 @@ impl AdminProduct {
 /// [`ApiError::Internal`] for a stored plan with a bad currency.
 pub fn admin_product_dto(product: ProductRow, plans: Vec<PlanRow>) -> ApiResult<AdminProduct> {
     let slug = product.slug.clone();
+    let driver = product.driver.clone();
     let (env, volumes, stack_service) = (
         product.env_map(),
         product.volume_map(),
@@ -173,7 +177,7 @@ pub fn admin_product_dto(product: ProductRow, plans: Vec<PlanRow>) -> ApiResult<
         product: product_dto(product),
         plans: plans
             .into_iter()
-            .map(|p| plan_dto(p, slug.clone()))
+            .map(|p| plan_dto(p, slug.clone(), &driver))
             .collect::<ApiResult<_>>()?,
     })
 }
@@ -232,7 +236,15 @@ fn product_dto(p: ProductRow) -> Product {
     }
 }
 
-fn plan_dto(plan: PlanRow, product: String) -> ApiResult<Plan> {
+fn plan_dto(plan: PlanRow, product: String, driver: &str) -> ApiResult<Plan> {
+    use tenantry_domain::{DeploymentKind, DriverKind};
+    let high_availability = match (
+        plan.deployment.parse::<DeploymentKind>(),
+        driver.parse::<DriverKind>(),
+    ) {
+        (Ok(kind), Ok(driver)) => kind.high_availability_on(driver).map(str::to_owned),
+        _ => None,
+    };
     let price = plan
         .price()
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("stored plan currency")))?;
@@ -253,6 +265,7 @@ fn plan_dto(plan: PlanRow, product: String) -> ApiResult<Plan> {
             memory_mib: plan.memory_mib,
             storage_gib: plan.storage_gib,
         },
+        high_availability,
         backup_schedule: plan.backup_schedule,
         sla_percent: plan.sla_percent.map(|d| d.normalize().to_string()),
         active: plan.active,
@@ -312,7 +325,7 @@ pub async fn get_product(
     let plans = store::active_plans_of(&mut conn, product.id).await?;
     let plans = plans
         .into_iter()
-        .map(|p| plan_dto(p, product.slug.clone()))
+        .map(|p| plan_dto(p, product.slug.clone(), &product.driver))
         .collect::<ApiResult<_>>()?;
     Ok(web::Json(ProductDetail {
         product: product_dto(product),
@@ -359,6 +372,10 @@ pub async fn list_plans(
     let rows = store::list_active_plans(&mut conn, filter.product.as_deref(), page).await?;
     Ok(web::Json(Page::try_from_store(
         rows,
-        |PlanWithProduct { plan, product_slug }| plan_dto(plan, product_slug),
+        |PlanWithProduct {
+             plan,
+             product_slug,
+             product_driver,
+         }| plan_dto(plan, product_slug, &product_driver),
     )?))
 }

@@ -56,13 +56,17 @@ struct Caddy {
 
 impl Caddy {
     async fn start() -> Self {
+        Self::start_on(free_port(), free_port()).await
+    }
+
+    async fn start_on(admin_port: u16, http_port: u16) -> Self {
         let dir = std::env::temp_dir().join(format!("tenantry-caddy-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut c = Self {
             child: None,
             dir,
-            admin_port: free_port(),
-            http_port: free_port(),
+            admin_port,
+            http_port,
         };
         c.spawn().await;
         c
@@ -690,4 +694,87 @@ async fn proxmox_tenants_answer_through_caddy_at_their_container_address_and_an_
         reason.contains("did not answer HTTP within 6 s"),
         "{reason}"
     );
+}
+
+#[tokio::test]
+async fn an_unreachable_caddy_is_retried_raises_an_alert_after_three_failures_and_the_next_push_resolves_it()
+ {
+    let (admin_port, http_port) = (free_port(), free_port());
+    let mut settings = CaddySettings::new(
+        format!("http://127.0.0.1:{admin_port}"),
+        vec![format!("127.0.0.1:{http_port}")],
+    );
+    settings.automatic_https = false;
+    settings.timeout = Duration::from_secs(2);
+    let app = spawn_app_with(|s| {
+        s.jobs.workers = 1;
+        s.routing.caddy = Some(settings);
+        s.routing.reconcile_every = Duration::ZERO;
+    })
+    .await;
+    let token = app.admin().await.access_token;
+    // What the routing triggers queue on any change of the table.
+    app.sql()
+        .await
+        .execute(
+            "INSERT INTO jobs (id, kind, payload) VALUES (gen_random_uuid(), 'routing.sync', '{}')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let open = async || -> i64 {
+        app.sql()
+            .await
+            .query_one(
+                "SELECT count(*) FROM alerts WHERE kind = 'routing.unreachable' AND resolved_at IS NULL",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while open().await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no alert");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The API keeps answering, and says why the routes are not pushed.
+    let view: Value = app
+        .get_as("/v1/routing", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(view["failures"].as_i64().unwrap() >= 3, "{view}");
+    assert!(
+        view["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer"),
+        "{view}"
+    );
+    let job = app
+        .sql()
+        .await
+        .query_one(
+            "SELECT status, attempts FROM jobs WHERE kind = 'routing.sync' ORDER BY created_at LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(job.get::<_, String>(0), "queued", "retried with back-off");
+    assert!(job.get::<_, i32>(1) >= 3);
+
+    // Caddy comes up: the job's next try pushes, and the alert resolves.
+    let caddy = Caddy::start_on(admin_port, http_port).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while open().await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alert never resolved"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (s, _) = through_proxy(&reqwest::Client::new(), caddy.http_port, "x.tenantry.test").await;
+    assert_eq!(s, 404, "Caddy runs Tenantry's server");
 }

@@ -74,6 +74,8 @@ pub struct PlanWithProduct {
     pub plan: Plan,
     /// Its product's slug.
     pub product_slug: String,
+    /// Its product's driver (`proxmox`, `docker`).
+    pub product_driver: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Insertable, AsChangeset)]
@@ -169,7 +171,7 @@ pub async fn list_active_plans(
         .filter(products::active.eq(true))
         .order(plans::id)
         .limit(page.fetch())
-        .select((Plan::as_select(), products::slug))
+        .select((Plan::as_select(), products::slug, products::driver))
         .into_boxed();
     if let Some(slug) = product_slug {
         q = q.filter(products::slug.eq(slug));
@@ -177,10 +179,14 @@ pub async fn list_active_plans(
     if let Some(after) = page.after {
         q = q.filter(plans::id.gt(after));
     }
-    let rows: Vec<(Plan, String)> = q.load(conn).await?;
+    let rows: Vec<(Plan, String, String)> = q.load(conn).await?;
     let rows = rows
         .into_iter()
-        .map(|(plan, product_slug)| PlanWithProduct { plan, product_slug })
+        .map(|(plan, product_slug, product_driver)| PlanWithProduct {
+            plan,
+            product_slug,
+            product_driver,
+        })
         .collect();
     Ok(Page::from_overfetch(rows, page, |p| p.plan.id))
 }

@@ -83,6 +83,31 @@ fn disk_gib(c: &pve_sim::ContainerView) -> u64 {
 async fn a_same_kind_upgrade_applies_the_plans_resources_and_ha_in_place_and_a_downgrade_keeps_the_disk()
  {
     let env = env().await;
+    // The plan view says what HA means on the product's driver.
+    let odoo: Value = env
+        .app
+        .get_as("/v1/products/odoo", &env.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let plan = |code: &str| {
+        odoo["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["code"] == code)
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        plan("enterprise")["high_availability"]
+            .as_str()
+            .unwrap()
+            .contains("Proxmox VE HA resource"),
+        "{odoo}"
+    );
+    assert!(plan("pro")["high_availability"].is_null());
     let id = env.create("acme", "pro").await;
     env.wait_status(&id, "active").await;
     let before = env.active(&id).await;
