@@ -263,6 +263,9 @@ async fn make_run_starts_the_whole_control_plane_and_make_demo_walks_the_main_pa
     .await
     .unwrap();
     let demo_out = String::from_utf8_lossy(&demo.stdout).into_owned();
+    if demo.status.success() && Path::new("/var/run/docker.sock").exists() {
+        every_demo_plan_answers_through_the_proxy(&data_dir, http_port).await;
+    }
     let out = stop(child).await;
     assert!(
         demo.status.success(),
@@ -392,5 +395,113 @@ impl InventoryContainers {
 impl Drop for InventoryContainers {
     fn drop(&mut self) {
         Self::sweep();
+    }
+}
+
+/// `KEY=value` lines of an env file.
+fn env_file(path: &Path) -> std::collections::HashMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Against a running `make run`: a tenant on every plan of both demo
+/// products (created by the demo admin, paid up) becomes `active`, and its
+/// URL answers through the proxy with that tenant's page.
+async fn every_demo_plan_answers_through_the_proxy(data_dir: &Path, http_port: u16) {
+    let run = env_file(&data_dir.join("run.env"));
+    let demo = env_file(&data_dir.join("demo.env"));
+    let proxy = run["PROXY_URL"].clone();
+    let api = format!("http://127.0.0.1:{http_port}");
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{api}/v1/auth/login"))
+        .json(&serde_json::json!({
+            "email": demo["TENANTRY_DEMO_ADMIN_EMAIL"],
+            "password": demo["TENANTRY_DEMO_ADMIN_PASSWORD"],
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let get = async |path: &str| -> serde_json::Value {
+        client
+            .get(format!("{api}{path}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    let mut tenants = Vec::new();
+    for product in ["odoo", "inventory"] {
+        let detail = get(&format!("/v1/products/{product}")).await;
+        for plan in detail["plans"].as_array().unwrap() {
+            let code = plan["code"].as_str().unwrap();
+            let slug = format!("{}-{code}-{tag}", &product[..3]);
+            let res = client
+                .post(format!("{api}/v1/tenants"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({
+                    "company_name": slug, "slug": slug, "product": product, "plan": code,
+                    "owner_email": format!("o@{slug}.test"), "skip_payment": true,
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                res.status().is_success(),
+                "{slug}: {}",
+                res.text().await.unwrap()
+            );
+            let created: serde_json::Value = res.json().await.unwrap();
+            tenants.push((slug, created["tenant"]["id"].as_str().unwrap().to_owned()));
+        }
+    }
+    assert!(tenants.len() >= 10, "both products' plans: {tenants:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    for (slug, id) in &tenants {
+        loop {
+            let t = get(&format!("/v1/tenants/{id}")).await;
+            if t["status"] == "active" {
+                break;
+            }
+            assert!(
+                t["status"] != "failed" && tokio::time::Instant::now() < deadline,
+                "{slug} did not become active: {t}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let host = format!("{slug}.tenantry.localhost");
+        loop {
+            let page = client
+                .get(format!("{proxy}/"))
+                .header("Host", &host)
+                .send()
+                .await;
+            if let Ok(r) = page
+                && r.status() == 200
+                && r.text()
+                    .await
+                    .unwrap_or_default()
+                    .contains(&format!("tenant={slug}"))
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{host} never answered through {proxy}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
