@@ -61,8 +61,9 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER tenants_routing AFTER UPDATE OF status, slug ON tenants
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.slug IS DISTINCT FROM NEW.slug)
+CREATE TRIGGER tenants_routing AFTER UPDATE OF status, slug, plan_id ON tenants
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.slug IS DISTINCT FROM NEW.slug
+                       OR OLD.plan_id IS DISTINCT FROM NEW.plan_id)
     EXECUTE FUNCTION tenantry_routing_changed();
 CREATE TRIGGER deployments_routing AFTER INSERT OR DELETE OR UPDATE OF status, instance_id ON deployments
     FOR EACH ROW EXECUTE FUNCTION tenantry_routing_changed();

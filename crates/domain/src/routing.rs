@@ -29,6 +29,11 @@ use crate::{DeploymentKind, TenantStatus};
 /// `X-Tenantry-Tenant: <slug>`.
 pub const TENANT_HEADER: &str = "X-Tenantry-Tenant";
 
+/// The request header that names the tenant's current plan (its code), so
+/// an app can show or enforce what the customer pays for:
+/// `X-Tenantry-Plan: <code>`.
+pub const PLAN_HEADER: &str = "X-Tenantry-Plan";
+
 /// Where one tenant's app answers: a host (IP address or name) and a TCP
 /// port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -58,6 +63,8 @@ pub struct RouteSource {
     pub slug: String,
     /// Its status.
     pub status: TenantStatus,
+    /// Its current plan's code.
+    pub plan: String,
     /// Its active deployment's kind, if it has one.
     pub deployment: Option<DeploymentKind>,
     /// Where the active deployment's app answers, when known.
@@ -108,6 +115,8 @@ pub enum RouteTarget {
         deployment: DeploymentKind,
         /// The value of [`TENANT_HEADER`]: the tenant's slug.
         tenant_header: String,
+        /// The value of [`PLAN_HEADER`]: the tenant's plan code.
+        plan_header: String,
     },
     /// The maintenance page: HTTP 503 with `Retry-After`.
     Maintenance {
@@ -139,6 +148,7 @@ pub fn route_for(base_domain: &str, source: &RouteSource) -> Option<Route> {
                 upstream: upstream.clone(),
                 deployment,
                 tenant_header: source.slug.clone(),
+                plan_header: source.plan.clone(),
             },
             _ => maintenance(MaintenanceReason::Unavailable),
         },
@@ -193,6 +203,7 @@ mod tests {
         RouteSource {
             slug: slug.into(),
             status,
+            plan: "basic".into(),
             deployment: Some(DeploymentKind::Shared),
             upstream: Some(UpstreamAddr {
                 host: "10.0.0.7".into(),
@@ -220,7 +231,8 @@ mod tests {
                     port: 8069
                 },
                 deployment: DeploymentKind::Shared,
-                tenant_header: "acme".into()
+                tenant_header: "acme".into(),
+                plan_header: "basic".into(),
             }
         );
     }

@@ -31,6 +31,8 @@ struct SourceRow {
     slug: String,
     #[diesel(sql_type = Text)]
     status: String,
+    #[diesel(sql_type = Text)]
+    plan: String,
     #[diesel(sql_type = Nullable<Text>)]
     deployment: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -49,10 +51,11 @@ struct SourceRow {
 /// [`StoreError`].
 pub async fn sources(conn: &mut AsyncPgConnection) -> Result<Vec<RouteSource>, StoreError> {
     let rows: Vec<SourceRow> = diesel::sql_query(
-        "SELECT t.slug, t.status, d.kind AS deployment, i.upstream_host, i.upstream_port, \
+        "SELECT t.slug, t.status, p.code AS plan, d.kind AS deployment, i.upstream_host, i.upstream_port, \
                 COALESCE((SELECT array_agg(td.hostname ORDER BY td.hostname) FROM tenant_domains td \
                            WHERE td.tenant_id = t.id AND td.status = 'verified'), '{}') AS domains \
            FROM tenants t \
+           JOIN plans p ON p.id = t.plan_id \
            LEFT JOIN deployments d ON d.tenant_id = t.id AND d.status = 'active' \
            LEFT JOIN instances i ON i.id = d.instance_id \
           WHERE t.status IN ('active', 'migrating', 'paused', 'suspended', 'deprovisioning') \
@@ -73,6 +76,7 @@ pub async fn sources(conn: &mut AsyncPgConnection) -> Result<Vec<RouteSource>, S
             Some(RouteSource {
                 slug: r.slug,
                 status,
+                plan: r.plan,
                 deployment: r.deployment.and_then(|d| d.parse::<DeploymentKind>().ok()),
                 upstream,
                 custom_domains: r.domains,

@@ -309,6 +309,7 @@ async fn shared_and_dedicated_docker_tenants_answer_through_a_real_caddy_before_
     // instance is told the tenant by the header.
     let page = until_served(caddy.http_port, &host(&shared_slug), 200, "mode=shared").await;
     assert!(page.contains(&format!("tenant={shared_slug}")), "{page}");
+    assert!(page.contains("plan=small"), "the plan header: {page}");
     let page = until_served(
         caddy.http_port,
         &host(&dedicated_slug),
@@ -410,6 +411,8 @@ async fn shared_and_dedicated_docker_tenants_answer_through_a_real_caddy_before_
         t["status"] == "active" && t["plan"] == "ha"
     })
     .await;
+    // The route follows the plan: the app is told it in the plan header.
+    until_served(caddy.http_port, &host(&dedicated_slug), 200, "plan=ha").await;
     until_served(
         caddy.http_port,
         &host(&dedicated_slug),

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tenantry_domain::routing::{Route, RouteTarget, TENANT_HEADER};
+use tenantry_domain::routing::{PLAN_HEADER, Route, RouteTarget, TENANT_HEADER};
 
 /// Where Caddy's admin API is and what Tenantry's server in it listens on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +85,7 @@ pub fn caddy_server(settings: &CaddySettings, routes: &[Route]) -> Value {
                 RouteTarget::Upstream {
                     upstream,
                     tenant_header,
+                    plan_header,
                     ..
                 } => json!({
                     "handler": "reverse_proxy",
@@ -92,7 +93,10 @@ pub fn caddy_server(settings: &CaddySettings, routes: &[Route]) -> Value {
                     // A dial refused during a switch is retried for a
                     // moment instead of failing the request.
                     "load_balancing": {"try_duration": "3s", "try_interval": "100ms"},
-                    "headers": {"request": {"set": {TENANT_HEADER: [tenant_header]}}},
+                    "headers": {"request": {"set": {
+                        TENANT_HEADER: [tenant_header],
+                        PLAN_HEADER: [plan_header],
+                    }}},
                 }),
                 RouteTarget::Maintenance { reason } => json!({
                     "handler": "static_response",
@@ -283,6 +287,7 @@ mod tests {
                 },
                 deployment: DeploymentKind::Shared,
                 tenant_header: "acme".into(),
+                plan_header: "pro".into(),
             },
         }];
         let s = caddy_server(&settings(), &routes);

@@ -12,7 +12,7 @@
 //! through the `tenantry-maintenance` service and a `replacePath`.
 
 use serde_json::{Map, Value, json};
-use tenantry_domain::routing::{Route, RouteTarget, TENANT_HEADER};
+use tenantry_domain::routing::{PLAN_HEADER, Route, RouteTarget, TENANT_HEADER};
 
 /// How the Traefik configuration is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +58,7 @@ pub fn traefik_configuration(settings: &TraefikSettings, routes: &[Route]) -> Va
             RouteTarget::Upstream {
                 upstream,
                 tenant_header,
+                plan_header,
                 ..
             } => {
                 let header = format!("{name}-header");
@@ -69,7 +70,10 @@ pub fn traefik_configuration(settings: &TraefikSettings, routes: &[Route]) -> Va
                 );
                 middlewares.insert(
                     header,
-                    json!({"headers": {"customRequestHeaders": {TENANT_HEADER: tenant_header}}}),
+                    json!({"headers": {"customRequestHeaders": {
+                        TENANT_HEADER: tenant_header,
+                        PLAN_HEADER: plan_header,
+                    }}}),
                 );
             }
             RouteTarget::Maintenance { reason } => {
@@ -136,6 +140,7 @@ mod tests {
                     },
                     deployment: DeploymentKind::Shared,
                     tenant_header: "acme".into(),
+                    plan_header: "pro".into(),
                 },
             },
             Route {

@@ -60,6 +60,7 @@ fn upstream(tenant: &str, hosts: &[&str], host: &str, port: u16, kind: Deploymen
             },
             deployment: kind,
             tenant_header: tenant.into(),
+            plan_header: "pro".into(),
         },
     }
 }
