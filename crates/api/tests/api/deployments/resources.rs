@@ -62,6 +62,22 @@ async fn reservation(env: &Env, instance: &str) -> (i32, i32, i32, bool) {
     (row.get(0), row.get(1), row.get(2), row.get(3))
 }
 
+/// Waits until `instance` reserves `want` (cores, MiB, GiB, HA); 30 s at most.
+async fn wait_reservation(env: &Env, instance: &str, want: (i32, i32, i32, bool)) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = reservation(env, instance).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reservation {got:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn ha_of(env: &Env, vmid: &str) -> Option<pve_sim::HaResourceView> {
     env.sim
         .ha_resources()
@@ -154,15 +170,7 @@ async fn a_same_kind_upgrade_applies_the_plans_resources_and_ha_in_place_and_a_d
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     env.wait_status(&id, "active").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while reservation(&env, &instance).await != (2, 4096, 100, false) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "reservation: {:?}",
-            reservation(&env, &instance).await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_reservation(&env, &instance, (2, 4096, 100, false)).await;
 }
 
 #[tokio::test]
@@ -260,15 +268,7 @@ async fn a_change_between_dedicated_plans_of_other_sizes_resizes_the_container()
     assert_eq!(c.config.get("memory").map(String::as_str), Some("6144"));
     assert_eq!(disk_gib(&c), 60);
     assert!(ha_of(&env, &vmid).is_none(), "not an HA plan");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while reservation(&env, &instance).await != (3, 6144, 60, false) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "reservation: {:?}",
-            reservation(&env, &instance).await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_reservation(&env, &instance, (3, 6144, 60, false)).await;
     assert_eq!(env.active(&id).await["container_id"], vmid.as_str());
 }
 
