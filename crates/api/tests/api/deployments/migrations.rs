@@ -4,23 +4,9 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Env, env};
-
-/// Upgrades `id` to `plan` as staff, at once (the migrate job follows).
-async fn change_plan_now(env: &Env, id: &str, plan: &str) -> Value {
-    let res = env
-        .app
-        .post_as(
-            &format!("/v1/tenants/{id}/plan-change"),
-            &env.token,
-            json!({"plan": plan, "immediate": true, "reason": "test"}),
-        )
-        .await;
-    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
-    res.json().await.unwrap()
-}
+use super::env;
 
 #[tokio::test]
 async fn shared_to_dedicated_and_back_migrates_keeping_the_database_and_leaving_nothing_behind() {
@@ -32,7 +18,7 @@ async fn shared_to_dedicated_and_back_migrates_keeping_the_database_and_leaving_
     let shared = env.active(&id).await;
     let db = shared["database"].as_str().unwrap().to_owned();
 
-    change_plan_now(&env, &id, "pro").await;
+    env.change_plan_now(&id, "pro").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let dedicated = loop {
         let d = env.active(&id).await;
@@ -57,7 +43,7 @@ async fn shared_to_dedicated_and_back_migrates_keeping_the_database_and_leaving_
         "the shared instance (still serving its neighbour) and the new one"
     );
 
-    change_plan_now(&env, &id, "basic").await;
+    env.change_plan_now(&id, "basic").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let d = env.active(&id).await;
@@ -108,7 +94,7 @@ async fn a_failed_migration_rolls_back_fails_the_plan_change_and_records_a_credi
         "pve2",
         "unable to create CT - storage 'local-lvm' does not exist",
     );
-    let change = change_plan_now(&env, &id, "pro").await;
+    let change = env.change_plan_now(&id, "pro").await;
     let change_id = change["plan_change"]["id"].as_str().unwrap().to_owned();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -185,10 +171,10 @@ async fn a_vmid_freed_by_a_migration_is_taken_again() {
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
     };
-    change_plan_now(&env, &id, "pro").await;
+    env.change_plan_now(&id, "pro").await;
     let dedicated = wait_kind("dedicated").await;
     let vmid = dedicated["container_id"].as_str().unwrap().to_owned();
-    change_plan_now(&env, &id, "basic").await;
+    env.change_plan_now(&id, "basic").await;
     wait_kind("shared").await;
     let destroyed: i64 = env
         .app

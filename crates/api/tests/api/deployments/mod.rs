@@ -84,6 +84,21 @@ pub async fn env_with(f: impl FnOnce(&mut tenantry_api::config::Settings)) -> En
 }
 
 impl Env {
+    /// Changes `id` to `plan` as staff, at once (the migrate job follows);
+    /// returns the outcome.
+    pub async fn change_plan_now(&self, id: &str, plan: &str) -> Value {
+        let res = self
+            .app
+            .post_as(
+                &format!("/v1/tenants/{id}/plan-change"),
+                &self.token,
+                json!({"plan": plan, "immediate": true, "reason": "test"}),
+            )
+            .await;
+        assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+        res.json().await.unwrap()
+    }
+
     /// The slug this test uses for `base`.
     pub fn slug(&self, base: &str) -> String {
         format!("{base}-{}", self.suffix)

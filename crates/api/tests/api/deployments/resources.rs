@@ -10,18 +10,6 @@ use serde_json::{Value, json};
 
 use super::{Env, env};
 
-async fn change_plan_now(env: &Env, id: &str, plan: &str) {
-    let res = env
-        .app
-        .post_as(
-            &format!("/v1/tenants/{id}/plan-change"),
-            &env.token,
-            json!({"plan": plan, "immediate": true, "reason": "test"}),
-        )
-        .await;
-    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
-}
-
 fn ct(env: &Env, vmid: &str) -> Option<pve_sim::ContainerView> {
     env.sim
         .containers()
@@ -136,7 +124,7 @@ async fn a_same_kind_upgrade_applies_the_plans_resources_and_ha_in_place_and_a_d
     assert!(ha_of(&env, &vmid).is_none());
 
     // Enterprise: 4 cores, 8192 MiB, 100 GiB, Dedicated HA.
-    change_plan_now(&env, &id, "enterprise").await;
+    env.change_plan_now(&id, "enterprise").await;
     let c = wait_cores(&env, &vmid, "4").await;
     assert_eq!(c.config.get("memory").map(String::as_str), Some("8192"));
     assert_eq!(disk_gib(&c), 100, "the root disk grew");
@@ -160,7 +148,7 @@ async fn a_same_kind_upgrade_applies_the_plans_resources_and_ha_in_place_and_a_d
 
     // Back to pro: fewer cores and memory, no HA; the disk never shrinks
     // and stays reserved.
-    change_plan_now(&env, &id, "pro").await;
+    env.change_plan_now(&id, "pro").await;
     let c = wait_cores(&env, &vmid, "2").await;
     assert_eq!(c.config.get("memory").map(String::as_str), Some("4096"));
     assert_eq!(disk_gib(&c), 100);
@@ -209,7 +197,7 @@ async fn an_upgrade_its_node_has_no_room_for_moves_the_tenant_to_a_node_that_has
         .await;
     assert!(res.status().is_success(), "{}", res.text().await.unwrap());
 
-    change_plan_now(&env, &id, "enterprise").await;
+    env.change_plan_now(&id, "enterprise").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let moved = loop {
         let d = env.active(&id).await;
@@ -263,7 +251,8 @@ async fn a_change_between_dedicated_plans_of_other_sizes_resizes_the_container()
     let vmid = before["container_id"].as_str().unwrap().to_owned();
     let instance = before["instance_id"].as_str().unwrap().to_owned();
 
-    change_plan_now(&env, &id, &format!("pro-plus-{}", env.suffix)).await;
+    env.change_plan_now(&id, &format!("pro-plus-{}", env.suffix))
+        .await;
     let c = wait_cores(&env, &vmid, "3").await;
     assert_eq!(c.config.get("memory").map(String::as_str), Some("6144"));
     assert_eq!(disk_gib(&c), 60);
@@ -332,6 +321,17 @@ async fn a_downgrade_to_a_disk_smaller_than_the_data_is_refused_before_payment_w
     assert!(res.status().is_success(), "{}", res.text().await.unwrap());
 }
 
+/// A Proxmox product with one shared plan whose tenants may each hold
+/// `limit` database connections.
+fn shared_product(slug: &str, limit: i64) -> Value {
+    json!({
+        "slug": slug, "name": "ERP", "driver": "proxmox",
+        "lxc_template": super::ODOO_TEMPLATE, "internal_port": 8069,
+        "shared": {"max_tenants": 10, "cpu_cores": 1, "memory_mib": 1024, "storage_gib": 10, "tenant_connection_limit": limit},
+        "plans": [{"code": "s", "name": "S", "tier_rank": 1, "price": "5.00", "currency": "USD", "interval": "month", "deployment": "shared", "cpu_cores": 1, "memory_mib": 256, "storage_gib": 1, "backup_schedule": "none"}]
+    })
+}
+
 async fn connection_limit(env: &Env, role: &str) -> i32 {
     env.app
         .sql()
@@ -366,7 +366,7 @@ async fn a_shared_tenant_gets_its_products_connection_limit_and_a_dedicated_one_
     assert_eq!(product["shared"]["tenant_connection_limit"], 20);
 
     // Moved to a dedicated container, the app has it to itself: no limit.
-    change_plan_now(&env, &id, "pro").await;
+    env.change_plan_now(&id, "pro").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !(env.active(&id).await["kind"] == "dedicated"
         && env.tenant(&id).await["status"] == "active")
@@ -382,12 +382,7 @@ async fn a_shared_tenant_gets_its_products_connection_limit_and_a_dedicated_one_
         .post_as(
             "/v1/products",
             &env.token,
-            json!({
-                "slug": format!("erp-{}", env.suffix), "name": "ERP", "driver": "proxmox",
-                "lxc_template": super::ODOO_TEMPLATE, "internal_port": 8069,
-                "shared": {"max_tenants": 10, "cpu_cores": 1, "memory_mib": 1024, "storage_gib": 10, "tenant_connection_limit": 7},
-                "plans": [{"code": "s", "name": "S", "tier_rank": 1, "price": "5.00", "currency": "USD", "interval": "month", "deployment": "shared", "cpu_cores": 1, "memory_mib": 256, "storage_gib": 1, "backup_schedule": "none"}]
-            }),
+            shared_product(&format!("erp-{}", env.suffix), 7),
         )
         .await;
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
@@ -418,12 +413,7 @@ async fn a_shared_tenant_gets_its_products_connection_limit_and_a_dedicated_one_
         .post_as(
             "/v1/products",
             &env.token,
-            json!({
-                "slug": format!("bad-{}", env.suffix), "name": "Bad", "driver": "proxmox",
-                "lxc_template": super::ODOO_TEMPLATE, "internal_port": 8069,
-                "shared": {"max_tenants": 10, "cpu_cores": 1, "memory_mib": 1024, "storage_gib": 10, "tenant_connection_limit": 0},
-                "plans": [{"code": "s", "name": "S", "tier_rank": 1, "price": "5.00", "currency": "USD", "interval": "month", "deployment": "shared", "cpu_cores": 1, "memory_mib": 256, "storage_gib": 1, "backup_schedule": "none"}]
-            }),
+            shared_product(&format!("bad-{}", env.suffix), 0),
         )
         .await;
     assert_eq!(res.status(), 422);
