@@ -105,6 +105,24 @@ impl Principal {
         }
     }
 
+    /// A tenant's owner or platform staff, with `tenants:write`; else
+    /// `403 forbidden` saying `detail` (a member manages neither members
+    /// nor domains). Which tenant is checked by the lookup that follows:
+    /// a tenant user sees only their own.
+    ///
+    /// # Errors
+    /// `403 forbidden`.
+    pub fn require_owner_or_staff_because(&self, detail: &str) -> Result<(), ApiError> {
+        if self.role.is_staff() || self.role == Role::TenantOwner {
+            self.require(Scope::TenantsWrite)
+        } else {
+            Err(ApiError::Forbidden {
+                code: "forbidden",
+                detail: detail.to_owned(),
+            })
+        }
+    }
+
     /// [`Self::require_staff_because`] with the general reason.
     ///
     /// # Errors

@@ -20,7 +20,7 @@ pub use verify::{CHECK_TIMEOUT, DnsLookup, DomainVerifier, RECHECK_FOR};
 use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tenantry_domain::{Role, Scope, TenantStatus, ValidationErrors};
+use tenantry_domain::{Scope, TenantStatus, ValidationErrors};
 use tenantry_store::{
     AsyncConnection as _, StoreError,
     domains::{self as store, TenantDomain},
@@ -94,17 +94,6 @@ pub struct AddDomainInput {
     pub hostname: String,
 }
 
-fn require_owner_or_staff(principal: &Principal) -> ApiResult<()> {
-    if principal.role.is_staff() || principal.role == Role::TenantOwner {
-        principal.require(Scope::TenantsWrite)
-    } else {
-        Err(ApiError::Forbidden {
-            code: "forbidden",
-            detail: "only the tenant's owner or staff may manage its domains".into(),
-        })
-    }
-}
-
 async fn tenant_of(state: &AppState, principal: &Principal, id: &str) -> ApiResult<TenantView> {
     let mut conn = state.pool.get().await?;
     Ok(service::find(&mut conn, &crate::audit::viewer(principal), id).await?)
@@ -167,7 +156,9 @@ pub async fn add_domain(
     id: web::Path<String>,
     Json(input): Json<AddDomainInput>,
 ) -> ApiResult<HttpResponse> {
-    require_owner_or_staff(&principal)?;
+    principal.require_owner_or_staff_because(
+        "only the tenant's owner or staff may manage its domains",
+    )?;
     let view = tenant_of(&state, &principal, &id).await?;
     let base = &state.settings.provisioning.base_domain;
     let mut errors = ValidationErrors::new();
@@ -250,7 +241,9 @@ pub async fn remove_domain(
     client: ClientInfo,
     path: web::Path<(String, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    require_owner_or_staff(&principal)?;
+    principal.require_owner_or_staff_because(
+        "only the tenant's owner or staff may manage its domains",
+    )?;
     let (id, domain_id) = path.into_inner();
     let view = tenant_of(&state, &principal, &id).await?;
     let tenant_id = view.tenant.id;
@@ -297,7 +290,9 @@ pub async fn verify_domain(
     client: ClientInfo,
     path: web::Path<(String, Uuid)>,
 ) -> ApiResult<web::Json<Domain>> {
-    require_owner_or_staff(&principal)?;
+    principal.require_owner_or_staff_because(
+        "only the tenant's owner or staff may manage its domains",
+    )?;
     let (id, domain_id) = path.into_inner();
     let view = tenant_of(&state, &principal, &id).await?;
     {

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    ApiError, AppState,
+    AppState,
     auth::{ClientInfo, Principal},
     error::ApiResult,
     extract::Json,
@@ -95,17 +95,6 @@ pub struct Invitation {
     pub invitation_url: String,
 }
 
-fn require_owner_or_staff(principal: &Principal) -> ApiResult<()> {
-    if principal.role.is_staff() || principal.role == tenantry_domain::Role::TenantOwner {
-        principal.require(Scope::TenantsWrite)
-    } else {
-        Err(ApiError::Forbidden {
-            code: "forbidden",
-            detail: "only the tenant's owner or staff may manage members".into(),
-        })
-    }
-}
-
 /// Invite a `tenant_member` (tenant owner or staff).
 #[utoipa::path(
     context_path = "/v1", tag = "tenants", security(("bearer" = [])),
@@ -125,7 +114,8 @@ pub async fn invite(
     id: web::Path<String>,
     Json(input): Json<InviteInput>,
 ) -> ApiResult<HttpResponse> {
-    require_owner_or_staff(&principal)?;
+    principal
+        .require_owner_or_staff_because("only the tenant's owner or staff may manage members")?;
     let caller = crate::audit::caller(&principal, &client);
     let (inv, url) = service::invite(&state.tenancy, &caller, &id, &input.email).await?;
     Ok(HttpResponse::Created()
@@ -155,7 +145,8 @@ pub async fn remove_member(
     client: ClientInfo,
     path: web::Path<(String, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    require_owner_or_staff(&principal)?;
+    principal
+        .require_owner_or_staff_because("only the tenant's owner or staff may manage members")?;
     let (id, user_id) = path.into_inner();
     let caller = crate::audit::caller(&principal, &client);
     service::remove_member(&state.tenancy, &caller, &id, user_id).await?;
