@@ -5,7 +5,7 @@ use std::path::Path;
 use tenantry_domain::{CatalogInput, catalog::ProductSpec};
 use tenantry_store::catalog::LoadReport;
 
-use crate::config::Settings;
+use crate::config::{Payments, Settings};
 
 /// Parses and validates a TOML (`.toml`) or JSON (`.json`) catalog.
 ///
@@ -37,13 +37,51 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<ProductSpec>> {
         .map_err(|e| anyhow::anyhow!("{}: invalid catalog: {e}", path.display()))
 }
 
+/// Refuses plans priced in a currency `payments` cannot charge (with Stripe,
+/// one it does not accept: [`crate::config::stripe_accepts_currency`]).
+///
+/// # Errors
+/// Every such plan, named with its path, product, code and currency.
+pub fn check_currencies(specs: &[ProductSpec], payments: &Payments) -> anyhow::Result<()> {
+    let refused: Vec<String> = specs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, product)| {
+            product
+                .plans
+                .iter()
+                .enumerate()
+                .filter_map(move |(j, plan)| {
+                    let currency = plan.price.currency().code();
+                    (!payments.accepts_currency(currency)).then(|| {
+                    format!(
+                        "products[{i}].plans[{j}].currency: plan {}/{} is priced in {currency}, \
+                         which the payment provider (Stripe) does not accept",
+                        product.slug.as_str(),
+                        plan.code.as_str()
+                    )
+                })
+                })
+        })
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", refused.join("; "))
+    }
+}
+
 /// Reads `path` and creates or updates its products and plans in one
 /// transaction; loading the same file twice changes nothing.
 ///
 /// # Errors
-/// [`read`]'s errors, or a database error (nothing is changed then).
+/// [`read`]'s errors, a plan in a currency the payment provider does not
+/// accept ([`check_currencies`]), or a database error (nothing is changed
+/// then).
 pub async fn load(settings: &Settings, path: &Path) -> anyhow::Result<LoadReport> {
     let specs = read(path)?;
+    check_currencies(&specs, &settings.payments)
+        .map_err(|e| anyhow::anyhow!("{}: invalid catalog: {e}", path.display()))?;
     let pool = settings.cli_pool()?;
     let mut conn = pool.get().await?;
     Ok(tenantry_store::catalog::load_catalog(&mut conn, &specs).await?)

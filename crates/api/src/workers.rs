@@ -18,6 +18,10 @@ pub fn handlers(state: &AppState) -> Handlers {
             tracing::error!(error = %e, "provisioning jobs disabled: bad TENANTRY_TENANT_DATABASE_URLS")
         }
     }
+    tenantry_billing::RefundJobs {
+        gateway: state.gateway.clone(),
+    }
+    .register(&mut h);
     if let Some(stripe) = &state.stripe {
         tenantry_billing::stripe::jobs::StripeJobs {
             stripe: stripe.clone(),

@@ -92,6 +92,34 @@ pub enum ChargeOutcome {
     AwaitingOperator,
 }
 
+/// Money to give back to a customer (a payment that came too late).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    /// The tenant refunded.
+    pub tenant_id: Uuid,
+    /// Exactly what to give back.
+    pub amount: Money,
+    /// What the payment went through (Stripe: the PaymentIntent `pi_…`, or
+    /// the invoice or Checkout Session that holds it).
+    pub payment: String,
+    /// Ours, derived from the refund charge (`refund:{change}`).
+    pub idempotency_key: String,
+    /// Why, for the provider's records.
+    pub reason: String,
+}
+
+/// What a refund did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// The provider refunded it.
+    Refunded {
+        /// The provider's refund id.
+        reference: String,
+    },
+    /// Payments are off: an operator gives the money back by hand.
+    AwaitingOperator,
+}
+
 /// A payment provider.
 pub trait PaymentGateway: Send + Sync + std::fmt::Debug {
     /// Opens a checkout for a signup's first payment.
@@ -100,6 +128,10 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug {
     /// Charges an amount now: to the saved payment method when there is one,
     /// else through a checkout.
     fn charge(&self, request: ChargeRequest) -> GatewayFuture<'_, ChargeOutcome>;
+
+    /// Gives a payment back, in full or in part; repeating it with the same
+    /// key refunds once.
+    fn refund(&self, request: RefundRequest) -> GatewayFuture<'_, RefundOutcome>;
 }
 
 /// The gateway when payments are off (`TENANTRY_PAYMENTS=disabled`): no
@@ -114,6 +146,10 @@ impl PaymentGateway for DisabledGateway {
 
     fn charge(&self, _request: ChargeRequest) -> GatewayFuture<'_, ChargeOutcome> {
         Box::pin(async { Ok(ChargeOutcome::AwaitingOperator) })
+    }
+
+    fn refund(&self, _request: RefundRequest) -> GatewayFuture<'_, RefundOutcome> {
+        Box::pin(async { Ok(RefundOutcome::AwaitingOperator) })
     }
 }
 
@@ -147,6 +183,15 @@ impl PaymentGateway for SandboxGateway {
     fn charge(&self, request: ChargeRequest) -> GatewayFuture<'_, ChargeOutcome> {
         Box::pin(async move { Ok(sandbox_outcome(&self.base_url, &request)) })
     }
+
+    /// No money moved, so none moves back: the refund is recorded.
+    fn refund(&self, request: RefundRequest) -> GatewayFuture<'_, RefundOutcome> {
+        Box::pin(async move {
+            Ok(RefundOutcome::Refunded {
+                reference: format!("re_sandbox_{}", request.idempotency_key.replace(':', "_")),
+            })
+        })
+    }
 }
 
 fn sandbox_outcome(base_url: &str, request: &ChargeRequest) -> ChargeOutcome {
@@ -170,6 +215,7 @@ fn sandbox_outcome(base_url: &str, request: &ChargeRequest) -> ChargeOutcome {
 pub struct ScriptedGateway {
     declined: std::sync::Mutex<std::collections::HashSet<Uuid>>,
     charges: std::sync::Mutex<Vec<ChargeRequest>>,
+    refunds: std::sync::Mutex<Vec<RefundRequest>>,
 }
 
 impl ScriptedGateway {
@@ -187,6 +233,11 @@ impl ScriptedGateway {
     /// Every charge asked so far.
     pub fn charges(&self) -> Vec<ChargeRequest> {
         self.charges.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Every refund asked so far (a repeated key counts once).
+    pub fn refunds(&self) -> Vec<RefundRequest> {
+        self.refunds.lock().map(|c| c.clone()).unwrap_or_default()
     }
 }
 
@@ -217,6 +268,18 @@ impl PaymentGateway for ScriptedGateway {
                 });
             }
             Ok(sandbox_outcome("https://checkout.test", &request))
+        })
+    }
+
+    fn refund(&self, request: RefundRequest) -> GatewayFuture<'_, RefundOutcome> {
+        Box::pin(async move {
+            let reference = format!("re_test_{}", request.idempotency_key.replace(':', "_"));
+            if let Ok(mut r) = self.refunds.lock()
+                && !r.iter().any(|x| x.idempotency_key == request.idempotency_key)
+            {
+                r.push(request);
+            }
+            Ok(RefundOutcome::Refunded { reference })
         })
     }
 }

@@ -8,11 +8,13 @@
 pub mod engine;
 pub mod follow_up;
 pub mod gateway;
+pub mod refunds;
 pub mod stripe;
 
 pub use engine::{BillingError, Clock, EngineSettings};
 pub use follow_up::BillingFollowUp;
+pub use refunds::RefundJobs;
 pub use gateway::{
     ChargeOutcome, ChargeRequest, CheckoutRequest, CheckoutSession, DisabledGateway, GatewayError,
-    PaymentGateway, SandboxGateway, ScriptedGateway,
+    PaymentGateway, RefundOutcome, RefundRequest, SandboxGateway, ScriptedGateway,
 };

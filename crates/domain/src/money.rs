@@ -147,6 +147,11 @@ impl Money {
         i64::try_from(units).map_err(|_| MoneyError::Overflow)
     }
 
+    /// True when the amount is zero.
+    pub fn is_zero(&self) -> bool {
+        self.amount.is_zero()
+    }
+
     /// True when the amount is below zero.
     pub fn is_negative(&self) -> bool {
         self.amount.is_sign_negative() && !self.amount.is_zero()

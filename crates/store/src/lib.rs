@@ -9,6 +9,7 @@
 pub mod activity;
 pub mod alerts;
 pub mod billing;
+pub mod billing_reports;
 pub mod catalog;
 pub mod crypto;
 pub mod deployments;

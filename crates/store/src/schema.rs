@@ -67,6 +67,23 @@ diesel::table! {
         idempotency_key -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        credit_applied -> Numeric,
+    }
+}
+
+diesel::table! {
+    credits (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        subscription_id -> Uuid,
+        amount -> Numeric,
+        currency -> Text,
+        kind -> Text,
+        reason -> Text,
+        source -> Text,
+        charge_id -> Nullable<Uuid>,
+        provider_reference -> Nullable<Text>,
+        created_at -> Timestamptz,
     }
 }
 
@@ -210,6 +227,9 @@ diesel::table! {
         reason -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        previous_period_start -> Nullable<Timestamptz>,
+        previous_period_end -> Nullable<Timestamptz>,
+        previous_anchor -> Nullable<Timestamptz>,
     }
 }
 
@@ -327,12 +347,18 @@ diesel::table! {
 }
 
 diesel::table! {
-    stripe_checkouts (key) {
+    stripe_checkouts (session_id) {
         key -> Text,
         tenant_id -> Uuid,
         session_id -> Text,
         url -> Text,
         created_at -> Timestamptz,
+        purpose -> Nullable<Text>,
+        plan_change_id -> Nullable<Uuid>,
+        amount_minor -> Nullable<Int8>,
+        currency -> Nullable<Text>,
+        expires_at -> Nullable<Timestamptz>,
+        status -> Text,
     }
 }
 
@@ -366,6 +392,8 @@ diesel::table! {
         billing_anchor -> Nullable<Timestamptz>,
         saved_payment_method -> Bool,
         past_due_since -> Nullable<Timestamptz>,
+        price_version -> Int8,
+        price_synced_version -> Int8,
     }
 }
 
@@ -426,6 +454,9 @@ diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(charges -> plan_changes (plan_change_id));
 diesel::joinable!(charges -> subscriptions (subscription_id));
 diesel::joinable!(charges -> tenants (tenant_id));
+diesel::joinable!(credits -> charges (charge_id));
+diesel::joinable!(credits -> subscriptions (subscription_id));
+diesel::joinable!(credits -> tenants (tenant_id));
 diesel::joinable!(deployments -> instances (instance_id));
 diesel::joinable!(deployments -> nodes (node_id));
 diesel::joinable!(deployments -> tenants (tenant_id));
@@ -440,6 +471,7 @@ diesel::joinable!(provisioning_events -> plan_changes (plan_change_id));
 diesel::joinable!(provisioning_events -> tenants (tenant_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(stripe_checkouts -> plan_changes (plan_change_id));
 diesel::joinable!(stripe_checkouts -> tenants (tenant_id));
 diesel::joinable!(subscriptions -> plans (plan_id));
 diesel::joinable!(subscriptions -> tenants (tenant_id));
@@ -453,6 +485,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     alerts,
     api_tokens,
     charges,
+    credits,
     deployments,
     idempotency_keys,
     instances,

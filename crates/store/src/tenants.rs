@@ -88,6 +88,11 @@ pub struct Subscription {
     pub saved_payment_method: bool,
     /// Since when a renewal is unpaid.
     pub past_due_since: Option<DateTime<Utc>>,
+    /// Counts the changes to what the provider should bill (bumped with
+    /// every plan change applied, scheduled or canceled).
+    pub price_version: i64,
+    /// The last `price_version` the provider was seen to match.
+    pub price_synced_version: i64,
 }
 
 /// Inserts a tenant and its subscription.

@@ -64,3 +64,40 @@ pub(crate) fn int(v: &Value) -> i64 {
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
         .unwrap_or(0)
 }
+
+/// An integer field, `None` when absent or not an integer.
+pub(crate) fn opt_int(v: &Value) -> Option<i64> {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+/// A form boolean (`true`/`false`, or JSON booleans), `None` when absent or
+/// anything else.
+pub(crate) fn opt_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" => Some(true),
+        Value::String(s) if s == "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// `metadata` params laid over an object's metadata, as Stripe updates it:
+/// keys are added or replaced, a key set to `""` is removed.
+pub(crate) fn update_metadata(target: &mut Value, params: &Value) {
+    let Value::Object(params) = params else {
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(m) = target {
+        for (k, v) in params {
+            if v == "" {
+                m.remove(k);
+            } else {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The stand-in over HTTP: the `/v1` API, the `/_sim` control endpoints
-//! (complete a checkout session, renew or delete a subscription, the request
-//! log, events, redelivery, the clock) and the checkout page.
+//! (complete a checkout session, renew or delete a subscription, a
+//! customer's card, the request log, events, redelivery, the clock) and the
+//! checkout page.
 
 use std::net::TcpListener;
 
@@ -34,6 +35,7 @@ impl StripeSim {
                     "/_sim/subscriptions/{id}/delete",
                     web::post().to(control_delete),
                 )
+                .route("/_sim/customers/{id}/card", web::post().to(control_card))
                 .route("/_sim/requests", web::get().to(control_requests))
                 .route("/_sim/events", web::get().to(control_events))
                 .route("/_sim/clock", web::post().to(control_clock))
@@ -52,15 +54,28 @@ impl StripeSim {
 
 async fn pay_page(sim: web::Data<StripeSim>, path: web::Path<String>) -> HttpResponse {
     let id = path.into_inner();
-    let cancel = sim
-        .with(|s| s.objects.get(&id).map(|o| o["cancel_url"].clone()))
-        .and_then(|u| u.as_str().map(str::to_owned))
+    let session = sim
+        .with(|s| s.objects.get(&id).cloned())
+        .unwrap_or_default();
+    let cancel = session["cancel_url"]
+        .as_str()
         .map(|u| format!("<p><a href=\"{u}\">Cancel</a></p>"))
         .unwrap_or_default();
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
-        "<!doctype html><title>Stripe stand-in checkout</title><h1>Checkout {id}</h1>\
-         <form method=post action=\"/_sim/checkout/{id}/complete\"><button>Pay (test)</button></form>{cancel}"
-    ))
+    let body = if session["status"] == "open" {
+        format!(
+            "<form method=post action=\"/_sim/checkout/{id}/complete\"><button>Pay (test)</button></form>{cancel}"
+        )
+    } else {
+        format!(
+            "<p>This checkout session is {}.</p>",
+            session["status"].as_str().unwrap_or("unknown")
+        )
+    };
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(format!(
+            "<!doctype html><title>Stripe stand-in checkout</title><h1>Checkout {id}</h1>{body}"
+        ))
 }
 
 /// Completes a checkout session. A browser's form post (what the page's
@@ -82,6 +97,7 @@ async fn control_complete(
         .with(|s| {
             s.objects
                 .get(path.as_str())
+                .filter(|o| o["status"] == "complete")
                 .map(|o| o["success_url"].clone())
         })
         .and_then(|u| u.as_str().map(str::to_owned));
@@ -110,17 +126,41 @@ async fn control_requests(sim: web::Data<StripeSim>) -> HttpResponse {
 
 /// Moves the stand-in's clock: `{"advance_seconds": N}` forward, or
 /// `{"offset_seconds": N}` to that offset from real time (the demo keeps it
-/// in step with Tenantry's sandbox clock, also across restarts). Answers the
-/// total offset.
+/// in step with Tenantry's sandbox clock, also across restarts), and
+/// processes what came due (renewals, schedule phases, expiries), delivering
+/// its events. Answers `{"offset_seconds", "now", "events"}`.
 async fn control_clock(sim: web::Data<StripeSim>, body: web::Json<Value>) -> HttpResponse {
-    if let Some(offset) = body.get("offset_seconds") {
-        let offset = int(offset);
-        sim.with(|s| s.clock_offset = offset);
+    let events = if let Some(offset) = body.get("offset_seconds") {
+        sim.set_clock_offset(int(offset)).await
     } else {
-        sim.advance(int(&body["advance_seconds"]));
+        sim.advance(int(&body["advance_seconds"])).await
+    };
+    HttpResponse::Ok()
+        .json(json!({"offset_seconds": sim.clock_offset(), "now": sim.now(), "events": events}))
+}
+
+/// A customer's card: `{"declined": bool, "requires_action": bool}` (either
+/// may be left out). Answers the card as it now is.
+async fn control_card(
+    sim: web::Data<StripeSim>,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    if let Some(d) = body["declined"].as_bool() {
+        sim.decline(&path, d);
     }
-    let offset = sim.with(|s| s.clock_offset);
-    HttpResponse::Ok().json(json!({"offset_seconds": offset}))
+    if let Some(a) = body["requires_action"].as_bool() {
+        sim.require_action(&path, a);
+    }
+    let (declined, requires_action) = sim.with(|s| {
+        (
+            s.declining.contains(path.as_str()),
+            s.requiring_action.contains(path.as_str()),
+        )
+    });
+    HttpResponse::Ok().json(
+        json!({"customer": path.as_str(), "declined": declined, "requires_action": requires_action}),
+    )
 }
 
 async fn control_events(sim: web::Data<StripeSim>) -> HttpResponse {

@@ -1,17 +1,22 @@
 //! [`StripeSim`], the handle on a running stand-in: control (webhook
-//! endpoint, lost webhooks, declined cards, failing requests, the clock),
-//! its objects, events and request log, `Stripe-Signature` signing and
-//! webhook delivery, and what a customer or time would do — pay a checkout
-//! session, renew a subscription, cancel one.
+//! endpoint, lost webhooks, declined cards and cards asking for
+//! authentication, failing requests, the clock), its objects, events and
+//! request log, `Stripe-Signature` signing and webhook delivery, and what a
+//! customer or time would do — pay a checkout session, let time pass (which
+//! renews subscriptions, moves schedules, expires sessions), renew a
+//! subscription now, cancel one.
 
 use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sha2::Sha256;
 
+use crate::checkout::complete;
+use crate::clock::run_until;
+use crate::schedules::phase_end;
 use crate::state::{Logged, State, Webhook};
-use crate::subscriptions::{complete, renew};
+use crate::subscriptions::{cancel, cycle};
 
 const FIXTURES: &str = include_str!("../fixtures/objects.json");
 
@@ -20,6 +25,35 @@ const FIXTURES: &str = include_str!("../fixtures/objects.json");
 pub struct StripeSim {
     state: Arc<Mutex<State>>,
     http: reqwest::Client,
+    gates: Arc<Mutex<Vec<Gate>>>,
+}
+
+/// A request held at the door until the test lets it through.
+#[derive(Debug, Clone)]
+struct Gate {
+    method: String,
+    path_prefix: String,
+    arrived: Arc<tokio::sync::Notify>,
+    open: Arc<tokio::sync::Semaphore>,
+}
+
+/// The handle on a held request ([`StripeSim::hold`]).
+#[derive(Debug)]
+pub struct Held {
+    arrived: Arc<tokio::sync::Notify>,
+    open: Arc<tokio::sync::Semaphore>,
+}
+
+impl Held {
+    /// Waits until a matching request has arrived (and is held).
+    pub async fn arrived(&self) {
+        self.arrived.notified().await;
+    }
+
+    /// Lets the held request (and any later matching one) through.
+    pub fn release(&self) {
+        self.open.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    }
 }
 
 impl StripeSim {
@@ -37,6 +71,43 @@ impl StripeSim {
                 ..State::default()
             })),
             http: reqwest::Client::new(),
+            gates: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Holds the next API request whose method is `method` and whose path
+    /// starts with `path_prefix` (e.g. `"POST"`, `"/v1/subscription_schedules"`)
+    /// until [`Held::release`]: a test makes something happen while a
+    /// caller is in the middle of its calls to Stripe.
+    pub fn hold(&self, method: &str, path_prefix: &str) -> Held {
+        let gate = Gate {
+            method: method.to_owned(),
+            path_prefix: path_prefix.to_owned(),
+            arrived: Arc::new(tokio::sync::Notify::new()),
+            open: Arc::new(tokio::sync::Semaphore::new(0)),
+        };
+        let held = Held {
+            arrived: gate.arrived.clone(),
+            open: gate.open.clone(),
+        };
+        if let Ok(mut g) = self.gates.lock() {
+            g.push(gate);
+        }
+        held
+    }
+
+    /// Waits at the first gate this request matches, if any (the gate is
+    /// used up: later requests pass).
+    pub(crate) async fn pass_gates(&self, method: &str, path: &str) {
+        let gate = self.gates.lock().ok().and_then(|mut g| {
+            let i = g
+                .iter()
+                .position(|x| x.method == method && path.starts_with(&x.path_prefix))?;
+            Some(g.remove(i))
+        });
+        if let Some(gate) = gate {
+            gate.arrived.notify_one();
+            let _permit = gate.open.acquire().await;
         }
     }
 
@@ -80,13 +151,30 @@ impl StripeSim {
         self.with(|s| s.webhook.deliver = deliver);
     }
 
-    /// Declines (or accepts again) this customer's card.
+    /// Declines (or accepts again) this customer's card off-session: paying
+    /// an invoice answers 402 `card_declined`, a renewal fails
+    /// (`invoice.payment_failed`, `past_due`). Checkout pages still pay.
     pub fn decline(&self, customer: &str, declined: bool) {
         self.with(|s| {
             if declined {
                 s.declining.insert(customer.to_owned());
             } else {
                 s.declining.remove(customer);
+            }
+        });
+    }
+
+    /// Makes this customer's card ask for authentication (3D Secure) on
+    /// off-session payments, or stop asking: paying an invoice answers 402
+    /// `authentication_required` and leaves it `open`, a renewal leaves its
+    /// invoice open and the subscription `past_due`; both emit
+    /// `invoice.payment_action_required`.
+    pub fn require_action(&self, customer: &str, on: bool) {
+        self.with(|s| {
+            if on {
+                s.requiring_action.insert(customer.to_owned());
+            } else {
+                s.requiring_action.remove(customer);
             }
         });
     }
@@ -125,9 +213,42 @@ impl StripeSim {
         self.with(|s| s.events.clone())
     }
 
-    /// Moves the stand-in's clock (subscription periods) forward.
-    pub fn advance(&self, seconds: i64) {
-        self.with(|s| s.clock_offset += seconds);
+    /// The stand-in's time, unix seconds (real time plus the clock's offset).
+    pub fn now(&self) -> i64 {
+        self.with(|s| s.now())
+    }
+
+    /// Moves the stand-in's clock forward by `seconds`, then processes, in
+    /// time order and each at its own instant, everything that came due:
+    /// schedule phase ends, subscription period ends (a renewal invoice for
+    /// each period that ended, oldest first, or the end of a subscription
+    /// set to cancel at period end), checkout sessions expiring. Delivers
+    /// the events, in order, and returns them.
+    pub async fn advance(&self, seconds: i64) -> Vec<Value> {
+        let events = self.with(|s| {
+            s.clock_offset += seconds;
+            let target = s.now();
+            run_until(s, target)
+        });
+        self.deliver(&events).await;
+        events
+    }
+
+    /// Sets the clock to `offset` seconds from real time and processes what
+    /// came due, as [`Self::advance`] does (nothing, when it moved back).
+    pub async fn set_clock_offset(&self, offset: i64) -> Vec<Value> {
+        let events = self.with(|s| {
+            s.clock_offset = offset;
+            let target = s.now();
+            run_until(s, target)
+        });
+        self.deliver(&events).await;
+        events
+    }
+
+    /// The clock's offset from real time, seconds.
+    pub fn clock_offset(&self) -> i64 {
+        self.with(|s| s.clock_offset)
     }
 
     /// `Stripe-Signature` for `body` with `secret` at `t`.
@@ -183,35 +304,72 @@ impl StripeSim {
         }
     }
 
-    /// The customer pays a checkout: the session completes; in
-    /// `subscription` mode a subscription starts (one period) with its
-    /// first invoice paid. Emits and delivers `checkout.session.completed`
-    /// then `invoice.paid` (subscription mode), as Stripe does. Returns the events.
+    /// The customer pays an open checkout session (an expired or completed
+    /// one is left alone): the session completes; in `subscription` mode a
+    /// subscription starts now (its `billing_cycle_anchor`) with its first
+    /// invoice paid; in `payment` mode a PaymentIntent is made. Emits and
+    /// delivers `checkout.session.completed` then `invoice.paid`
+    /// (subscription mode), as Stripe does. Returns the events.
     pub async fn complete_checkout(&self, session_id: &str) -> Vec<Value> {
         let events = self.with(|s| complete(s, session_id));
         self.deliver(&events).await;
         events
     }
 
-    /// A billing cycle of a subscription: its next period's invoice, paid or
-    /// (when the customer's card declines) failed. Emits and delivers
-    /// `invoice.paid` or `invoice.payment_failed`.
+    /// A billing cycle of a subscription now, without moving the clock: the
+    /// end of its current period is processed at once — a schedule phase
+    /// ending by then first, then the next calendar period's invoice
+    /// (`subscription_cycle`), paid or failed as the customer's card
+    /// behaves, the period moving on either way (or, with
+    /// `cancel_at_period_end`, the subscription ends). Emits and delivers
+    /// `invoice.paid`, `invoice.payment_failed` or
+    /// `invoice.payment_action_required` (or `customer.subscription.deleted`).
     pub async fn renew(&self, subscription_id: &str) -> Vec<Value> {
-        let events = self.with(|s| renew(s, subscription_id));
+        let events = self.with(|s| {
+            let mut events = Vec::new();
+            let period_end = s
+                .objects
+                .get(subscription_id)
+                .and_then(|sub| sub["items"]["data"][0]["current_period_end"].as_i64());
+            // A phase ending by the period's end changes the price first.
+            for _ in 0..100 {
+                let Some(sched) = s
+                    .objects
+                    .get(subscription_id)
+                    .and_then(|sub| sub["schedule"].as_str())
+                    .and_then(|id| s.objects.get(id))
+                    .filter(|o| o["status"] == "active")
+                else {
+                    break;
+                };
+                let (id, end) = (
+                    sched["id"].as_str().unwrap_or_default().to_owned(),
+                    sched["current_phase"]["end_date"].as_i64(),
+                );
+                match (end, period_end) {
+                    (Some(end), Some(p)) if end <= p => events.extend(phase_end(s, &id, end)),
+                    _ => break,
+                }
+            }
+            events.extend(cycle(s, subscription_id));
+            events
+        });
         self.deliver(&events).await;
         events
     }
 
-    /// The subscription is canceled in Stripe (dashboard, dunning's end):
-    /// emits and delivers `customer.subscription.deleted`.
+    /// The subscription is canceled in Stripe now (dashboard, dunning's
+    /// end): emits and delivers `customer.subscription.deleted`.
     pub async fn delete_subscription(&self, subscription_id: &str) -> Vec<Value> {
         let events = self.with(|s| {
-            let Some(sub) = s.objects.get_mut(subscription_id) else {
+            if s.objects
+                .get(subscription_id)
+                .is_none_or(|o| o["status"] == "canceled")
+            {
                 return Vec::new();
-            };
-            sub["status"] = json!("canceled");
-            let sub = sub.clone();
-            vec![s.event("customer.subscription.deleted", sub)]
+            }
+            let now = s.now();
+            cancel(s, subscription_id, now)
         });
         self.deliver(&events).await;
         events
@@ -225,9 +383,9 @@ mod tests {
     use super::StripeSim;
 
     /// A stand-in that keeps its account in a file, restarted, still has
-    /// its objects, events, clock and id counter.
-    #[test]
-    fn a_restarted_stand_in_keeps_its_account_in_its_state_file() {
+    /// its objects, events, clock, id counter and customers' cards.
+    #[tokio::test]
+    async fn a_restarted_stand_in_keeps_its_account_in_its_state_file() {
         let file = std::env::temp_dir().join(format!(
             "stripe-sim-state-{}-{}.json",
             std::process::id(),
@@ -246,7 +404,9 @@ mod tests {
             s.event("customer.created", json!({"id": id}));
             id
         });
-        sim.advance(86_400);
+        sim.advance(86_400).await;
+        sim.decline("cus_declining", true);
+        sim.require_action("cus_3ds", true);
         drop(sim);
 
         let again = StripeSim::new("http://127.0.0.1:1")
@@ -257,6 +417,8 @@ mod tests {
         assert_eq!(again.with(|s| s.clock_offset), 86_400);
         let next = again.with(|s| s.id("cus"));
         assert_ne!(next, id, "ids continue after the kept ones");
+        assert!(again.with(|s| s.declining.contains("cus_declining")));
+        assert!(again.with(|s| s.requiring_action.contains("cus_3ds")));
         std::fs::remove_file(&file).ok();
     }
 }

@@ -1,134 +1,312 @@
-//! What a customer or time does to subscriptions: a checkout session
-//! completed (in `subscription` mode a subscription starts, its first
-//! invoice paid), and a billing cycle (the next period's invoice, paid, or
-//! failed when the customer's card declines).
+//! Subscriptions: started by a checkout, billed for calendar periods counted
+//! from their `billing_cycle_anchor` (docs.stripe.com/billing/subscriptions/
+//! billing-cycle), renewed when a period ends, moved to another price (an
+//! interval change resets the anchor and invoices at once:
+//! docs.stripe.com/billing/subscriptions/billing-cycle#changing), canceled
+//! at a period's end or at once.
 
 use serde_json::{Value, json};
 
-use crate::form::int;
+use crate::api::{Reply, error, invalid, no_such};
+use crate::calendar::Interval;
+use crate::catalog::plan_of;
+use crate::form::{opt_bool, update_metadata};
+use crate::invoices::{collect, draft, finalize, outcome_event, subscription_of};
+use crate::payments::Card;
 use crate::state::State;
 
-pub(crate) fn complete(s: &mut State, session_id: &str) -> Vec<Value> {
-    let Some(session) = s.objects.get(session_id).cloned() else {
-        return Vec::new();
-    };
-    if session["status"] == "complete" {
-        return Vec::new();
-    }
-    let now = s.now();
-    let customer = session["customer"].as_str().unwrap_or_default().to_owned();
-    let meta = session["metadata"].clone();
-    let internal = session["_sim"].clone();
-    let line = internal["line_items"][0].clone();
-    let mut events = Vec::new();
-    let mut completed = session.clone();
-    completed["status"] = json!("complete");
-    completed["payment_status"] = json!("paid");
-    if session["mode"] == "subscription" {
-        let price_id = line["price"].as_str().unwrap_or_default().to_owned();
-        let price = s
-            .objects
-            .get(&price_id)
-            .cloned()
-            .unwrap_or_else(|| json!({}));
-        let sub_id = s.id("sub");
-        let item_id = s.id("si");
-        let end = now + period_seconds(&price);
-        let sub_meta = internal["subscription_data"]["metadata"].clone();
-        let item = s.object("subscription_item", json!({"id": item_id, "price": price, "subscription": sub_id,
-            "quantity": 1, "current_period_start": now, "current_period_end": end, "metadata": {}, "created": now}));
-        let sub = s.object("subscription", json!({"id": sub_id, "customer": customer, "status": "active",
-            "metadata": sub_meta, "items": {"object": "list", "data": [item], "has_more": false, "url": "/v1/subscription_items"},
-            "created": now, "start_date": now, "billing_cycle_anchor": now, "cancel_at_period_end": false,
-            "latest_invoice": null, "currency": price["currency"]}));
-        s.objects.insert(sub_id.clone(), sub);
-        completed["subscription"] = json!(sub_id);
-        let invoice = subscription_invoice(s, &sub_id, "subscription_create", now, end, true);
-        completed["invoice"] = invoice["id"].clone();
-        s.objects.insert(session_id.to_owned(), completed.clone());
-        events.push(s.event("checkout.session.completed", strip(&completed)));
-        events.push(s.event("invoice.paid", invoice));
-    } else {
-        completed["metadata"] = meta;
-        s.objects.insert(session_id.to_owned(), completed.clone());
-        events.push(s.event("checkout.session.completed", strip(&completed)));
-    }
-    events
+/// Starts an `active` subscription of `customer` to `price` at `at` (its
+/// `billing_cycle_anchor`), its first period `[at, at + interval)`.
+/// Returns its id.
+pub(crate) fn start(
+    s: &mut State,
+    customer: &str,
+    price: &Value,
+    metadata: &Value,
+    at: i64,
+) -> String {
+    let end = Interval::of(price)
+        .and_then(|iv| iv.boundary(at, 1))
+        .unwrap_or(at);
+    let sub_id = s.id("sub");
+    let item_id = s.id("si");
+    let item = s.object(
+        "subscription_item",
+        json!({"id": item_id, "price": price, "plan": plan_of(price), "subscription": sub_id, "quantity": 1,
+            "current_period_start": at, "current_period_end": end, "metadata": {}, "created": at,
+            "billing_thresholds": null, "discounts": [], "tax_rates": []}),
+    );
+    let sub = s.object(
+        "subscription",
+        json!({"id": sub_id, "customer": customer, "status": "active",
+            "metadata": metadata.as_object().cloned().unwrap_or_default(),
+            "items": {"object": "list", "data": [item], "has_more": false, "url": format!("/v1/subscription_items?subscription={sub_id}")},
+            "created": at, "start_date": at, "billing_cycle_anchor": at, "billing_cycle_anchor_config": null,
+            "cancel_at_period_end": false, "cancel_at": null, "canceled_at": null, "ended_at": null,
+            "cancellation_details": {"comment": null, "feedback": null, "reason": null},
+            "trial_start": null, "trial_end": null, "latest_invoice": null, "currency": price["currency"],
+            "schedule": null, "pending_update": null, "pause_collection": null, "next_pending_invoice_item_invoice": null,
+            "pending_invoice_item_interval": null, "transfer_data": null, "billing_thresholds": null,
+            "discounts": [], "default_tax_rates": [], "description": null}),
+    );
+    s.objects.insert(sub_id.clone(), sub);
+    sub_id
 }
 
-fn period_seconds(price: &Value) -> i64 {
-    match price["recurring"]["interval"].as_str() {
-        Some("year") => 365 * 86_400,
-        _ => 30 * 86_400,
+/// The subscription's (only) item.
+fn item(sub: &Value) -> &Value {
+    &sub["items"]["data"][0]
+}
+
+/// Sets the subscription's current period.
+fn set_period(s: &mut State, sub_id: &str, start: i64, end: i64) {
+    if let Some(sub) = s.objects.get_mut(sub_id) {
+        sub["items"]["data"][0]["current_period_start"] = json!(start);
+        sub["items"]["data"][0]["current_period_end"] = json!(end);
     }
 }
 
-/// An object without the stand-in's private fields.
-pub(crate) fn strip(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Value::Object(m) = &mut v {
-        m.remove("_sim");
-    }
-    v
-}
-
-fn subscription_invoice(
+/// An invoice of the subscription's price for the period `[start, end)`
+/// (`reason`: `subscription_create`, `subscription_cycle`,
+/// `subscription_update`), finalized at once (the customer's balance
+/// applied) and collected (`off_session`: with the card as it behaves); the
+/// subscription's `latest_invoice` and status (`active` when paid, else
+/// `past_due`) follow. Returns the invoice and the event it calls for.
+pub(crate) fn bill(
     s: &mut State,
     sub_id: &str,
     reason: &str,
     start: i64,
     end: i64,
-    paid: bool,
-) -> Value {
-    let sub = s.objects.get(sub_id).cloned().unwrap_or_else(|| json!({}));
-    let item = sub["items"]["data"][0].clone();
+    off_session: bool,
+) -> (Value, &'static str) {
+    let sub = s.objects.get(sub_id).cloned().unwrap_or_default();
+    let item = item(&sub).clone();
     let price = item["price"].clone();
-    let amount = int(&price["unit_amount"]);
-    let id = s.id("in");
+    let amount = price["unit_amount"].as_i64().unwrap_or(0);
+    let currency = price["currency"].as_str().unwrap_or("usd").to_owned();
+    let customer = sub["customer"].as_str().unwrap_or_default().to_owned();
+    let mut inv = draft(s, &customer, &currency, reason, json!({}), Value::Null);
+    let id = inv["id"].as_str().unwrap_or_default().to_owned();
     let line_id = s.id("il");
-    let parent = json!({"type": "subscription_details", "quote_details": null,
+    let line = s.object(
+        "line_item",
+        json!({"id": line_id, "invoice": id, "amount": amount, "subtotal": amount, "currency": currency,
+            "description": format!("1 × {}", price["nickname"].as_str().unwrap_or("plan")),
+            "period": {"start": start, "end": end}, "subscription": sub_id, "quantity": 1, "metadata": {},
+            "pricing": {"type": "price_details", "price_details": {"price": price["id"], "product": price["product"]},
+                "unit_amount_decimal": amount.to_string()},
+            "parent": {"type": "subscription_item_details", "invoice_item_details": null,
+                "subscription_item_details": {"invoice_item": null, "proration": false,
+                    "proration_details": {"credited_items": null}, "subscription": sub_id, "subscription_item": item["id"]}}}),
+    );
+    inv["lines"]["data"] = json!([line]);
+    inv["subscription"] = json!(sub_id);
+    inv["parent"] = json!({"type": "subscription_details", "quote_details": null,
         "subscription_details": {"metadata": sub["metadata"], "subscription": sub_id}});
-    let line = s.object("line_item", json!({"id": line_id, "invoice": id, "amount": amount, "currency": price["currency"],
-        "description": format!("1 × {}", price["nickname"].as_str().unwrap_or("plan")),
-        "period": {"start": start, "end": end}, "subscription": sub_id,
-        "parent": {"type": "subscription_item_details", "invoice_item_details": null,
-                   "subscription_item_details": {"invoice_item": null, "proration": false,
-                       "proration_details": {"credited_items": null}, "subscription": sub_id, "subscription_item": item["id"]}}}));
-    let declined = s
-        .declining
-        .contains(sub["customer"].as_str().unwrap_or_default());
-    let paid = paid && !declined;
-    let invoice = s.object("invoice", json!({"id": id, "customer": sub["customer"], "subscription": sub_id,
-        "billing_reason": reason, "currency": price["currency"], "amount_due": amount,
-        "amount_paid": if paid { amount } else { 0 }, "amount_remaining": if paid { 0 } else { amount },
-        "status": if paid { "paid" } else { "open" }, "attempted": true, "attempt_count": 1,
-        "parent": parent, "metadata": {}, "period_start": start, "period_end": start, "created": start,
-        "lines": {"object": "list", "data": [line], "has_more": false, "url": format!("/v1/invoices/{id}/lines")}}));
-    s.objects.insert(id, invoice.clone());
-    invoice
+    inv["period_start"] = json!(start);
+    inv["period_end"] = json!(start);
+    let outcome = if finalize(s, &mut inv) {
+        Card::Pays
+    } else {
+        collect(s, &mut inv, off_session)
+    };
+    s.objects.insert(id.clone(), inv.clone());
+    if let Some(sub) = s.objects.get_mut(sub_id) {
+        sub["latest_invoice"] = json!(id);
+        sub["status"] = json!(if outcome == Card::Pays {
+            "active"
+        } else {
+            "past_due"
+        });
+    }
+    (inv, outcome_event(outcome))
 }
 
-pub(crate) fn renew(s: &mut State, sub_id: &str) -> Vec<Value> {
+/// A paid invoice that was its subscription's latest brings a `past_due`
+/// subscription back to `active`.
+pub(crate) fn invoice_paid(s: &mut State, inv: &Value) {
+    let Some(sub_id) = subscription_of(inv) else {
+        return;
+    };
+    if let Some(sub) = s.objects.get_mut(sub_id)
+        && sub["status"] == "past_due"
+        && sub["latest_invoice"] == inv["id"]
+    {
+        sub["status"] = json!("active");
+    }
+}
+
+/// The end of the subscription's current period (when the clock passes it,
+/// or at once for [`crate::StripeSim::renew`]): with `cancel_at_period_end`
+/// it is canceled there (`customer.subscription.deleted`); else the next
+/// calendar period is invoiced (`subscription_cycle`) and becomes the
+/// current one whether paid or not (`invoice.paid`, or
+/// `invoice.payment_failed` / `invoice.payment_action_required` and
+/// `past_due`). Only `active` and `past_due` subscriptions renew.
+pub(crate) fn cycle(s: &mut State, sub_id: &str) -> Vec<Value> {
     let Some(sub) = s.objects.get(sub_id).cloned() else {
         return Vec::new();
     };
-    let item = sub["items"]["data"][0].clone();
-    let start = int(&item["current_period_end"]);
-    let end = start + period_seconds(&item["price"]);
-    let invoice = subscription_invoice(s, sub_id, "subscription_cycle", start, end, true);
-    let paid = invoice["status"] == "paid";
-    if let Some(sub) = s.objects.get_mut(sub_id) {
-        if paid {
-            sub["items"]["data"][0]["current_period_start"] = json!(start);
-            sub["items"]["data"][0]["current_period_end"] = json!(end);
-        } else {
-            sub["status"] = json!("past_due");
+    if sub["status"] != "active" && sub["status"] != "past_due" {
+        return Vec::new();
+    }
+    let end = item(&sub)["current_period_end"].as_i64().unwrap_or(0);
+    if sub["cancel_at_period_end"] == true {
+        return cancel(s, sub_id, end);
+    }
+    let anchor = sub["billing_cycle_anchor"].as_i64().unwrap_or(end);
+    let Some(next) = Interval::of(&item(&sub)["price"]).and_then(|iv| iv.next_after(anchor, end))
+    else {
+        return Vec::new();
+    };
+    let (inv, kind) = bill(s, sub_id, "subscription_cycle", end, next, true);
+    set_period(s, sub_id, end, next);
+    vec![s.event(kind, inv)]
+}
+
+/// Ends the subscription at `at`: `canceled`, its schedule (if any)
+/// canceled too; `customer.subscription.deleted`.
+pub(crate) fn cancel(s: &mut State, sub_id: &str, at: i64) -> Vec<Value> {
+    let Some(sub) = s.objects.get_mut(sub_id) else {
+        return Vec::new();
+    };
+    sub["status"] = json!("canceled");
+    sub["ended_at"] = json!(at);
+    if sub["canceled_at"].is_null() {
+        sub["canceled_at"] = json!(at);
+    }
+    let sub = sub.clone();
+    if let Some(sched) = sub["schedule"]
+        .as_str()
+        .and_then(|id| s.objects.get_mut(id))
+        && sched["status"] == "active"
+    {
+        sched["status"] = json!("canceled");
+        sched["canceled_at"] = json!(at);
+    }
+    vec![s.event("customer.subscription.deleted", sub)]
+}
+
+/// Moves the subscription to `price` at `at`, without prorations. Another
+/// interval (or interval count) resets `billing_cycle_anchor` to `at`,
+/// makes `[at, at + interval)` the current period and invoices it at once
+/// (`subscription_update`); the same interval only changes the price, which
+/// the next renewal bills. Returns that invoice and its event, if any.
+pub(crate) fn change_price(
+    s: &mut State,
+    sub_id: &str,
+    price: &Value,
+    at: i64,
+) -> Option<(Value, &'static str)> {
+    let sub = s.objects.get_mut(sub_id)?;
+    let old = sub["items"]["data"][0]["price"].clone();
+    if old["id"] == price["id"] {
+        return None;
+    }
+    sub["items"]["data"][0]["price"] = price.clone();
+    sub["items"]["data"][0]["plan"] = plan_of(price);
+    let new = Interval::of(price)?;
+    if Interval::of(&old).as_ref() == Some(&new) {
+        return None;
+    }
+    let end = new.boundary(at, 1)?;
+    sub["billing_cycle_anchor"] = json!(at);
+    set_period(s, sub_id, at, end);
+    Some(bill(s, sub_id, "subscription_update", at, end, true))
+}
+
+/// `POST /v1/subscriptions/{id}`: `items[0][id]` + `items[0][price]` with
+/// `proration_behavior=none` (the only behaviour the stand-in has),
+/// `cancel_at_period_end`, `metadata`. Emits `customer.subscription.updated`
+/// and, for an interval change, the invoice's event.
+pub(crate) fn update(s: &mut State, id: &str, p: &Value, events: &mut Vec<Value>) -> Reply {
+    let Some(sub) = s
+        .objects
+        .get(id)
+        .filter(|o| o["object"] == "subscription")
+        .cloned()
+    else {
+        return no_such("subscription", id);
+    };
+    let new_price = p["items"][0]["price"].as_str();
+    if (new_price.is_some() || !p["proration_behavior"].is_null())
+        && p["proration_behavior"] != "none"
+    {
+        return error(
+            400,
+            "invalid_request_error",
+            "parameter_missing",
+            "the stand-in only moves prices with proration_behavior=none",
+        );
+    }
+    let cancel_at_end = opt_bool(&p["cancel_at_period_end"]);
+    if sub["status"] == "canceled" && (new_price.is_some() || cancel_at_end.is_some()) {
+        return error(
+            400,
+            "invalid_request_error",
+            "invalid_canceled_subscription_fields",
+            "A canceled subscription can only update its cancellation_details and metadata.",
+        );
+    }
+    if cancel_at_end.is_some() && !sub["schedule"].is_null() {
+        return invalid(
+            "cancel_at_period_end",
+            "",
+            &format!(
+                "The subscription is managed by the subscription schedule `{}`, and updating any cancelation behavior directly is not allowed. Please update the schedule instead.",
+                sub["schedule"].as_str().unwrap_or_default()
+            ),
+        );
+    }
+    let mut price = None;
+    if let Some(price_id) = new_price {
+        if let Some(item_id) = p["items"][0]["id"].as_str()
+            && item(&sub)["id"] != item_id
+        {
+            return invalid(
+                "items[0][id]",
+                "resource_missing",
+                &format!("No such subscription item: '{item_id}'"),
+            );
+        }
+        match s.objects.get(price_id).filter(|o| o["object"] == "price") {
+            Some(pr) if Interval::of(pr).is_some() && pr["currency"] == sub["currency"] => {
+                price = Some(pr.clone());
+            }
+            Some(_) => {
+                return invalid(
+                    "items[0][price]",
+                    "",
+                    &format!(
+                        "The price {price_id} must be recurring and in the subscription's currency."
+                    ),
+                );
+            }
+            None => {
+                return invalid(
+                    "items[0][price]",
+                    "resource_missing",
+                    &format!("No such price: '{price_id}'"),
+                );
+            }
         }
     }
-    let kind = if paid {
-        "invoice.paid"
-    } else {
-        "invoice.payment_failed"
-    };
-    vec![s.event(kind, invoice)]
+    let now = s.now();
+    if let Some(o) = s.objects.get_mut(id) {
+        if let Some(c) = cancel_at_end {
+            let end = o["items"]["data"][0]["current_period_end"].clone();
+            o["cancel_at_period_end"] = json!(c);
+            o["cancel_at"] = if c { end } else { Value::Null };
+            o["canceled_at"] = if c { json!(now) } else { Value::Null };
+        }
+        update_metadata(&mut o["metadata"], &p["metadata"]);
+    }
+    let invoice = price.and_then(|pr| change_price(s, id, &pr, now));
+    let sub = s.objects.get(id).cloned().unwrap_or_default();
+    events.push(s.event("customer.subscription.updated", sub.clone()));
+    if let Some((inv, kind)) = invoice {
+        events.push(s.event(kind, inv));
+    }
+    (200, sub)
 }

@@ -156,6 +156,8 @@ fn new_subscription(
         billing_anchor: start,
         saved_payment_method: false,
         past_due_since: None,
+        price_version: 0,
+        price_synced_version: 0,
     })
 }
 

@@ -41,7 +41,7 @@ pub use auth::{AuthSettings, parse_proxies, random_key_list};
 pub use domains::DomainSettings;
 pub use jobs::JobSettings;
 pub use logging::LogFormat;
-pub use payments::Payments;
+pub use payments::{Payments, stripe_accepts_currency};
 pub use provisioning::ProvisioningSettings;
 pub use routing::RoutingSettings;
 

@@ -80,6 +80,37 @@ pub enum Payments {
     Stripe(tenantry_billing::stripe::StripeSettings),
 }
 
+impl Payments {
+    /// Whether plans priced in `currency` (an ISO 4217 code, e.g. `USD`)
+    /// can be sold with these payments: with Stripe, only a currency Stripe
+    /// accepts ([`stripe_accepts_currency`]); in the sandbox or with
+    /// payments disabled, any (the catalog's own rules still apply: an
+    /// ISO 4217 code with a minor unit).
+    pub fn accepts_currency(&self, currency: &str) -> bool {
+        match self {
+            Payments::Stripe(_) => stripe_accepts_currency(currency),
+            Payments::Sandbox | Payments::Disabled => true,
+        }
+    }
+}
+
+/// Whether Stripe accepts `currency` (an ISO 4217 code, either case): true
+/// when async-stripe's `stripe_types::Currency` knows it as one of its
+/// variants, the currencies Stripe supports
+/// (support.stripe.com/questions/which-currencies-does-stripe-support);
+/// false for one it parses as `Currency::Unknown` (`IRR`, `KPW`, `CUP`…).
+/// A plan in such a currency is refused when the catalog is written, so it
+/// is never charged as another.
+pub fn stripe_accepts_currency(currency: &str) -> bool {
+    // Its `FromStr` is infallible and knows the lower-case codes only.
+    !matches!(
+        currency
+            .to_ascii_lowercase()
+            .parse::<stripe_types::Currency>(),
+        Ok(stripe_types::Currency::Unknown(_))
+    )
+}
+
 /// How customers pay, from the payment flags and, for Checkout's default
 /// URLs, the HTTP server's public URL.
 pub(super) fn payments(a: &PaymentArgs, http: &HttpArgs) -> Payments {
@@ -121,5 +152,20 @@ pub(super) fn payments(a: &PaymentArgs, http: &HttpArgs) -> Payments {
             tolerance_secs: 300,
             retries: 3,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stripe_accepts_its_currencies_in_either_case_and_no_other() {
+        for code in ["USD", "usd", "EUR", "JPY", "ZMW"] {
+            assert!(stripe_accepts_currency(code), "{code}");
+        }
+        for code in ["IRR", "KPW", "CUP", "XYZ", "", "US", "USD "] {
+            assert!(!stripe_accepts_currency(code), "{code:?}");
+        }
     }
 }

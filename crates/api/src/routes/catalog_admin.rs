@@ -16,7 +16,7 @@ use tenantry_store::{
 use crate::{
     ApiError, AppState,
     auth::{ClientInfo, Principal},
-    error::ApiResult,
+    error::{ApiResult, FieldProblem},
     extract::{Json, parse_json},
     routes::catalog::{AdminProduct, admin_product_dto},
 };
@@ -139,6 +139,34 @@ fn require_price_rights(principal: &Principal) -> ApiResult<()> {
     }
 }
 
+/// `422 validation-failed` naming `field` when the payment provider does
+/// not accept `currency` (with Stripe: [`crate::config::stripe_accepts_currency`]),
+/// so a plan is never sold in a currency it cannot be charged in.
+fn accepted_currency(state: &AppState, field: String, currency: &str) -> Result<(), FieldProblem> {
+    if state.settings.payments.accepts_currency(currency) {
+        Ok(())
+    } else {
+        Err(FieldProblem {
+            field,
+            message: format!("{currency} is not a currency the payment provider (Stripe) accepts"),
+        })
+    }
+}
+
+fn currency_refused(errors: Vec<FieldProblem>) -> ApiResult<()> {
+    match errors.as_slice() {
+        [] => Ok(()),
+        [one] => Err(ApiError::Validation {
+            detail: format!("{}: {}", one.field, one.message),
+            errors,
+        }),
+        _ => Err(ApiError::Validation {
+            detail: format!("{} invalid field(s)", errors.len()),
+            errors,
+        }),
+    }
+}
+
 async fn detail(
     conn: &mut tenantry_store::AsyncPgConnection,
     product: Product,
@@ -170,6 +198,20 @@ pub async fn create_product(
         require_price_rights(&principal)?;
     }
     let spec = input.validate()?;
+    currency_refused(
+        spec.plans
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                accepted_currency(
+                    &state,
+                    format!("plans[{i}].currency"),
+                    p.price.currency().code(),
+                )
+                .err()
+            })
+            .collect(),
+    )?;
     let mut conn = state.pool.get().await?;
     let product = store::create_product(&mut conn, &spec)
         .await
@@ -324,6 +366,12 @@ pub async fn create_plan(
     check.plans.push(input.clone());
     validate_with_prefix(&check, check.plans.len() - 1)?;
     let spec = input.validate()?;
+    currency_refused(
+        accepted_currency(&state, "currency".into(), spec.price.currency().code())
+            .err()
+            .into_iter()
+            .collect(),
+    )?;
     let plan = store::create_plan(&mut conn, product.id, &spec)
         .await
         .map_err(conflict(format!(
@@ -462,6 +510,16 @@ async fn change_plan(
     }
     validate_with_prefix(&check, index)?;
     let spec = input.validate()?;
+    // A plan left on sale, or given a new currency, must be chargeable in it;
+    // deactivating a plan in a refused currency stays possible.
+    if spec.active || input.currency != before.currency {
+        currency_refused(
+            accepted_currency(state, "currency".into(), spec.price.currency().code())
+                .err()
+                .into_iter()
+                .collect(),
+        )?;
+    }
     let updated = store::update_plan(&mut conn, &plan, &spec)
         .await
         .map_err(conflict(format!(

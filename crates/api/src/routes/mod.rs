@@ -4,6 +4,7 @@ pub mod activity;
 pub mod api_tokens;
 pub mod auth;
 pub mod billing;
+pub mod billing_reports;
 pub mod catalog;
 pub mod catalog_admin;
 pub mod checkout_return;
@@ -51,11 +52,17 @@ pub fn v1(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .service(nodes::update)
             .service(nodes::remove)
             .service(nodes::check)
+            .service(billing_reports::list_charges)
+            .service(billing_reports::list_plan_changes)
+            .service(billing_reports::summary)
             .service(billing::preview)
             .service(billing::request)
             .service(billing::cancel)
             .service(billing::history)
             .service(billing::mark_paid)
+            .service(billing::checkout)
+            .service(billing::abandon)
+            .service(billing::list_credits)
             .service(tenants::mark_paid)
             .service(webhooks::stripe)
             .configure(|cfg| {

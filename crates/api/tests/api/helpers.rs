@@ -156,6 +156,8 @@ impl TestApp {
             billing_anchor: Some(now),
             saved_payment_method: false,
             past_due_since: None,
+            price_version: 0,
+            price_synced_version: 0,
         };
         tenantry_store::tenants::insert_tenant(&mut conn, &tenant, &subscription)
             .await

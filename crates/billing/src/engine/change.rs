@@ -5,7 +5,10 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use tenantry_domain::billing::{PlanChangeStatus, ProrationLine, Requester, Timing, proration};
+use tenantry_domain::{
+    Money,
+    billing::{PlanChangeStatus, ProrationLine, Requester, Timing, proration},
+};
 use tenantry_store::{
     AsyncConnection as _, AsyncPgConnection, Pool, StoreError, activity,
     billing::{self as store, Charge, PlanChange},
@@ -128,6 +131,9 @@ fn new_change(
         reason: reason.map(str::to_owned),
         created_at: now,
         updated_at: now,
+        previous_period_start: None,
+        previous_period_end: None,
+        previous_anchor: None,
     }
 }
 
@@ -260,7 +266,14 @@ pub async fn request_change(
                 actor,
                 reason,
                 now,
-                Some(now + settings.payment_window),
+                // Paid in its window, and within the period it prorates over.
+                Some(
+                    q.subscription
+                        .current_period_end
+                        .map_or(now + settings.payment_window, |end| {
+                            end.min(now + settings.payment_window)
+                        }),
+                ),
             );
             let charge = Charge {
                 id: Uuid::now_v7(),
@@ -280,6 +293,7 @@ pub async fn request_change(
                 idempotency_key: format!("upgrade:{}", change.id),
                 created_at: now,
                 updated_at: now,
+                credit_applied: rust_decimal::Decimal::ZERO,
             };
             let charge = conn
                 .transaction::<_, BillingError, _>(async |conn| {
@@ -303,8 +317,15 @@ pub async fn request_change(
                 .await?;
             drop(conn);
             if q.amount_due.amount().is_zero() {
-                let (change, job) =
-                    confirm_payment(pool, clock, change.id, "no-charge", actor).await?;
+                let (change, job) = confirm_payment(
+                    pool,
+                    clock,
+                    change.id,
+                    Payment::reference("no-charge"),
+                    actor,
+                )
+                .await?
+                .into_parts();
                 return Ok(RequestOutcome {
                     change,
                     charge: Some(charge),
@@ -324,8 +345,15 @@ pub async fn request_change(
                 .await?;
             match outcome {
                 ChargeOutcome::Paid { reference } => {
-                    let (change, job) =
-                        confirm_payment(pool, clock, change.id, &reference, actor).await?;
+                    let (change, job) = confirm_payment(
+                        pool,
+                        clock,
+                        change.id,
+                        Payment::reference(&reference),
+                        actor,
+                    )
+                    .await?
+                    .into_parts();
                     Ok(RequestOutcome {
                         change,
                         charge: Some(charge),
@@ -403,31 +431,150 @@ pub async fn request_change(
     }
 }
 
+/// A payment received for a plan change's charge.
+#[derive(Debug, Clone, Copy)]
+pub struct Payment<'a> {
+    /// The provider's reference: an invoice or Checkout Session id, or an
+    /// operator's note of a payment received out of band.
+    pub reference: &'a str,
+    /// What the provider says was paid, when it says (an operator's record
+    /// does not): compared with the change's amount and currency.
+    pub amount: Option<Money>,
+    /// What a refund of this payment goes back through (Stripe: the
+    /// PaymentIntent `pi_…`), when known.
+    pub refund_via: Option<&'a str>,
+}
+
+impl<'a> Payment<'a> {
+    /// A payment known only by its reference (an operator's record, a saved
+    /// card charged by the gateway for exactly the change's amount).
+    pub fn reference(reference: &'a str) -> Self {
+        Self {
+            reference,
+            amount: None,
+            refund_via: None,
+        }
+    }
+}
+
+/// What confirming a payment did.
+#[derive(Debug, Clone)]
+pub enum Confirmation {
+    /// The change is applied: now (`applied_at` is now; `job` is its
+    /// deployment job, if any), or it already was (a repeated confirmation).
+    Applied {
+        /// The change.
+        change: PlanChange,
+        /// Its deployment job, when applying it started one.
+        job: Option<Job>,
+    },
+    /// The payment came when the change could no longer be applied (expired,
+    /// abandoned, declined, or the subscription moved on): the money goes
+    /// back. `refund` is the refund (a charge of kind `refund`, carried out
+    /// by the `billing.refund` job through the provider); an alert is open.
+    Refunded {
+        /// The change, as it stays.
+        change: PlanChange,
+        /// The refund.
+        refund: Charge,
+    },
+    /// The payment is not what was asked (another amount or currency): it is
+    /// recorded, nothing is applied, and an alert asks an operator to look.
+    Unmatched {
+        /// The change.
+        change: PlanChange,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Confirmation {
+    /// The change and, when applying it started one, its deployment job.
+    pub fn into_parts(self) -> (PlanChange, Option<Job>) {
+        match self {
+            Self::Applied { change, job } => (change, job),
+            Self::Refunded { change, .. } | Self::Unmatched { change, .. } => (change, None),
+        }
+    }
+
+    /// The change, whatever happened.
+    pub fn change(&self) -> &PlanChange {
+        match self {
+            Self::Applied { change, .. }
+            | Self::Refunded { change, .. }
+            | Self::Unmatched { change, .. } => change,
+        }
+    }
+}
+
 /// Records that an upgrade's charge is paid and applies the change: the
 /// plan switches, the next renewal uses the new price, and the deployment
 /// job starts if the deployment kind differs. Confirming twice is harmless.
+/// A late payment (after the change expired, was abandoned or declined) is
+/// applied when it still can be, else refunded ([`confirm_payment_in`]).
 ///
 /// # Errors
-/// [`BillingError::NotFound`], [`BillingError::WrongState`] for a change
-/// that is not a pending upgrade (expired, canceled, failed).
+/// [`BillingError::NotFound`]; [`BillingError::WrongState`] for a change that
+/// is not an upgrade paid on payment (a downgrade, a staff override).
 pub async fn confirm_payment(
     pool: &Pool,
     clock: &Clock,
     change_id: Uuid,
-    reference: &str,
+    payment: Payment<'_>,
     actor: &Actor,
-) -> Result<(PlanChange, Option<Job>), BillingError> {
+) -> Result<Confirmation, BillingError> {
     let mut conn = pool.get().await?;
     let now = clock.now(&mut conn).await?;
     conn.transaction::<_, BillingError, _>(async |conn| {
-        confirm_payment_in(conn, now, change_id, reference, actor).await
+        confirm_payment_in(conn, now, change_id, payment, actor).await
     })
     .await
+}
+
+/// Whether a change whose payment came late can still be applied as
+/// quoted: the subscription is active, still on the change's old plan, in
+/// the billing period the quote prorated over (a lifetime target needs no
+/// period), and no other change is open.
+async fn still_applicable(
+    conn: &mut AsyncPgConnection,
+    change: &PlanChange,
+) -> Result<Result<(), String>, BillingError> {
+    let sub = tenantry_store::stripe::lock_subscription(conn, change.subscription_id).await?;
+    if sub.status != tenantry_domain::SubscriptionStatus::Active {
+        return Ok(Err(format!("the subscription is {}", sub.status)));
+    }
+    if sub.plan_id != change.from_plan_id {
+        return Ok(Err("the tenant is on another plan since".into()));
+    }
+    if let Some(open) = store::open_change(conn, change.tenant_id).await? {
+        return Ok(Err(format!("plan change {} is open", open.id)));
+    }
+    let to_lifetime = change.lines.as_array().is_some_and(|lines| {
+        lines
+            .last()
+            .is_some_and(|l| l["kind"] == "charge" && l["period_end"].is_null())
+    });
+    let at = change.proration_date.unwrap_or(change.requested_at);
+    let same_period = match (sub.current_period_start, sub.current_period_end) {
+        (Some(start), Some(end)) => start <= at && at < end,
+        _ => true,
+    };
+    if !to_lifetime && !same_period {
+        return Ok(Err("the billing period it was prorated over has ended".into()));
+    }
+    Ok(Ok(()))
 }
 
 /// [`confirm_payment`] in the caller's transaction at `now` (a webhook
 /// applies it in the transaction that records the event). When Stripe bills
 /// the subscription, a `stripe.sync_price` job moves it to the new Price.
+///
+/// - A pending upgrade paid in its window, for its amount: applied.
+/// - Already applied (or applied and then failed in migration): nothing.
+/// - Another amount or currency than asked: [`Confirmation::Unmatched`].
+/// - Paid after its window, abandoned or declined: applied if
+///   [`still_applicable`], else [`Confirmation::Refunded`]. Money is never
+///   kept without the service.
 ///
 /// # Errors
 /// As [`confirm_payment`].
@@ -435,34 +582,73 @@ pub async fn confirm_payment_in(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
     change_id: Uuid,
-    reference: &str,
+    payment: Payment<'_>,
     actor: &Actor,
-) -> Result<(PlanChange, Option<Job>), BillingError> {
+) -> Result<Confirmation, BillingError> {
     let change = store::lock_change(conn, change_id)
         .await
         .map_err(|e| match e {
             StoreError::NotFound => BillingError::NotFound(format!("plan change {change_id}")),
             other => other.into(),
         })?;
-    if change.status == PlanChangeStatus::Applied {
-        return Ok((change, None));
-    }
-    if change.status != PlanChangeStatus::Pending || change.timing != Timing::OnPayment {
+    if change.timing != Timing::OnPayment {
         return Err(BillingError::WrongState(format!(
-            "the plan change is {}; only a pending upgrade can be paid",
-            change.status
+            "the plan change is {} ({}); only an upgrade paid on payment can be paid",
+            change.status, change.timing
         )));
     }
-    if let Some(charge) = store::upsert_charge(conn, &placeholder_charge(&change, now))
-        .await
-        .ok()
-        .filter(|c| c.status != "paid")
+    let charge = store::upsert_charge(conn, &placeholder_charge(&change, now)).await?;
+    if change.status == PlanChangeStatus::Applied
+        || (change.status == PlanChangeStatus::Failed && change.applied_at.is_some())
     {
-        store::record_charge_attempt(conn, charge.id, true, Some(reference), None, None).await?;
+        return Ok(Confirmation::Applied { change, job: None });
     }
-    let mut paid = change.clone();
-    paid.payment_reference = Some(reference.to_owned());
-    let (applied, job) = store::apply_change(conn, &paid, now).await?;
+    if let Some(paid) = payment.amount {
+        let asked = Money::rounded(
+            change.amount,
+            tenantry_domain::Currency::parse(&change.currency)
+                .map_err(|e| BillingError::Money(e.to_string()))?,
+        );
+        if paid != asked {
+            let reason = format!("paid {paid} where {asked} was asked");
+            unmatched_payment(conn, now, &change, payment.reference, &reason).await?;
+            return Ok(Confirmation::Unmatched { change, reason });
+        }
+    }
+    if charge.status == "paid" && charge.provider_reference.as_deref() == Some(payment.reference)
+    {
+        // This payment was recorded before (a repeated delivery).
+        if let Some(refund) = store::refund_of(conn, change.id).await? {
+            return Ok(Confirmation::Refunded { change, refund });
+        }
+    }
+    let late = match change.status {
+        PlanChangeStatus::Pending => change.payment_due_by.is_some_and(|d| d <= now),
+        PlanChangeStatus::Expired | PlanChangeStatus::Canceled | PlanChangeStatus::Failed => true,
+        PlanChangeStatus::Scheduled | PlanChangeStatus::Applied => {
+            return Err(BillingError::WrongState(format!(
+                "the plan change is {}",
+                change.status
+            )));
+        }
+    };
+    if charge.status != "paid" {
+        store::record_charge_attempt(conn, charge.id, true, Some(payment.reference), None, None)
+            .await?;
+    }
+    if late {
+        if change.status == PlanChangeStatus::Pending {
+            store::set_change_status(conn, change.id, PlanChangeStatus::Expired, now, None)
+                .await?;
+        }
+        if let Err(why) = still_applicable(conn, &change).await? {
+            let refund = refund_payment(conn, now, &change, payment, &why, actor).await?;
+            let change = store::lock_change(conn, change.id).await?;
+            return Ok(Confirmation::Refunded { change, refund });
+        }
+    }
+    let (applied, job) = store::apply_change(conn, &change, now).await?;
+    let applied = store::set_payment_reference(conn, applied.id, payment.reference).await?;
     crate::stripe::jobs::enqueue_price_sync(conn, change.subscription_id).await?;
     activity::record(
         conn,
@@ -470,14 +656,112 @@ pub async fn confirm_payment_in(
             actor,
             now,
             change.tenant_id,
-            "plan_change.applied",
+            if late {
+                "plan_change.applied_late"
+            } else {
+                "plan_change.applied"
+            },
             &applied,
             Some(summary(&change)),
             Some(summary(&applied)),
         ),
     )
     .await?;
-    Ok((applied, job))
+    Ok(Confirmation::Applied { change: applied, job })
+}
+
+/// A payment that is not what was asked: recorded in the activity log, an
+/// alert for an operator, nothing applied.
+async fn unmatched_payment(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    change: &PlanChange,
+    reference: &str,
+    reason: &str,
+) -> Result<(), BillingError> {
+    tenantry_store::activity::Entry::by(&Actor::system("billing"), "payment.unmatched")
+        .at(now)
+        .tenant(Some(change.tenant_id))
+        .target("plan_change", change.id)
+        .change(None, Some(json!({"reference": reference, "reason": reason})))
+        .record(conn)
+        .await?;
+    tenantry_store::alerts::raise(
+        conn,
+        &tenantry_store::alerts::NewAlert {
+            kind: "payment.unmatched",
+            severity: tenantry_store::alerts::Severity::Critical,
+            message: &format!(
+                "payment {reference} for plan change {} was not applied: {reason}; refund it or apply the change by hand",
+                change.id
+            ),
+            tenant_id: Some(change.tenant_id),
+            subject: &format!("payment:{reference}"),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Refunds a change's payment in full: a `refund` charge (key
+/// `refund:{change}`, once), the `billing.refund` job that asks the
+/// provider, an activity row and an alert.
+async fn refund_payment(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    change: &PlanChange,
+    payment: Payment<'_>,
+    why: &str,
+    actor: &Actor,
+) -> Result<Charge, BillingError> {
+    let mut refund = placeholder_charge(change, now);
+    refund.kind = "refund".into();
+    refund.idempotency_key = format!("refund:{}", change.id);
+    refund.provider_reference = Some(
+        payment
+            .refund_via
+            .unwrap_or(payment.reference)
+            .to_owned(),
+    );
+    let refund = store::upsert_charge(conn, &refund).await?;
+    tenantry_store::jobs::enqueue(
+        conn,
+        &tenantry_store::jobs::kinds::BillingRefund {
+            tenant_id: change.tenant_id,
+            charge_id: refund.id,
+        },
+    )
+    .await?;
+    activity::record(
+        conn,
+        &change_activity(
+            actor,
+            now,
+            change.tenant_id,
+            "plan_change.payment_refunded",
+            change,
+            None,
+            Some(json!({"reason": why, "payment": payment.reference, "amount": change.amount.normalize().to_string(), "currency": change.currency})),
+        ),
+    )
+    .await?;
+    tenantry_store::alerts::raise(
+        conn,
+        &tenantry_store::alerts::NewAlert {
+            kind: "payment.refunded",
+            severity: tenantry_store::alerts::Severity::Warning,
+            message: &format!(
+                "a payment for plan change {} came too late ({why}): {} {} is refunded",
+                change.id,
+                change.amount.normalize(),
+                change.currency
+            ),
+            tenant_id: Some(change.tenant_id),
+            subject: &format!("plan_change:{}", change.id),
+        },
+    )
+    .await?;
+    Ok(refund)
 }
 
 /// The upgrade charge row of a change (found by its key; created if missing).
@@ -500,6 +784,7 @@ fn placeholder_charge(change: &PlanChange, now: DateTime<Utc>) -> Charge {
         idempotency_key: format!("upgrade:{}", change.id),
         created_at: now,
         updated_at: now,
+        credit_applied: rust_decimal::Decimal::ZERO,
     }
 }
 

@@ -15,6 +15,7 @@
 //! changes, renewals, dunning).
 
 mod change;
+mod checkout;
 mod clock;
 mod processor;
 mod quote;
@@ -32,9 +33,10 @@ use uuid::Uuid;
 use crate::gateway::GatewayError;
 
 pub use change::{
-    PaymentState, RequestOutcome, cancel_scheduled, confirm_payment, confirm_payment_in,
-    request_change,
+    Confirmation, Payment, PaymentState, RequestOutcome, cancel_scheduled, confirm_payment,
+    confirm_payment_in, request_change,
 };
+pub use checkout::{OwedCheckout, OwedFor, abandon_pending, checkout_for};
 pub use clock::Clock;
 pub use processor::{ProcessReport, process_due};
 pub use quote::{ChangeQuote, quote};

@@ -85,6 +85,15 @@ pub async fn process_due(
     report.suspended = store::suspend_overdue(&mut conn, now, settings.grace).await?;
     report.terminated = store::terminate_overdue(&mut conn, now, settings.termination).await?;
     report.ended = store::end_canceled(&mut conn, now).await?;
+    // Stripe subscriptions whose desired state moved after their last sync.
+    {
+        use tenantry_store::jobs::BackgroundJob as _;
+        tenantry_store::stripe::enqueue_unsynced(
+            &mut conn,
+            tenantry_store::jobs::kinds::StripeSyncPrice::KIND,
+        )
+        .await?;
+    }
     tracing::debug!(
         changes_ms = applied.as_millis(),
         renewals_ms = (renewed - applied).as_millis(),
@@ -206,7 +215,13 @@ async fn renew_page(
                 continue;
             };
             let amount = Money::rounded(charge.amount, currency);
-            let outcome = gateway
+            // Paid in full from the credit ledger: nothing to ask of the provider.
+            let outcome = if amount.is_zero() {
+                Ok(ChargeOutcome::Paid {
+                    reference: "credit".into(),
+                })
+            } else {
+                gateway
                 .charge(ChargeRequest {
                     tenant_id: charge.tenant_id,
                     subscription_id: charge.subscription_id,
@@ -218,8 +233,9 @@ async fn renew_page(
                         .copied()
                         .unwrap_or(false),
                 })
-                .await;
-            let period = json!({"amount": amount.amount().to_string(), "currency": amount.currency().code(), "period_start": charge.period_start, "period_end": charge.period_end});
+                .await
+            };
+            let period = json!({"amount": amount.amount().to_string(), "currency": amount.currency().code(), "credit_applied": charge.credit_applied.normalize().to_string(), "period_start": charge.period_start, "period_end": charge.period_end});
             let result = match outcome {
                 // Left `processing`: retried when the lease ends, with the same key.
                 Err(e) => {

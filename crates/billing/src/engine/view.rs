@@ -3,9 +3,13 @@
 //! moves to by the period end), the days left, the open plan change.
 
 use chrono::{DateTime, Utc};
-use tenantry_domain::{Money, SubscriptionStatus, billing::PlanChangeStatus};
+use tenantry_domain::{Currency, Money, SubscriptionStatus, billing::PlanChangeStatus};
 use tenantry_store::{
-    AsyncPgConnection, billing as store, billing::PlanChange, catalog, catalog::Plan, tenants,
+    AsyncPgConnection, billing as store,
+    billing::{PlanChange, credits},
+    catalog,
+    catalog::Plan,
+    tenants,
     tenants::Subscription,
 };
 use uuid::Uuid;
@@ -17,8 +21,11 @@ use super::{BillingError, Clock};
 pub struct NextCharge {
     /// When: the current billing period's end.
     pub at: DateTime<Utc>,
-    /// How much, in the plan's currency.
+    /// How much is charged, in the plan's currency: the price less the
+    /// credit applied to it.
     pub amount: Money,
+    /// The part of the price paid from the credit balance.
+    pub credit_applied: Money,
 }
 
 /// A subscription at `now`.
@@ -35,6 +42,8 @@ pub struct SubscriptionView {
     pub days_remaining: Option<i64>,
     /// The open (pending or scheduled) plan change.
     pub open_change: Option<PlanChange>,
+    /// Credit left to apply, per currency (the ledger's balance).
+    pub credit_balance: Vec<Money>,
 }
 
 impl SubscriptionView {
@@ -48,15 +57,30 @@ impl SubscriptionView {
         plan: Plan,
         next_plan: &Plan,
         open_change: Option<PlanChange>,
+        credit_balance: Vec<Money>,
         now: DateTime<Utc>,
     ) -> Result<Self, BillingError> {
         let next_charge = match subscription.current_period_end {
-            Some(at) if subscription.status == SubscriptionStatus::Active => Some(NextCharge {
-                at,
-                amount: next_plan
+            Some(at)
+                if subscription.status == SubscriptionStatus::Active
+                    && next_plan.billing_interval != "lifetime" =>
+            {
+                let price = next_plan
                     .price()
-                    .map_err(|e| BillingError::Money(e.to_string()))?,
-            }),
+                    .map_err(|e| BillingError::Money(e.to_string()))?;
+                let credit = credit_balance
+                    .iter()
+                    .find(|m| m.currency() == price.currency() && !m.is_negative())
+                    .map_or(rust_decimal::Decimal::ZERO, |m| m.amount().min(price.amount()));
+                let credit_applied = Money::rounded(credit, price.currency());
+                Some(NextCharge {
+                    at,
+                    amount: price
+                        .checked_sub(&credit_applied)
+                        .map_err(|e| BillingError::Money(e.to_string()))?,
+                    credit_applied,
+                })
+            }
             _ => None,
         };
         let days_remaining = subscription
@@ -68,6 +92,7 @@ impl SubscriptionView {
             next_charge,
             days_remaining,
             open_change,
+            credit_balance,
         })
     }
 }
@@ -95,5 +120,10 @@ pub async fn subscription_view(
         }
         _ => plan.clone(),
     };
-    SubscriptionView::new(sub, plan, &next_plan, open, now)
+    let mut credit_balance = Vec::new();
+    for (code, amount) in credits::balances(conn, sub.id).await? {
+        let currency = Currency::parse(&code).map_err(|e| BillingError::Money(e.to_string()))?;
+        credit_balance.push(Money::rounded(amount, currency));
+    }
+    SubscriptionView::new(sub, plan, &next_plan, open, credit_balance, now)
 }

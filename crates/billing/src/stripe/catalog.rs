@@ -170,6 +170,17 @@ async fn sync_product(
     Ok(stripe_id)
 }
 
+/// Stripe's currency for an ISO 4217 code, `None` when Stripe does not
+/// accept it (`async-stripe` knows Stripe's list: docs.stripe.com/currencies;
+/// an unknown code must never be sent as its default, USD).
+pub fn accepted_currency(code: &str) -> Option<stripe_types::Currency> {
+    let Ok(currency) = code.to_lowercase().parse::<stripe_types::Currency>();
+    match currency {
+        stripe_types::Currency::Unknown(_) => None,
+        c => Some(c),
+    }
+}
+
 /// `(minor units, lower-case currency)` of a plan's price.
 ///
 /// # Errors
@@ -204,11 +215,13 @@ async fn sync_price(
         plan.id,
         fingerprint.replace(' ', "-")
     ))?;
-    let mut req = CreatePrice::new(
-        currency
-            .parse::<stripe_types::Currency>()
-            .unwrap_or_default(),
-    )
+    let stripe_currency = accepted_currency(&currency).ok_or_else(|| {
+        SyncError::Price(
+            plan.code.clone(),
+            format!("Stripe does not accept the currency {}", currency.to_uppercase()),
+        )
+    })?;
+    let mut req = CreatePrice::new(stripe_currency)
     .product(product_stripe_id)
     .unit_amount(units)
     .nickname(plan.name.as_str())

@@ -10,6 +10,7 @@ use stripe_checkout::checkout_session::{
     CreateCheckoutSessionPaymentIntentData, CreateCheckoutSessionSubscriptionData,
 };
 use stripe_core::customer::CreateCustomer;
+use chrono::{DateTime, TimeZone as _, Utc};
 use stripe_shared::CheckoutSessionMode;
 use tenantry_store::{AsyncPgConnection, Pool, StoreError, stripe as store, tenants};
 use uuid::Uuid;
@@ -66,6 +67,35 @@ pub async fn ensure_customer(
     Ok(id)
 }
 
+/// Stripe's currency for an ISO 4217 code, refusing one Stripe does not
+/// accept (never sent as another currency: `async-stripe`'s default is USD).
+///
+/// # Errors
+/// [`GatewayError::Refused`] naming the currency.
+pub fn stripe_currency(code: &str) -> Result<stripe_types::Currency, GatewayError> {
+    catalog::accepted_currency(code).ok_or_else(|| {
+        GatewayError::Refused(format!(
+            "Stripe does not accept the currency {}",
+            code.to_uppercase()
+        ))
+    })
+}
+
+/// Stripe's "now" as we see it: real time, shifted like the billing clock
+/// in the sandbox (the demo keeps the Stripe stand-in's clock in step). A
+/// stored Checkout Session is handed out only while it expires more than
+/// [`EXPIRY_MARGIN`] after this.
+async fn stripe_now(conn: &mut AsyncPgConnection) -> Result<DateTime<Utc>, StoreError> {
+    crate::engine::Clock::new(true).now(conn).await
+}
+
+/// A stored session expiring sooner than this is replaced by a new one.
+pub const EXPIRY_MARGIN: chrono::Duration = chrono::Duration::minutes(30);
+
+fn expiry(ts: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_opt(ts, 0).single()
+}
+
 /// Metadata naming our tenant and subscription (Stripe copies a
 /// subscription's metadata into its invoices' `parent.subscription_details`).
 pub fn ids(tenant_id: Uuid, subscription_id: Uuid) -> HashMap<String, String> {
@@ -79,10 +109,15 @@ pub fn ids(tenant_id: Uuid, subscription_id: Uuid) -> HashMap<String, String> {
 /// mode with the plan's recurring Price (`payment` mode and the one-time
 /// Price for lifetime plans), the owner as customer, `client_reference_id`
 /// = tenant id, metadata naming tenant and subscription on the session and
-/// on the subscription (or payment) it creates. Idempotent: key
-/// `checkout:signup:{subscription}`, and the session is remembered.
+/// on the subscription (or payment) it creates. The session is remembered
+/// with what it asks (purpose `signup`, amount, currency, Stripe's
+/// `expires_at`) and handed out again while it can still be paid; once it
+/// expires (Stripe: 24 h) a new one is opened (Stripe key
+/// `checkout:signup:{subscription}`, then `…:{n}`), so a customer can always
+/// get a checkout for what they owe.
 /// This is the `stripe.create_checkout` job's work; signup runs it inline
-/// after its transaction commits.
+/// after its transaction commits, and `POST /v1/tenants/{id}/checkout` asks
+/// for it again.
 ///
 /// # Errors
 /// [`GatewayError::Unavailable`] (retry), [`GatewayError::Refused`].
@@ -93,11 +128,17 @@ pub async fn open_signup_checkout(
 ) -> Result<CheckoutSession, GatewayError> {
     let mut conn = pool.get().await?;
     let key = format!("signup:{subscription_id}");
-    if let Some((id, url)) = store::checkout(&mut conn, &key).await? {
-        return Ok(CheckoutSession { id, url });
+    let now = stripe_now(&mut conn).await?;
+    if let Some(c) = store::checkout(&mut conn, &key, now, EXPIRY_MARGIN).await? {
+        return Ok(CheckoutSession {
+            id: c.session_id,
+            url: c.url,
+        });
     }
     let sub = store::lock_subscription(&mut conn, subscription_id).await?;
     let (plan, product) = store::plan_with_product(&mut conn, sub.plan_id).await?;
+    let (units, currency) = catalog::minor_units(&plan)?;
+    stripe_currency(&currency)?;
     let price = catalog::price_of(stripe, &mut conn, &plan, &product).await?;
     let customer = ensure_customer(stripe, &mut conn, sub.tenant_id).await?;
     let meta = ids(sub.tenant_id, sub.id);
@@ -129,7 +170,12 @@ pub async fn open_signup_checkout(
             ..Default::default()
         })
     };
-    let strategy = Stripe::key(&format!("checkout:{key}"))?;
+    let opened = store::checkouts_of(&mut conn, &key).await?;
+    let strategy = Stripe::key(&if opened == 0 {
+        format!("checkout:{key}")
+    } else {
+        format!("checkout:{key}:{opened}")
+    })?;
     let session = stripe
         .call("create checkout session", || {
             req.customize()
@@ -142,13 +188,32 @@ pub async fn open_signup_checkout(
         .clone()
         .ok_or_else(|| GatewayError::Refused("the checkout session has no URL".into()))?;
     let id = session.id.to_string();
-    store::save_checkout(&mut conn, &key, sub.tenant_id, &id, &url).await?;
+    store::save_checkout(
+        &mut conn,
+        &store::Checkout {
+            key,
+            tenant_id: sub.tenant_id,
+            session_id: id.clone(),
+            url: url.clone(),
+            created_at: now,
+            purpose: Some("signup".into()),
+            plan_change_id: None,
+            amount_minor: Some(units),
+            currency: Some(currency.to_uppercase()),
+            expires_at: expiry(session.expires_at),
+            status: "open".into(),
+        },
+    )
+    .await?;
     Ok(CheckoutSession { id, url })
 }
 
 /// Opens a `payment`-mode Checkout Session for exactly `amount_minor` of
 /// `currency` (our amount, never Stripe's proration), for a customer with
-/// no saved payment method. `key` is our charge's key (`upgrade:{change}`).
+/// no saved payment method. `key` is our charge's key (`upgrade:{change}`):
+/// the session is remembered under it (purpose `upgrade` with the plan
+/// change, or `payment`), handed out again while it can be paid, replaced
+/// once expired.
 ///
 /// # Errors
 /// [`GatewayError`].
@@ -167,9 +232,14 @@ pub async fn open_payment_checkout(
     currency: &str,
     metadata: HashMap<String, String>,
 ) -> Result<CheckoutSession, GatewayError> {
-    if let Some((id, url)) = store::checkout(conn, key).await? {
-        return Ok(CheckoutSession { id, url });
+    let now = stripe_now(conn).await?;
+    if let Some(c) = store::checkout(conn, key, now, EXPIRY_MARGIN).await? {
+        return Ok(CheckoutSession {
+            id: c.session_id,
+            url: c.url,
+        });
     }
+    let stripe_currency = stripe_currency(currency)?;
     let req = CreateCheckoutSession::new()
         .mode(CheckoutSessionMode::Payment)
         .customer(customer)
@@ -185,16 +255,17 @@ pub async fn open_payment_checkout(
             price_data: Some(CreateCheckoutSessionLineItemsPriceData {
                 product: Some(product_stripe_id.to_owned()),
                 unit_amount: Some(amount_minor),
-                ..CreateCheckoutSessionLineItemsPriceData::new(
-                    currency
-                        .parse::<stripe_types::Currency>()
-                        .unwrap_or_default(),
-                )
+                ..CreateCheckoutSessionLineItemsPriceData::new(stripe_currency)
             }),
             quantity: Some(1),
             ..Default::default()
         }]);
-    let strategy = Stripe::key(&format!("checkout:{key}"))?;
+    let opened = store::checkouts_of(conn, key).await?;
+    let strategy = Stripe::key(&if opened == 0 {
+        format!("checkout:{key}")
+    } else {
+        format!("checkout:{key}:{opened}")
+    })?;
     let session = stripe
         .call("create payment checkout", || {
             req.customize()
@@ -207,7 +278,26 @@ pub async fn open_payment_checkout(
         .clone()
         .ok_or_else(|| GatewayError::Refused("the checkout session has no URL".into()))?;
     let id = session.id.to_string();
-    store::save_checkout(conn, key, tenant_id, &id, &url).await?;
+    let change = key
+        .strip_prefix("upgrade:")
+        .and_then(|c| Uuid::parse_str(c).ok());
+    store::save_checkout(
+        conn,
+        &store::Checkout {
+            key: key.to_owned(),
+            tenant_id,
+            session_id: id.clone(),
+            url: url.clone(),
+            created_at: now,
+            purpose: Some(if change.is_some() { "upgrade" } else { "payment" }.into()),
+            plan_change_id: change,
+            amount_minor: Some(amount_minor),
+            currency: Some(currency.to_uppercase()),
+            expires_at: expiry(session.expires_at),
+            status: "open".into(),
+        },
+    )
+    .await?;
     Ok(CheckoutSession { id, url })
 }
 

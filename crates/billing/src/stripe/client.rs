@@ -9,6 +9,8 @@ use std::{future::Future, sync::Arc, time::Duration};
 use backon::{ExponentialBuilder, Retryable as _};
 use secrecy::ExposeSecret as _;
 use stripe::{IdempotencyKey, RequestStrategy, StripeError};
+pub use stripe_client_core::StripeMethod;
+use stripe_client_core::RequestBuilder;
 
 use super::StripeSettings;
 use crate::gateway::GatewayError;
@@ -108,6 +110,44 @@ impl Stripe {
         IdempotencyKey::new(key)
             .map(RequestStrategy::Idempotent)
             .map_err(|e| CallError::Refused(format!("idempotency key {key:?}: {e}")))
+    }
+
+    /// A call outside `async-stripe`'s typed requests (schedules, balance
+    /// transactions, refunds, invoice lists, session expiry): `form` is sent
+    /// form-encoded (as the query string for `GET`), with `key` as the
+    /// `Idempotency-Key` on `POST`, and the answer is read back as JSON so
+    /// only the fields we need are read (any API version parses). Retried
+    /// like [`Stripe::call`].
+    ///
+    /// # Errors
+    /// The last [`CallError`].
+    pub async fn raw(
+        &self,
+        what: &str,
+        method: StripeMethod,
+        path: &str,
+        form: &serde_json::Value,
+        key: Option<&str>,
+    ) -> Result<serde_json::Value, CallError> {
+        let strategy = key.map(Self::key).transpose()?;
+        let get = matches!(method, StripeMethod::Get);
+        let value: miniserde::json::Value = self
+            .call(what, || {
+                let builder = RequestBuilder::new(method, path);
+                let builder = match (get, form.as_object().is_some_and(|o| !o.is_empty())) {
+                    (_, false) => builder,
+                    (true, true) => builder.query(form),
+                    (false, true) => builder.form(form),
+                };
+                let mut req = builder.customize::<miniserde::json::Value>();
+                if let Some(s) = &strategy {
+                    req = req.request_strategy(s.clone());
+                }
+                req.send(&self.client)
+            })
+            .await?;
+        serde_json::from_str(&miniserde::json::to_string(&value))
+            .map_err(|e| CallError::Refused(format!("unreadable response: {e}")))
     }
 
     /// Runs one Stripe call, retrying transient failures with back-off.

@@ -29,6 +29,7 @@ use tenantry_domain::{Currency, Money, TenantStatus};
 use tenantry_store::{
     AsyncConnection as _, AsyncPgConnection, Pool, StoreError,
     activity::Entry,
+    billing::credits,
     jobs,
     stripe::{self as store, PaidPeriod, StripeEvent},
     tenants::{self, Subscription, TransitionError},
@@ -217,6 +218,190 @@ fn unmatched(env: &Envelope) -> Ingested {
     Ingested::Ignored(format!("no subscription of ours matches this {}", env.kind))
 }
 
+/// The PaymentIntent a Checkout Session or invoice was paid through:
+/// `payment_intent` (sessions; invoices before API 2025-03-31) or the
+/// invoice's `payments` list (docs.stripe.com/api/invoice-payment).
+pub fn payment_intent(obj: &Value) -> Option<&str> {
+    text(obj, &["payment_intent"]).or_else(|| {
+        obj["payments"]["data"]
+            .as_array()?
+            .iter()
+            .find_map(|p| text(p, &["payment", "payment_intent"]))
+    })
+}
+
+/// Money from an object's minor-unit `field` and its `currency`.
+fn money_of(obj: &Value, field: &str) -> Option<Money> {
+    let currency = Currency::parse(&text(obj, &["currency"])?.to_uppercase()).ok()?;
+    Some(Money::from_minor_units(obj[field].as_i64()?, currency))
+}
+
+/// A payment we cannot match to what we asked: recorded (the event row
+/// keeps the payload), an alert for an operator, nothing applied.
+async fn unmatched_payment(
+    conn: &mut AsyncPgConnection,
+    env: &Envelope,
+    tenant: Option<Uuid>,
+    why: &str,
+) -> Result<Ingested, IngestError> {
+    let reference = text(&env.object, &["id"]).unwrap_or(&env.id).to_owned();
+    tenantry_store::alerts::raise(
+        conn,
+        &tenantry_store::alerts::NewAlert {
+            kind: "payment.unmatched",
+            severity: tenantry_store::alerts::Severity::Critical,
+            message: &format!(
+                "Stripe {} {reference} (event {}) was not applied: {why}; refund it or apply it by hand",
+                env.kind, env.id
+            ),
+            tenant_id: tenant,
+            subject: &format!("payment:{reference}"),
+        },
+    )
+    .await?;
+    Ok(Ingested::Ignored(format!("not applied: {why}")))
+}
+
+/// Links our subscription to Stripe's ids, refusing to replace an id we
+/// hold with another (`Err` names the conflict).
+async fn link(
+    conn: &mut AsyncPgConnection,
+    sub: &Subscription,
+    obj: &Value,
+    stripe_sub: Option<&str>,
+    saved_payment_method: bool,
+) -> Result<Result<(), String>, StoreError> {
+    let customer = text(obj, &["customer"]);
+    if let (Some(held), Some(new)) = (sub.provider_customer_id.as_deref(), customer)
+        && held != new
+    {
+        return Ok(Err(format!(
+            "it names customer {new}, the subscription is billed to {held}"
+        )));
+    }
+    if let (Some(held), Some(new)) = (sub.provider_subscription_id.as_deref(), stripe_sub)
+        && held != new
+    {
+        return Ok(Err(format!(
+            "it names Stripe subscription {new}, ours is {held}"
+        )));
+    }
+    store::link_provider(conn, sub.id, customer, stripe_sub, saved_payment_method).await?;
+    Ok(Ok(()))
+}
+
+/// A completed Checkout Session: applied only when it is one we opened
+/// (`stripe_checkouts`), for this tenant and purpose, and its amount and
+/// currency are what we asked.
+async fn checkout_completed(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    env: &Envelope,
+) -> Result<Ingested, IngestError> {
+    let obj = &env.object;
+    let session = text(obj, &["id"]).unwrap_or_default();
+    let Some(ours) = store::session(conn, session).await? else {
+        return unmatched_payment(conn, env, None, "no Checkout Session of ours has this id").await;
+    };
+    let tenant = Some(ours.tenant_id);
+    let named = text(obj, &["client_reference_id"])
+        .and_then(|t| Uuid::parse_str(t).ok())
+        .or_else(|| meta_uuid(obj, "tenant_id"));
+    if named.is_some_and(|t| t != ours.tenant_id) {
+        return unmatched_payment(conn, env, tenant, "the session names another tenant").await;
+    }
+    let asked = match (ours.amount_minor, ours.currency.as_deref()) {
+        (Some(units), Some(code)) => Currency::parse(code)
+            .ok()
+            .map(|c| Money::from_minor_units(units, c)),
+        _ => None,
+    };
+    let paid = money_of(obj, "amount_total");
+    if asked.is_some() && paid != asked {
+        let why = format!(
+            "paid {} where {} was asked",
+            paid.map_or_else(|| "an unknown amount".into(), |m| m.to_string()),
+            asked.map_or_else(String::new, |m| m.to_string())
+        );
+        return unmatched_payment(conn, env, tenant, &why).await;
+    }
+    store::set_checkout_status(conn, session, "complete").await?;
+    match (ours.purpose.as_deref(), ours.plan_change_id) {
+        (Some("upgrade"), Some(change)) => {
+            if meta_uuid(obj, "plan_change_id").is_some_and(|c| c != change) {
+                return unmatched_payment(conn, env, tenant, "the session names another plan change")
+                    .await;
+            }
+            upgrade_paid(
+                conn,
+                now,
+                change,
+                engine::Payment {
+                    reference: session,
+                    amount: paid,
+                    refund_via: payment_intent(obj),
+                },
+            )
+            .await
+        }
+        (Some("signup"), _) => {
+            let (sub, _) = tenants::subscription_of(conn, ours.tenant_id).await?;
+            let sub = store::lock_subscription(conn, sub.id).await?;
+            let recurring = text(obj, &["mode"]) == Some("subscription");
+            if let Err(why) = link(conn, &sub, obj, stripe_subscription(obj), recurring).await? {
+                return unmatched_payment(conn, env, tenant, &why).await;
+            }
+            Ok(signup_paid(conn, now, &sub, session).await?)
+        }
+        (purpose, _) => Ok(Ingested::Ignored(format!(
+            "a {} checkout: its invoice carries the payment",
+            purpose.unwrap_or("payment")
+        ))),
+    }
+}
+
+/// Credit the customer's balance paid on an invoice (`starting_balance`
+/// below zero, `ending_balance` above it: docs.stripe.com/billing/customer/balance),
+/// recorded as applied in our ledger, once per invoice.
+async fn balance_applied(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    sub: &Subscription,
+    obj: &Value,
+) -> Result<(), IngestError> {
+    let (Some(start), Some(end)) = (
+        obj["starting_balance"].as_i64(),
+        obj["ending_balance"].as_i64(),
+    ) else {
+        return Ok(());
+    };
+    let used = end.min(0) - start.min(0);
+    if start >= 0 || used <= 0 {
+        return Ok(());
+    }
+    let Ok(currency) = Currency::parse(&text(obj, &["currency"]).unwrap_or("").to_uppercase())
+    else {
+        return Ok(());
+    };
+    let invoice = text(obj, &["id"]).unwrap_or_default();
+    credits::record(
+        conn,
+        &credits::NewCredit {
+            tenant_id: sub.tenant_id,
+            subscription_id: sub.id,
+            amount: -Money::from_minor_units(used, currency).amount(),
+            currency: currency.code(),
+            reason: "invoice",
+            source: &format!("invoice:{invoice}"),
+            charge_id: None,
+            provider_reference: Some(invoice),
+            at: now,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 async fn apply(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
@@ -236,48 +421,54 @@ async fn apply(
                     "payment_status {status:?}: not paid yet"
                 )));
             }
+            checkout_completed(conn, now, env).await
+        }
+        "checkout.session.expired" => {
             let session = text(obj, &["id"]).unwrap_or_default();
-            if let Some(change) = meta_uuid(obj, "plan_change_id") {
-                return upgrade_paid(conn, now, change, session).await;
-            }
-            let Some(sub) = our_subscription(conn, obj).await? else {
-                return Ok(unmatched(env));
-            };
-            let recurring = text(obj, &["mode"]) == Some("subscription");
-            store::link_provider(
-                conn,
-                sub.id,
-                text(obj, &["customer"]),
-                stripe_subscription(obj),
-                recurring,
-            )
-            .await?;
-            Ok(signup_paid(conn, now, &sub, session).await?)
+            Ok(match store::session(conn, session).await? {
+                Some(_) => {
+                    store::set_checkout_status(conn, session, "expired").await?;
+                    Ingested::Applied("checkout session expired; a new one is opened on demand".into())
+                }
+                None => Ingested::Ignored("not a session of ours".into()),
+            })
         }
         "invoice.paid" => {
             let invoice = text(obj, &["id"]).unwrap_or_default();
             if let Some(change) = meta_uuid(obj, "plan_change_id") {
-                return upgrade_paid(conn, now, change, invoice).await;
+                if let Some(sub) = our_subscription(conn, obj).await? {
+                    balance_applied(conn, now, &sub, obj).await?;
+                }
+                return upgrade_paid(
+                    conn,
+                    now,
+                    change,
+                    engine::Payment {
+                        reference: invoice,
+                        amount: money_of(obj, "total").or_else(|| money_of(obj, "amount_due")),
+                        refund_via: payment_intent(obj),
+                    },
+                )
+                .await;
             }
             let Some(sub) = our_subscription(conn, obj).await? else {
                 return Ok(unmatched(env));
             };
-            store::link_provider(
-                conn,
-                sub.id,
-                text(obj, &["customer"]),
-                stripe_subscription(obj),
-                true,
-            )
-            .await?;
-            let first = text(obj, &["billing_reason"]) == Some("subscription_create");
+            if let Err(why) = link(conn, &sub, obj, stripe_subscription(obj), true).await? {
+                return unmatched_payment(conn, env, Some(sub.tenant_id), &why).await;
+            }
+            balance_applied(conn, now, &sub, obj).await?;
+            let reason = text(obj, &["billing_reason"]);
+            let first = reason == Some("subscription_create");
             let signup = if first {
                 Some(signup_paid(conn, now, &sub, invoice).await?)
             } else {
                 None
             };
             let renewed = match period(obj, &sub)? {
-                Some(p) if stripe_subscription(obj).is_some() => {
+                Some(mut p) if stripe_subscription(obj).is_some() => {
+                    // A Price of another interval restarts the cycle (docs.stripe.com/billing/subscriptions/billing-cycle#changing).
+                    p.anchor_reset = reason == Some("subscription_update");
                     let action = if first {
                         "subscription.first_period_paid"
                     } else {
@@ -294,7 +485,7 @@ async fn apply(
                 (None, false) => Ingested::Ignored("period already paid".into()),
             })
         }
-        "invoice.payment_failed" => {
+        "invoice.payment_failed" | "invoice.payment_action_required" => {
             if meta_uuid(obj, "plan_change_id").is_some() {
                 return Ok(Ingested::Ignored(
                     "an upgrade's payment failed: the change stays pending until paid or expired"
@@ -315,7 +506,14 @@ async fn apply(
                 ));
             };
             let attempts = obj["attempt_count"].as_i64().unwrap_or(1);
-            let reason = format!("invoice {} unpaid after {attempts} attempt(s)", p.reference);
+            let reason = if env.kind == "invoice.payment_action_required" {
+                format!(
+                    "invoice {} needs the customer to authenticate the payment",
+                    p.reference
+                )
+            } else {
+                format!("invoice {} unpaid after {attempts} attempt(s)", p.reference)
+            };
             Ok(
                 if store::record_failed_period(conn, now, &p, &reason).await? {
                     Ingested::Applied("past due".into())
@@ -330,19 +528,20 @@ async fn apply(
             let Some(sub) = our_subscription(conn, obj).await? else {
                 return Ok(unmatched(env));
             };
-            store::link_provider(
-                conn,
-                sub.id,
-                text(obj, &["customer"]),
-                text(obj, &["id"]),
-                false,
-            )
-            .await?;
+            if let Err(why) = link(conn, &sub, obj, text(obj, &["id"]), false).await? {
+                return unmatched_payment(conn, env, Some(sub.tenant_id), &why).await;
+            }
             let ended = env.kind == "customer.subscription.deleted"
                 || text(obj, &["status"]) == Some("canceled");
             if !ended {
                 return Ok(Ingested::Ignored(
                     "no effect: periods and dunning follow invoices".into(),
+                ));
+            }
+            let (_, plan) = tenants::subscription_of(conn, sub.tenant_id).await?;
+            if plan.billing_interval == "lifetime" {
+                return Ok(Ingested::Ignored(
+                    "the recurring subscription ended: the tenant is on a lifetime plan".into(),
                 ));
             }
             Ok(
@@ -389,6 +588,7 @@ fn period(obj: &Value, sub: &Subscription) -> Result<Option<PaidPeriod>, IngestE
         amount: Money::from_minor_units(cents, currency).amount(),
         currency: currency.code().to_owned(),
         reference: text(obj, &["id"]).unwrap_or_default().to_owned(),
+        anchor_reset: false,
     }))
 }
 
@@ -460,15 +660,22 @@ async fn upgrade_paid(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
     change: Uuid,
-    reference: &str,
+    payment: engine::Payment<'_>,
 ) -> Result<Ingested, IngestError> {
-    match engine::confirm_payment_in(conn, now, change, reference, &stripe_actor()).await {
-        Ok((c, _)) if c.applied_at == Some(now) => {
+    match engine::confirm_payment_in(conn, now, change, payment, &stripe_actor()).await {
+        Ok(engine::Confirmation::Applied { change: c, .. }) if c.applied_at == Some(now) => {
             Ok(Ingested::Applied(format!("plan change {change} applied")))
         }
-        Ok(_) => Ok(Ingested::Ignored(format!(
+        Ok(engine::Confirmation::Applied { .. }) => Ok(Ingested::Ignored(format!(
             "plan change {change} was already applied"
         ))),
+        Ok(engine::Confirmation::Refunded { refund, .. }) => Ok(Ingested::Applied(format!(
+            "plan change {change} could no longer be applied: the payment is refunded (charge {})",
+            refund.id
+        ))),
+        Ok(engine::Confirmation::Unmatched { reason, .. }) => {
+            Ok(Ingested::Ignored(format!("not applied: {reason}")))
+        }
         Err(e @ (BillingError::WrongState(_) | BillingError::NotFound(_))) => {
             Ok(Ingested::Ignored(format!(
                 "{e}: the payment needs an operator (refund or apply by hand)"

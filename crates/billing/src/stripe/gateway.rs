@@ -23,10 +23,10 @@ use stripe_shared::InvoiceStatus;
 use tenantry_domain::{Currency, Money};
 use tenantry_store::{Pool, jobs, jobs::kinds::StripeCharge, stripe as store, tenants};
 
-use super::{CallError, Stripe, catalog, checkout};
+use super::{CallError, Stripe, StripeMethod, catalog, checkout};
 use crate::gateway::{
     ChargeOutcome, ChargeRequest, CheckoutRequest, CheckoutSession, GatewayError, GatewayFuture,
-    PaymentGateway,
+    PaymentGateway, RefundOutcome, RefundRequest,
 };
 
 /// The Stripe payment gateway.
@@ -67,6 +67,62 @@ impl PaymentGateway for StripeGateway {
             charge(&self.stripe, &self.pool, &request).await
         })
     }
+
+    /// A Stripe refund of the PaymentIntent the payment went through
+    /// (docs.stripe.com/api/refunds/create), key `{refund key}`; an invoice
+    /// or Checkout Session reference is first read for its PaymentIntent.
+    fn refund(&self, request: RefundRequest) -> GatewayFuture<'_, RefundOutcome> {
+        Box::pin(async move { refund(&self.stripe, &request).await })
+    }
+}
+
+/// The PaymentIntent a payment went through: `pi_…` itself, or read from
+/// the Checkout Session (`payment_intent`) or invoice (`payments`, or the
+/// older `payment_intent`) it names.
+async fn payment_intent_of(stripe: &Stripe, reference: &str) -> Result<String, GatewayError> {
+    if reference.starts_with("pi_") {
+        return Ok(reference.to_owned());
+    }
+    let path = if reference.starts_with("cs_") {
+        format!("/checkout/sessions/{reference}")
+    } else if reference.starts_with("in_") {
+        format!("/invoices/{reference}")
+    } else {
+        return Err(GatewayError::Refused(format!(
+            "{reference:?} names no Stripe payment to refund"
+        )));
+    };
+    let obj = stripe
+        .raw("read the payment", StripeMethod::Get, &path, &serde_json::json!({}), None)
+        .await?;
+    super::events::payment_intent(&obj).map(str::to_owned).ok_or_else(|| {
+        GatewayError::Refused(format!("{reference} has no PaymentIntent to refund"))
+    })
+}
+
+/// Refunds `r.amount` of the payment `r.payment` names.
+///
+/// # Errors
+/// [`GatewayError`].
+pub async fn refund(stripe: &Stripe, r: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
+    let pi = payment_intent_of(stripe, &r.payment).await?;
+    let units = r
+        .amount
+        .minor_units()
+        .map_err(|e| GatewayError::Refused(format!("amount: {e}")))?;
+    let made = stripe
+        .raw(
+            "refund",
+            StripeMethod::Post,
+            "/refunds",
+            &serde_json::json!({"payment_intent": pi, "amount": units, "reason": "requested_by_customer",
+                                "metadata": {"tenant_id": r.tenant_id.to_string(), "refund": r.idempotency_key, "why": r.reason}}),
+            Some(&r.idempotency_key),
+        )
+        .await?;
+    Ok(RefundOutcome::Refunded {
+        reference: made["id"].as_str().unwrap_or_default().to_owned(),
+    })
 }
 
 /// The `stripe.charge` job of a charge request.
@@ -109,6 +165,14 @@ pub async fn charge(
     r: &ChargeRequest,
 ) -> Result<ChargeOutcome, GatewayError> {
     let mut conn = pool.get().await?;
+    // Paid already (a job repeated after its answer was recorded): nothing to do.
+    if let Some(c) = tenantry_store::billing::find_charge(&mut conn, &r.idempotency_key).await?
+        && c.status == "paid"
+    {
+        return Ok(ChargeOutcome::Paid {
+            reference: c.provider_reference.unwrap_or_default(),
+        });
+    }
     let customer = checkout::ensure_customer(stripe, &mut conn, r.tenant_id).await?;
     let units = r
         .amount
@@ -145,6 +209,37 @@ pub async fn charge(
     invoice_and_pay(stripe, r, &customer, units, &currency, meta).await
 }
 
+/// Our invoice for charge `key`, looked up in Stripe by the metadata we set
+/// (`charge`), newest first: a charge retried after Stripe forgot its
+/// idempotency keys (24 h: docs.stripe.com/api/idempotent_requests) finds
+/// what the first attempt made instead of making another.
+async fn our_invoice(
+    stripe: &Stripe,
+    customer: &str,
+    key: &str,
+) -> Result<Option<serde_json::Value>, GatewayError> {
+    let mut after: Option<String> = None;
+    loop {
+        let mut q = serde_json::json!({"customer": customer, "limit": 100});
+        if let Some(a) = &after {
+            q["starting_after"] = serde_json::json!(a);
+        }
+        let page = stripe
+            .raw("list invoices", StripeMethod::Get, "/invoices", &q, None)
+            .await?;
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        if let Some(found) = data.iter().find(|i| {
+            i["metadata"]["charge"] == key && i["status"] != "void" && i["status"] != "uncollectible"
+        }) {
+            return Ok(Some(found.clone()));
+        }
+        after = data.last().and_then(|i| i["id"].as_str().map(str::to_owned));
+        if page["has_more"] != true || after.is_none() {
+            return Ok(None);
+        }
+    }
+}
+
 async fn invoice_and_pay(
     stripe: &Stripe,
     r: &ChargeRequest,
@@ -154,9 +249,60 @@ async fn invoice_and_pay(
     meta: HashMap<String, String>,
 ) -> Result<ChargeOutcome, GatewayError> {
     let k = &r.idempotency_key;
-    let stripe_currency = currency
-        .parse::<stripe_types::Currency>()
-        .unwrap_or_default();
+    let stripe_currency = checkout::stripe_currency(currency)?;
+    let invoice_id = match our_invoice(stripe, customer, k).await? {
+        Some(inv) if inv["status"] == "paid" => {
+            return Ok(ChargeOutcome::Paid {
+                reference: inv["id"].as_str().unwrap_or_default().to_owned(),
+            });
+        }
+        Some(inv) => {
+            let id = inv["id"].as_str().unwrap_or_default().to_owned();
+            if inv["status"] == "draft" {
+                return finalize_and_pay(stripe, k, id).await;
+            }
+            return pay_invoice(stripe, k, id).await;
+        }
+        None => create_invoice(stripe, r, customer, units, stripe_currency, meta).await?,
+    };
+    finalize_and_pay(stripe, k, invoice_id).await
+}
+
+/// Finalizes our draft invoice, then pays it — unless finalizing paid it
+/// already (the customer's credit balance covered it: Stripe marks an
+/// invoice with nothing due `paid` at finalization).
+async fn finalize_and_pay(
+    stripe: &Stripe,
+    k: &str,
+    invoice_id: String,
+) -> Result<ChargeOutcome, GatewayError> {
+    let key = Stripe::key(&format!("{k}:finalize"))?;
+    let req = FinalizeInvoiceInvoice::new(invoice_id.clone()).auto_advance(false);
+    let finalized = stripe
+        .call("finalize invoice", || {
+            req.customize()
+                .request_strategy(key.clone())
+                .send(&stripe.client)
+        })
+        .await?;
+    if finalized.status == Some(InvoiceStatus::Paid) {
+        return Ok(ChargeOutcome::Paid {
+            reference: invoice_id,
+        });
+    }
+    pay_invoice(stripe, k, invoice_id).await
+}
+
+/// Our invoice for `r` with its one item, as a draft; returns its id.
+async fn create_invoice(
+    stripe: &Stripe,
+    r: &ChargeRequest,
+    customer: &str,
+    units: i64,
+    stripe_currency: stripe_types::Currency,
+    meta: HashMap<String, String>,
+) -> Result<String, GatewayError> {
+    let k = &r.idempotency_key;
     let key = Stripe::key(&format!("{k}:invoice"))?;
     let req = CreateInvoice::new()
         .customer(customer)
@@ -191,15 +337,15 @@ async fn invoice_and_pay(
                 .send(&stripe.client)
         })
         .await?;
-    let key = Stripe::key(&format!("{k}:finalize"))?;
-    let req = FinalizeInvoiceInvoice::new(invoice_id.clone()).auto_advance(false);
-    stripe
-        .call("finalize invoice", || {
-            req.customize()
-                .request_strategy(key.clone())
-                .send(&stripe.client)
-        })
-        .await?;
+    Ok(invoice_id)
+}
+
+/// Pays our open invoice off-session.
+async fn pay_invoice(
+    stripe: &Stripe,
+    k: &str,
+    invoice_id: String,
+) -> Result<ChargeOutcome, GatewayError> {
     let key = Stripe::key(&format!("{k}:pay"))?;
     let req = PayInvoice::new(invoice_id.clone()).off_session(true);
     match stripe

@@ -38,7 +38,7 @@ pub mod signature;
 
 use secrecy::SecretString;
 
-pub use client::{CallError, Stripe};
+pub use client::{CallError, Stripe, StripeMethod};
 pub use gateway::StripeGateway;
 
 /// Stripe settings (from configuration).

@@ -14,7 +14,9 @@
 //! When the new plan bills on another interval, Stripe starts a new period at
 //! the change: the old plan's unused time is credited and the new plan's full
 //! price is charged (docs.stripe.com/billing/subscriptions/billing-cycle).
-//! A `lifetime` plan is charged in full, less the credit.
+//! A `lifetime` plan is a one-time price charged in full: the recurring
+//! subscription is not credited, it runs to its period end and does not
+//! renew (Stripe: a one-time payment, the subscription canceled at period end).
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -108,7 +110,8 @@ fn days_in(interval: BillingInterval) -> Decimal {
 }
 
 /// Prices changing from `old` to `new` at `at`, within the current `period`
-/// of the old plan.
+/// of the old plan: a credit line for the old plan's unused time (none when
+/// `new` is lifetime), then the charge line for the new plan.
 ///
 /// # Errors
 /// [`ProrationError`] when currencies differ, the old plan is lifetime, or
@@ -143,14 +146,16 @@ pub fn quote(
         Money::rounded(amount, currency)
     };
 
-    let credit = share(old);
     let zero = Money::zero(currency);
-    let mut lines = vec![ProrationLine {
-        kind: LineKind::Credit,
-        amount: zero.checked_sub(&credit)?,
-        period_start: at,
-        period_end: Some(end),
-    }];
+    let mut lines = Vec::with_capacity(2);
+    if new.interval != BillingInterval::Lifetime {
+        lines.push(ProrationLine {
+            kind: LineKind::Credit,
+            amount: zero.checked_sub(&share(old))?,
+            period_start: at,
+            period_end: Some(end),
+        });
+    }
     let charge = if new.interval == old.interval {
         ProrationLine {
             kind: LineKind::Charge,

@@ -205,9 +205,6 @@ impl Provisioner {
         let mut conn = self.pool.get().await?;
         conn.transaction::<_, TransitionError, _>(async |conn| {
             let t = tenants::lock_tenant(conn, tenant_id).await?;
-            if let Some(id) = change_id {
-                self.events.migration_failed(conn, tenant_id, id).await?;
-            }
             deployments::record_migration_failed(
                 conn,
                 tenant_id,
@@ -215,6 +212,10 @@ impl Provisioner {
                 json!({"reason": reason}),
             )
             .await?;
+            // Billing consumes the event it credits, in this transaction.
+            if let Some(id) = change_id {
+                self.events.migration_failed(conn, tenant_id, id).await?;
+            }
             if t.status == TenantStatus::Migrating {
                 tenants::transition(
                     conn,

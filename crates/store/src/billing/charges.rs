@@ -55,6 +55,9 @@ pub struct Charge {
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
+    /// The part of the price paid from the credit ledger, major unit
+    /// (`amount` is what the provider is asked for).
+    pub credit_applied: Decimal,
 }
 
 /// Inserts a charge, or returns the existing one with the same key.
@@ -74,6 +77,70 @@ pub async fn upsert_charge(
     Ok(charges::table
         .filter(charges::idempotency_key.eq(&charge.idempotency_key))
         .select(Charge::as_select())
+        .first(conn)
+        .await?)
+}
+
+/// The charge with this key, if there is one.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn find_charge(
+    conn: &mut AsyncPgConnection,
+    idempotency_key: &str,
+) -> Result<Option<Charge>, StoreError> {
+    Ok(charges::table
+        .filter(charges::idempotency_key.eq(idempotency_key))
+        .select(Charge::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Sets a charge's status (`canceled`: an abandoned upgrade's).
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn set_charge_status(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    status: &str,
+) -> Result<(), StoreError> {
+    diesel::update(charges::table.find(id))
+        .set((
+            charges::status.eq(status),
+            charges::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The refund of a plan change's payment, if one was made.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn refund_of(
+    conn: &mut AsyncPgConnection,
+    plan_change_id: Uuid,
+) -> Result<Option<Charge>, StoreError> {
+    Ok(charges::table
+        .filter(charges::idempotency_key.eq(format!("refund:{plan_change_id}")))
+        .select(Charge::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// A charge by id, locked.
+///
+/// # Errors
+/// [`StoreError::NotFound`].
+pub async fn lock_charge(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Charge, StoreError> {
+    Ok(charges::table
+        .find(id)
+        .select(Charge::as_select())
+        .for_update()
         .first(conn)
         .await?)
 }
@@ -193,6 +260,8 @@ pub struct NewRenewal {
 /// abandoned ones whose `next_attempt_at` has come. A claim is a lease
 /// (`processing` until `now + lease`), so a crashed run's charges are
 /// retried after it, and two processors never attempt the same charge.
+/// A new charge is paid first from the subscription's credit balance
+/// (`credit_applied`; `amount` is what is left to charge, possibly 0).
 ///
 /// # Errors
 /// [`StoreError`].
@@ -203,20 +272,37 @@ pub async fn claim_renewal_charges(
     lease: chrono::Duration,
 ) -> Result<Vec<Charge>, StoreError> {
     use diesel::sql_types::{Array, Interval as SqlInterval, Numeric, Text, Uuid as SqlUuid};
-    // One statement: new charges are inserted already claimed; existing ones
-    // are claimed only when due for another attempt (or their lease ran out).
+    // One statement: new charges are inserted already claimed, paid first
+    // from the subscription's credit balance in their currency (the ledger
+    // row `charge:{id}` records what was used, once); existing ones are
+    // claimed only when due for another attempt (or their lease ran out).
     Ok(diesel::sql_query(
         r#"
-        INSERT INTO charges (id, tenant_id, subscription_id, kind, amount, currency, status, period_start, period_end,
-                             next_attempt_at, idempotency_key, created_at, updated_at)
-        SELECT uuid_v7(), u.t, u.s, 'renewal', u.a, u.c, 'processing', u.ps, u.pe, $1 + $9, u.k, $1, $1
-        FROM unnest($2::uuid[], $3::uuid[], $4::numeric[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[])
-             AS u(t, s, a, c, ps, pe, k)
-        ON CONFLICT (idempotency_key) DO UPDATE
-            SET status = 'processing', next_attempt_at = EXCLUDED.next_attempt_at, updated_at = now()
-            WHERE charges.status = 'pending'
-               OR (charges.status IN ('failed', 'processing') AND charges.next_attempt_at <= $1)
-        RETURNING charges.*
+        WITH input AS (
+            SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::numeric[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[])
+                AS u(t, s, a, c, ps, pe, k)
+        ), credit AS (
+            SELECT i.k, least(i.a, greatest(coalesce(
+                       (SELECT sum(cr.amount) FROM credits cr WHERE cr.subscription_id = i.s AND cr.currency = i.c), 0), 0)) AS used
+            FROM input i
+        ), claimed AS (
+            INSERT INTO charges (id, tenant_id, subscription_id, kind, amount, credit_applied, currency, status, period_start, period_end,
+                                 next_attempt_at, idempotency_key, created_at, updated_at)
+            SELECT uuid_v7(), i.t, i.s, 'renewal', i.a - cr.used, cr.used, i.c, 'processing', i.ps, i.pe, $1 + $9, i.k, $1, $1
+            FROM input i JOIN credit cr ON cr.k = i.k
+            ON CONFLICT (idempotency_key) DO UPDATE
+                SET status = 'processing', next_attempt_at = EXCLUDED.next_attempt_at, updated_at = now()
+                WHERE charges.status = 'pending'
+                   OR (charges.status IN ('failed', 'processing') AND charges.next_attempt_at <= $1)
+            RETURNING charges.*, (xmax = 0) AS inserted
+        ), used AS (
+            INSERT INTO credits (id, tenant_id, subscription_id, amount, currency, kind, reason, source, charge_id, created_at)
+            SELECT uuid_v7(), c.tenant_id, c.subscription_id, -c.credit_applied, c.currency, 'applied', 'renewal', 'charge:' || c.id, c.id, $1
+            FROM claimed c WHERE c.inserted AND c.credit_applied > 0
+            ON CONFLICT (source) DO NOTHING
+            RETURNING id
+        )
+        SELECT * FROM claimed
         "#,
     )
     .bind::<Timestamptz, _>(now)

@@ -13,14 +13,16 @@
 
 mod charges;
 mod clock;
+pub mod credits;
 mod dunning;
 mod plan_changes;
 
 use diesel::{prelude::*, sql_types::BigInt};
 
 pub use charges::{
-    Charge, NewRenewal, RenewalCandidate, RenewalResult, claim_renewal_charges,
-    record_charge_attempt, record_renewals, renewal_candidates, upsert_charge,
+    Charge, NewRenewal, RenewalCandidate, RenewalResult, claim_renewal_charges, lock_charge,
+    record_charge_attempt, record_renewals, refund_of, renewal_candidates, upsert_charge,
+    find_charge, set_charge_status,
 };
 pub use clock::{sandbox_offset, set_sandbox_offset};
 pub use dunning::{end_canceled, suspend_overdue, terminate_overdue};
@@ -28,6 +30,7 @@ pub(crate) use dunning::{resume_binds, resume_paid};
 pub use plan_changes::{
     PlanChange, apply_change, apply_due_changes, cancel_open_change, expire_unpaid_upgrades,
     insert_change, list_changes, lock_change, open_change, set_change_status,
+    consume_migration_failed, restore_period, set_payment_reference,
 };
 
 #[derive(QueryableByName)]

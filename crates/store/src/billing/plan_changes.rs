@@ -74,6 +74,13 @@ pub struct PlanChange {
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
+    /// When applying it started a new billing period (a change of
+    /// interval): the period before, so a failed migration can restore it.
+    pub previous_period_start: Option<DateTime<Utc>>,
+    /// The end of that period.
+    pub previous_period_end: Option<DateTime<Utc>>,
+    /// The billing anchor before.
+    pub previous_anchor: Option<DateTime<Utc>>,
 }
 
 /// Inserts a plan change.
@@ -146,6 +153,72 @@ pub async fn set_change_status(
         .await?)
 }
 
+/// Consumes the `migration_failed` provisioning event of a plan change
+/// (billing has acted on it); returns whether one was waiting.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn consume_migration_failed(
+    conn: &mut AsyncPgConnection,
+    plan_change_id: Uuid,
+) -> Result<bool, StoreError> {
+    use crate::schema::provisioning_events as e;
+    let n = diesel::update(
+        e::table
+            .filter(e::kind.eq("migration_failed"))
+            .filter(e::plan_change_id.eq(plan_change_id))
+            .filter(e::consumed_at.is_null()),
+    )
+    .set(e::consumed_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Puts back the billing period a change replaced (a change of interval
+/// starts a new one), when it did; the subscription's `price_version`
+/// moves. Returns whether it did.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn restore_period(
+    conn: &mut AsyncPgConnection,
+    change: &PlanChange,
+) -> Result<bool, StoreError> {
+    use crate::schema::subscriptions as s;
+    let (Some(start), Some(end)) = (change.previous_period_start, change.previous_period_end)
+    else {
+        return Ok(false);
+    };
+    let n = diesel::update(s::table.find(change.subscription_id))
+        .set((
+            s::current_period_start.eq(start),
+            s::current_period_end.eq(end),
+            s::billing_anchor.eq(change.previous_anchor.unwrap_or(start)),
+            s::price_version.eq(s::price_version + 1),
+            s::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Records the payment a change was applied on.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn set_payment_reference(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    reference: &str,
+) -> Result<PlanChange, StoreError> {
+    Ok(diesel::update(plan_changes::table.find(id))
+        .set(plan_changes::payment_reference.eq(reference))
+        .returning(PlanChange::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
 /// A tenant's plan changes, oldest first.
 ///
 /// # Errors
@@ -168,20 +241,41 @@ pub async fn list_changes(
 }
 
 /// The part of a statement that applies the plan changes listed in a `due`
-/// CTE (column `id`) at `$1`: each change `applied`, its tenant and
-/// subscription on the new plan, and — the one place this rule is written —
-/// a `migrate` job (kind bound as `$3`, payload [`crate::jobs::kinds::Migrate`],
-/// deduplicated per tenant) for every change that alters the tenant's
-/// deployment: another deployment kind (shared, dedicated, dedicated HA),
-/// or a dedicated plan with other cores, memory or disk (applied in place,
-/// or by a move when the node lacks room).
+/// CTE (column `id`) at `$1` — the one place these rules are written:
+/// - each change `applied`, its tenant and subscription on the new plan;
+/// - a change of billing interval (month ↔ year) starts a new billing
+///   cycle at the change, as Stripe does on a Price of another interval
+///   (docs.stripe.com/billing/subscriptions/billing-cycle#changing): the
+///   anchor moves to the change. An upgrade (and a staff override) paid the
+///   new cycle with its charge, so its period becomes one new interval
+///   (calendar months, UTC) from the quote's `proration_date`; a scheduled
+///   downgrade takes effect at the old period's end (`effective_at`), which
+///   stays the current period's end, so the renewal there bills the first
+///   new period. The period before is kept on the change (`previous_*`) so
+///   a failed migration can restore it. To `lifetime`, the current period
+///   runs out and never renews;
+/// - the subscription's `price_version` moves (what Stripe should bill
+///   changed) and Stripe-billed subscriptions get a `stripe.sync_price` job
+///   (kind `$4`, deduplicated per subscription);
+/// - a `migrate` job (kind bound as `$3`, payload [`crate::jobs::kinds::Migrate`],
+///   deduplicated per tenant) for every change that alters the tenant's
+///   deployment: another deployment kind (shared, dedicated, dedicated HA),
+///   or a dedicated plan with other cores, memory or disk (applied in place,
+///   or by a move when the node lacks room).
+///
 /// Yields the CTE `applied` (the changed rows).
 const APPLY: &str = r#"
         applied AS (
             UPDATE plan_changes pc
-            SET status = 'applied', applied_at = $1, updated_at = now()
-            FROM due WHERE pc.id = due.id
-            RETURNING pc.*
+            SET status = 'applied', applied_at = $1, updated_at = now(),
+                previous_period_start = CASE WHEN reset.yes THEN sub.current_period_start END,
+                previous_period_end = CASE WHEN reset.yes THEN sub.current_period_end END,
+                previous_anchor = CASE WHEN reset.yes THEN sub.billing_anchor END
+            FROM due, subscriptions sub, plans fp, plans tp,
+                 LATERAL (SELECT fp.billing_interval <> tp.billing_interval AND tp.billing_interval <> 'lifetime' AS yes) reset
+            WHERE pc.id = due.id AND sub.id = pc.subscription_id AND fp.id = pc.from_plan_id AND tp.id = pc.to_plan_id
+            RETURNING pc.*, reset.yes AS reset, tp.billing_interval AS new_interval,
+                      CASE WHEN pc.timing = 'end_of_term' THEN pc.effective_at ELSE coalesce(pc.proration_date, $1) END AS new_start
         ), t AS (
             UPDATE tenants
             SET plan_id = a.to_plan_id, deployment = a.to_deployment, version = version + 1, updated_at = now()
@@ -189,9 +283,21 @@ const APPLY: &str = r#"
             RETURNING tenants.id
         ), s AS (
             UPDATE subscriptions
-            SET plan_id = a.to_plan_id, updated_at = now()
+            SET plan_id = a.to_plan_id, updated_at = now(), price_version = price_version + 1,
+                current_period_start = CASE WHEN a.reset AND a.timing <> 'end_of_term' THEN a.new_start ELSE current_period_start END,
+                current_period_end = CASE WHEN a.reset AND a.timing <> 'end_of_term'
+                    THEN ((a.new_start AT TIME ZONE 'UTC')
+                          + CASE a.new_interval WHEN 'year' THEN interval '1 year' ELSE interval '1 month' END) AT TIME ZONE 'UTC'
+                    ELSE current_period_end END,
+                billing_anchor = CASE WHEN a.reset THEN a.new_start ELSE billing_anchor END
             FROM applied a WHERE subscriptions.id = a.subscription_id
-            RETURNING subscriptions.id
+            RETURNING subscriptions.id, subscriptions.tenant_id, subscriptions.provider, subscriptions.provider_subscription_id
+        ), sync AS (
+            INSERT INTO jobs (id, kind, tenant_id, payload, dedup_key)
+            SELECT uuid_v7(), $4, s.tenant_id, jsonb_build_object('tenant_id', s.tenant_id, 'subscription_id', s.id), $4 || ':' || s.id
+            FROM s WHERE s.provider = 'stripe' AND s.provider_subscription_id IS NOT NULL
+            ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING
+            RETURNING id
         ), j AS (
             INSERT INTO jobs (id, kind, tenant_id, payload, dedup_key)
             SELECT uuid_v7(), $3, a.tenant_id,
@@ -220,13 +326,17 @@ pub async fn apply_change(
     change: &PlanChange,
     at: DateTime<Utc>,
 ) -> Result<(PlanChange, Option<crate::jobs::Job>), StoreError> {
-    use crate::jobs::{BackgroundJob as _, kinds::Migrate};
+    use crate::jobs::{
+        BackgroundJob as _,
+        kinds::{Migrate, StripeSyncPrice},
+    };
     let applied: PlanChange = diesel::sql_query(format!(
         "WITH due AS (SELECT $2::uuid AS id), {APPLY} SELECT * FROM applied"
     ))
     .bind::<Timestamptz, _>(at)
     .bind::<diesel::sql_types::Uuid, _>(change.id)
     .bind::<diesel::sql_types::Text, _>(Migrate::KIND)
+    .bind::<diesel::sql_types::Text, _>(StripeSyncPrice::KIND)
     .get_result(conn)
     .await?;
     let job = crate::jobs::live_with_key(
@@ -247,7 +357,10 @@ pub async fn apply_due_changes(
     now: DateTime<Utc>,
     batch: i64,
 ) -> Result<i64, StoreError> {
-    use crate::jobs::{BackgroundJob as _, kinds::Migrate};
+    use crate::jobs::{
+        BackgroundJob as _,
+        kinds::{Migrate, StripeSyncPrice},
+    };
     let rows: Vec<Count> = diesel::sql_query(format!(
         r#"
         WITH due AS (
@@ -270,6 +383,7 @@ pub async fn apply_due_changes(
     .bind::<Timestamptz, _>(now)
     .bind::<BigInt, _>(batch)
     .bind::<diesel::sql_types::Text, _>(Migrate::KIND)
+    .bind::<diesel::sql_types::Text, _>(StripeSyncPrice::KIND)
     .load(conn)
     .await?;
     Ok(rows.into_iter().next().map_or(0, |r| r.n))

@@ -211,6 +211,50 @@ impl BackgroundJob for StripeSyncPrice {
     }
 }
 
+/// Gives a payment back through the payment provider: the refund charge
+/// (kind `refund`) names the amount and what the payment went through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingRefund {
+    /// The tenant refunded.
+    pub tenant_id: Uuid,
+    /// The refund charge.
+    pub charge_id: Uuid,
+}
+
+impl BackgroundJob for BillingRefund {
+    const KIND: &'static str = "billing.refund";
+
+    fn tenant_id(&self) -> Option<Uuid> {
+        Some(self.tenant_id)
+    }
+
+    fn dedup_key(&self) -> Option<String> {
+        Some(subject_key(Self::KIND, self.charge_id))
+    }
+}
+
+/// Carries a credit granted to a Stripe-billed customer to Stripe as a
+/// customer balance transaction, which Stripe applies to the next invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StripePushCredit {
+    /// The tenant credited.
+    pub tenant_id: Uuid,
+    /// The credit (a `granted` row of the ledger).
+    pub credit_id: Uuid,
+}
+
+impl BackgroundJob for StripePushCredit {
+    const KIND: &'static str = "stripe.push_credit";
+
+    fn tenant_id(&self) -> Option<Uuid> {
+        Some(self.tenant_id)
+    }
+
+    fn dedup_key(&self) -> Option<String> {
+        Some(subject_key(Self::KIND, self.credit_id))
+    }
+}
+
 /// Processes recent Stripe events no webhook delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct StripeReconcile {}
@@ -279,6 +323,15 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&charge).unwrap()["amount"],
             serde_json::json!("12.50")
+        );
+        let sync: StripeSyncPrice = serde_json::from_value(serde_json::json!({
+            "tenant_id": t, "subscription_id": c
+        }))
+        .unwrap();
+        assert_eq!(
+            sync.dedup_key().unwrap(),
+            format!("stripe.sync_price:{c}"),
+            "the plan-change statement builds this key"
         );
         assert_eq!(
             StripeReconcile::default().dedup_key().unwrap(),

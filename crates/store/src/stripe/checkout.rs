@@ -2,6 +2,7 @@
 //! subscription and the email it is created with, and the Checkout Sessions
 //! opened, one per key, so a retry reuses the session.
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -11,17 +12,83 @@ use crate::{
     schema::{stripe_checkouts, subscriptions},
 };
 
-/// A checkout session we opened: its id and URL, by our key.
+/// A Checkout Session we opened, with what it asks for.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = stripe_checkouts, check_for_backend(diesel::pg::Pg))]
+pub struct Checkout {
+    /// Our key: `signup:{subscription}`, `upgrade:{change}`, `renewal:…`.
+    pub key: String,
+    /// The tenant it is for.
+    pub tenant_id: Uuid,
+    /// Stripe's id (`cs_…`).
+    pub session_id: String,
+    /// Where the customer pays.
+    pub url: String,
+    /// Opened.
+    pub created_at: DateTime<Utc>,
+    /// `signup`, `upgrade` or `payment`.
+    pub purpose: Option<String>,
+    /// The plan change it pays for (upgrades).
+    pub plan_change_id: Option<Uuid>,
+    /// What it asks, in minor units of `currency`.
+    pub amount_minor: Option<i64>,
+    /// ISO 4217, upper case.
+    pub currency: Option<String>,
+    /// Stripe's `expires_at`: it cannot be paid after.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// `open`, `complete` or `expired`.
+    pub status: String,
+}
+
+/// The session of `key` a customer can still pay at `now`: the latest one,
+/// open, expiring more than `margin` after `now`.
 ///
 /// # Errors
 /// [`StoreError`].
 pub async fn checkout(
     conn: &mut AsyncPgConnection,
     key: &str,
-) -> Result<Option<(String, String)>, StoreError> {
+    now: DateTime<Utc>,
+    margin: chrono::Duration,
+) -> Result<Option<Checkout>, StoreError> {
     Ok(stripe_checkouts::table
-        .find(key)
-        .select((stripe_checkouts::session_id, stripe_checkouts::url))
+        .filter(stripe_checkouts::key.eq(key))
+        .filter(stripe_checkouts::status.eq("open"))
+        .filter(
+            stripe_checkouts::expires_at
+                .is_null()
+                .or(stripe_checkouts::expires_at.gt(now + margin)),
+        )
+        .order(stripe_checkouts::created_at.desc())
+        .select(Checkout::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// How many sessions were opened for `key` (a new one's key suffix).
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn checkouts_of(conn: &mut AsyncPgConnection, key: &str) -> Result<i64, StoreError> {
+    Ok(stripe_checkouts::table
+        .filter(stripe_checkouts::key.eq(key))
+        .count()
+        .get_result(conn)
+        .await?)
+}
+
+/// A session we opened, by Stripe's id.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn session(
+    conn: &mut AsyncPgConnection,
+    session_id: &str,
+) -> Result<Option<Checkout>, StoreError> {
+    Ok(stripe_checkouts::table
+        .find(session_id)
+        .select(Checkout::as_select())
         .first(conn)
         .await
         .optional()?)
@@ -35,34 +102,34 @@ pub async fn tenant_of_session(
     conn: &mut AsyncPgConnection,
     session_id: &str,
 ) -> Result<Option<Uuid>, StoreError> {
-    Ok(stripe_checkouts::table
-        .filter(stripe_checkouts::session_id.eq(session_id))
-        .select(stripe_checkouts::tenant_id)
-        .first(conn)
-        .await
-        .optional()?)
+    Ok(session(conn, session_id).await?.map(|c| c.tenant_id))
 }
 
-/// Remembers a checkout session (the first one stored for a key wins).
+/// Remembers a session (a session id is stored once).
 ///
 /// # Errors
 /// [`StoreError`].
-pub async fn save_checkout(
-    conn: &mut AsyncPgConnection,
-    key: &str,
-    tenant_id: Uuid,
-    session_id: &str,
-    url: &str,
-) -> Result<(), StoreError> {
+pub async fn save_checkout(conn: &mut AsyncPgConnection, c: &Checkout) -> Result<(), StoreError> {
     diesel::insert_into(stripe_checkouts::table)
-        .values((
-            stripe_checkouts::key.eq(key),
-            stripe_checkouts::tenant_id.eq(tenant_id),
-            stripe_checkouts::session_id.eq(session_id),
-            stripe_checkouts::url.eq(url),
-        ))
-        .on_conflict(stripe_checkouts::key)
+        .values(c)
+        .on_conflict(stripe_checkouts::session_id)
         .do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets a session's status (`complete`, `expired`).
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn set_checkout_status(
+    conn: &mut AsyncPgConnection,
+    session_id: &str,
+    status: &str,
+) -> Result<(), StoreError> {
+    diesel::update(stripe_checkouts::table.find(session_id))
+        .set(stripe_checkouts::status.eq(status))
         .execute(conn)
         .await?;
     Ok(())

@@ -19,9 +19,13 @@ mod subscriptions;
 pub use catalog::{
     CatalogTwin, active_products, plan_of_price, plan_with_product, save_twin, twin,
 };
-pub use checkout::{checkout, owner_email, save_checkout, set_customer, tenant_of_session};
+pub use checkout::{
+    Checkout, checkout, checkouts_of, owner_email, save_checkout, session, set_checkout_status,
+    set_customer, tenant_of_session,
+};
 pub use events::{StripeEvent, find_event, insert_event, known_events, mark_processed};
 pub use subscriptions::{
-    PaidPeriod, cancel_at_period_end, latest_change, link_provider, lock_subscription,
-    record_failed_period, record_paid_period, subscription_by_provider,
+    PaidPeriod, bump_price_version, cancel_at_period_end, enqueue_unsynced, latest_change,
+    link_provider, lock_subscription, mark_price_synced, record_failed_period, record_paid_period,
+    subscription_by_provider,
 };

@@ -29,6 +29,69 @@ pub async fn lock_subscription(
         .await?)
 }
 
+/// Moves a subscription's `price_version` (what its provider should bill
+/// changed), locking it; returns it.
+///
+/// # Errors
+/// [`StoreError::NotFound`].
+pub async fn bump_price_version(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Subscription, StoreError> {
+    Ok(diesel::update(subscriptions::table.find(id))
+        .set(subscriptions::price_version.eq(subscriptions::price_version + 1))
+        .returning(Subscription::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Records that the provider was seen to match `version`; returns whether
+/// that is still the latest (`false`: a change came meanwhile, sync again).
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn mark_price_synced(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    version: i64,
+) -> Result<bool, StoreError> {
+    let latest: i64 = diesel::update(subscriptions::table.find(id))
+        .set(
+            subscriptions::price_synced_version
+                .eq(diesel::dsl::sql::<diesel::sql_types::BigInt>("greatest(price_synced_version, ")
+                    .bind::<diesel::sql_types::BigInt, _>(version)
+                    .sql(")")),
+        )
+        .returning(subscriptions::price_version)
+        .get_result(conn)
+        .await?;
+    Ok(latest == version)
+}
+
+/// Enqueues `stripe.sync_price` (kind `kind`) for every Stripe-billed
+/// subscription whose provider was not seen to match its latest
+/// `price_version` and has no live sync job; returns how many. The billing
+/// processor runs it, so a sync that ended just as a change came is
+/// followed by another.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn enqueue_unsynced(conn: &mut AsyncPgConnection, kind: &str) -> Result<usize, StoreError> {
+    Ok(diesel::sql_query(
+        r#"
+        INSERT INTO jobs (id, kind, tenant_id, payload, dedup_key)
+        SELECT uuid_v7(), $1, s.tenant_id, jsonb_build_object('tenant_id', s.tenant_id, 'subscription_id', s.id), $1 || ':' || s.id
+        FROM subscriptions s
+        WHERE s.price_version > s.price_synced_version AND s.provider = 'stripe'
+          AND s.provider_subscription_id IS NOT NULL AND s.status IN ('active', 'past_due', 'canceled')
+        ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING
+        "#,
+    )
+    .bind::<Text, _>(kind)
+    .execute(conn)
+    .await?)
+}
+
 /// Our subscription billed by this Stripe subscription, or this Stripe
 /// customer's (when `subscription` is unknown).
 ///
@@ -115,6 +178,9 @@ pub struct PaidPeriod {
     pub currency: String,
     /// The Stripe invoice id.
     pub reference: String,
+    /// The period starts a new billing cycle (Stripe moved the subscription
+    /// to a Price of another interval): the anchor moves to its start.
+    pub anchor_reset: bool,
 }
 
 /// `sql` with a period's parameters bound: `$1` now, `$2` tenant, `$3`
@@ -172,7 +238,7 @@ pub async fn record_paid_period(
             UPDATE subscriptions SET
                 current_period_start = CASE WHEN current_period_end IS NULL OR current_period_end < $7 THEN $6 ELSE current_period_start END,
                 current_period_end = greatest(current_period_end, $7),
-                billing_anchor = coalesce(billing_anchor, $6),
+                billing_anchor = CASE WHEN $14 THEN $6 ELSE coalesce(billing_anchor, $6) END,
                 status = CASE WHEN status IN ('past_due') AND coalesce(current_period_end, $7) <= $7 THEN 'active' ELSE status END,
                 past_due_since = CASE WHEN coalesce(current_period_end, $7) <= $7 THEN NULL ELSE past_due_since END,
                 updated_at = now()
@@ -199,6 +265,7 @@ pub async fn record_paid_period(
     .bind::<Text, _>(active)
     .bind::<Text, _>(kind)
     .bind::<Text, _>(actor)
+    .bind::<diesel::sql_types::Bool, _>(p.anchor_reset)
     .load(conn)
     .await?;
     Ok(rows.iter().any(|r| r.changed))

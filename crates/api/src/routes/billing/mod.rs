@@ -4,9 +4,11 @@
 //! The handlers are in `plan_changes` and `sandbox`; the plan change as
 //! shown, and what both share, are here.
 
+mod payments;
 mod plan_changes;
 mod sandbox;
 
+pub use payments::*;
 pub use plan_changes::*;
 pub use sandbox::*;
 
@@ -111,7 +113,7 @@ pub struct PlanChange {
     pub payment_due_by: Option<DateTime<Utc>>,
 }
 
-fn money_dto(amount: rust_decimal::Decimal, currency: &str) -> Money {
+pub(crate) fn money_dto(amount: rust_decimal::Decimal, currency: &str) -> Money {
     let shown = tenantry_domain::Currency::parse(currency)
         .map(|c| {
             tenantry_domain::Money::rounded(amount, c)

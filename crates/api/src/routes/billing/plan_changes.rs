@@ -151,7 +151,7 @@ pub struct ChangeInput {
 pub struct PlanChangeOutcome {
     /// The change.
     pub plan_change: PlanChange,
-    /// For upgrades: `charged_to_saved_payment_method`, `checkout_required`, `no_charge` or (payments disabled) `awaiting_operator`.
+    /// For upgrades: `charged_to_saved_payment_method`, `checkout_required`, `no_charge` or (payments disabled) `awaiting_operator`; for a recorded payment: `marked_paid`, or `refunded` when it came after the change could be applied.
     pub payment: Option<&'static str>,
     /// Where the customer pays, when they must.
     pub checkout_url: Option<String>,
@@ -322,18 +322,24 @@ pub async fn mark_paid(
             return Err(ApiError::not_found(format!("plan change {change_id}")));
         }
     }
-    let (change, job) = engine::confirm_payment(
+    let confirmation = engine::confirm_payment(
         &state.pool,
         &clock(&state),
         change_id,
-        input.reference.trim(),
+        engine::Payment::reference(input.reference.trim()),
         &actor(&principal, &client),
     )
     .await?;
+    // A payment recorded after the change could be applied is given back.
+    let payment = match &confirmation {
+        engine::Confirmation::Refunded { .. } => "refunded",
+        _ => "marked_paid",
+    };
+    let (change, job) = confirmation.into_parts();
     let mut conn = state.pool.get().await?;
     Ok(web::Json(PlanChangeOutcome {
         plan_change: change_dto(&mut conn, change).await?,
-        payment: Some("marked_paid"),
+        payment: Some(payment),
         checkout_url: None,
         job: job.map(Job::from),
     }))

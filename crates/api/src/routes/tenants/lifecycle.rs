@@ -31,7 +31,14 @@ fn created_response(created: Created) -> ApiResult<HttpResponse> {
     ));
     let now = created.subscription.created_at;
     let plan = created.plan.clone();
-    let view = SubscriptionView::new(created.subscription, created.plan, &plan, None, now)?;
+    let view = SubscriptionView::new(
+        created.subscription,
+        created.plan,
+        &plan,
+        None,
+        Vec::new(),
+        now,
+    )?;
     let subscription = subscription_dto(view);
     Ok(res.json(CreatedTenant {
         tenant: tenant_dto(created.tenant),

@@ -73,8 +73,12 @@ pub struct Subscription {
     pub current_period_end: Option<DateTime<Utc>>,
     /// When the next charge falls due (the period end of an active recurring subscription).
     pub next_charge_at: Option<DateTime<Utc>>,
-    /// What the next charge will be (the plan's price).
+    /// What the next charge will be: the price of the plan in effect then, less the credit applied.
     pub next_charge_amount: Option<Money>,
+    /// The part of the next charge paid from the credit balance.
+    pub next_charge_credit: Option<Money>,
+    /// Credit left to apply to later charges, per currency (`GET /v1/tenants/{id}/credits` lists the ledger).
+    pub credit_balance: Vec<Money>,
     /// Whole days left in the current period.
     pub days_remaining: Option<i64>,
     /// The open plan change, if any: a scheduled downgrade or an upgrade awaiting payment.
@@ -138,10 +142,22 @@ fn subscription_dto(v: SubscriptionView) -> Subscription {
         current_period_start: s.current_period_start,
         current_period_end: s.current_period_end,
         next_charge_at: v.next_charge.as_ref().map(|c| c.at),
+        next_charge_credit: v.next_charge.as_ref().map(|c| Money {
+            amount: c.credit_applied.amount().to_string(),
+            currency: c.credit_applied.currency().code().to_owned(),
+        }),
         next_charge_amount: v.next_charge.map(|c| Money {
             amount: c.amount.amount().to_string(),
             currency: c.amount.currency().code().to_owned(),
         }),
+        credit_balance: v
+            .credit_balance
+            .iter()
+            .map(|m| Money {
+                amount: m.amount().to_string(),
+                currency: m.currency().code().to_owned(),
+            })
+            .collect(),
         days_remaining: v.days_remaining,
         scheduled_plan_change: None,
         provider: s.provider,

@@ -4,7 +4,10 @@
 
 mod downgrades;
 mod dunning;
+mod money;
+mod oracle;
 mod processor;
+mod reports;
 mod requests;
 mod upgrades;
 

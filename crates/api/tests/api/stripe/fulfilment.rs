@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{SECRET, for_tenant, invoice, shaped, world};
+use super::{SECRET, invoice, shaped, world};
 
 #[tokio::test]
 async fn signup_paid_starts_provisioning_once_in_any_order() {
@@ -17,16 +17,11 @@ async fn signup_paid_starts_provisioning_once_in_any_order() {
         .enumerate()
     {
         let (tenant, sub, _) = w.signup(&format!("shuffle-{i}"), "basic").await;
-        let (cus, ssub) = (format!("cus_s{i}"), format!("sub_s{i}"));
+        let ssub = format!("sub_s{i}");
         let events = [
-            for_tenant(
-                shaped("checkout.session.completed"),
-                tenant,
-                sub,
-                &cus,
-                &ssub,
-            ),
-            for_tenant(
+            w.for_tenant(shaped("checkout.session.completed"), tenant, sub, &ssub)
+                .await,
+            w.for_tenant(
                 invoice(
                     "invoice.paid",
                     "subscription_create",
@@ -35,9 +30,9 @@ async fn signup_paid_starts_provisioning_once_in_any_order() {
                 ),
                 tenant,
                 sub,
-                &cus,
                 &ssub,
-            ),
+            )
+            .await,
         ];
         for &k in order {
             w.deliver(&events[k]).await;
@@ -65,14 +60,17 @@ async fn signup_paid_starts_provisioning_once_in_any_order() {
 async fn a_delayed_payment_starts_provisioning_only_when_it_succeeds() {
     let w = world().await;
     let (tenant, sub, _) = w.signup("sepa", "basic").await;
-    let session = |kind: &str, payment_status: &str| {
-        let mut e = for_tenant(
+    let base = w
+        .for_tenant(
             shaped("checkout.session.completed"),
             tenant,
             sub,
-            "cus_sepa",
             "sub_sepa",
-        );
+        )
+        .await;
+    let session = |kind: &str, payment_status: &str| {
+        let mut e = base.clone();
+        e["id"] = json!(format!("evt_{}", uuid::Uuid::now_v7().simple()));
         e["type"] = json!(kind);
         e["data"]["object"]["payment_status"] = json!(payment_status);
         e

@@ -6,6 +6,7 @@
 mod catalog;
 mod checkout;
 mod config;
+mod currencies;
 mod fulfilment;
 mod reconcile;
 mod subscriptions;
@@ -160,6 +161,33 @@ impl World {
             .await;
         assert_eq!(res.status(), 200);
         res.json().await.unwrap()
+    }
+
+    /// `e` with our ids laid over it where Stripe puts them, as Stripe would
+    /// send it for `tenant`: the customer and (for a Checkout Session) the
+    /// signup session we opened, with the amount and currency it asked.
+    async fn for_tenant(&self, e: Value, tenant: Uuid, sub: Uuid, stripe_sub: &str) -> Value {
+        let customer = self
+            .one(&format!(
+                "SELECT provider_customer_id FROM subscriptions WHERE id = '{sub}'"
+            ))
+            .await;
+        let mut e = for_tenant(e, tenant, sub, &customer, stripe_sub);
+        if e["data"]["object"]["object"] == "checkout.session" {
+            let row = self
+                .one(&format!(
+                    "SELECT session_id || ' ' || amount_minor || ' ' || lower(currency) FROM stripe_checkouts WHERE key = 'signup:{sub}' ORDER BY created_at DESC LIMIT 1"
+                ))
+                .await;
+            let [session, amount, currency] = row.split(' ').collect::<Vec<_>>()[..] else {
+                panic!("no signup session of {sub}: {row:?}");
+            };
+            let o = &mut e["data"]["object"];
+            o["id"] = json!(session);
+            o["amount_total"] = json!(amount.parse::<i64>().unwrap());
+            o["currency"] = json!(currency);
+        }
+        e
     }
 
     /// The session id of a checkout URL of the stand-in.

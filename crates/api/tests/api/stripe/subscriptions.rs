@@ -5,28 +5,27 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{World, for_tenant, invoice, shaped, world};
+use super::{World, invoice, shaped, world};
 
 /// A Stripe-billed active tenant set up through webhooks: (tenant, subscription, period end).
 async fn billed(w: &World, slug: &str) -> (Uuid, Uuid, i64) {
     let now = chrono::Utc::now().timestamp();
     let (tenant, sub, _) = w.signup(slug, "basic").await;
-    let (cus, ssub) = (format!("cus_{slug}"), format!("sub_{slug}"));
-    w.deliver(&for_tenant(
-        shaped("checkout.session.completed"),
-        tenant,
-        sub,
-        &cus,
-        &ssub,
-    ))
+    let ssub = format!("sub_{slug}");
+    w.deliver(
+        &w.for_tenant(shaped("checkout.session.completed"), tenant, sub, &ssub)
+            .await,
+    )
     .await;
-    w.deliver(&for_tenant(
-        invoice("invoice.paid", "subscription_create", now, now + 100),
-        tenant,
-        sub,
-        &cus,
-        &ssub,
-    ))
+    w.deliver(
+        &w.for_tenant(
+            invoice("invoice.paid", "subscription_create", now, now + 100),
+            tenant,
+            sub,
+            &ssub,
+        )
+        .await,
+    )
     .await;
     let db = w.app.sql().await;
     db.execute(
@@ -48,8 +47,9 @@ async fn billed(w: &World, slug: &str) -> (Uuid, Uuid, i64) {
 async fn a_renewal_paid_advances_the_period_clears_past_due_and_lifts_a_suspension() {
     let w = world().await;
     let (t, sub, end) = billed(&w, "acme").await;
-    let ev = |name: &str, reason: &str, s: i64, e: i64| {
-        for_tenant(invoice(name, reason, s, e), t, sub, "cus_acme", "sub_acme")
+    let ev = async |name: &str, reason: &str, s: i64, e: i64| {
+        w.for_tenant(invoice(name, reason, s, e), t, sub, "sub_acme")
+            .await
     };
     // A failed renewal: dunning.
     let failed = ev(
@@ -57,7 +57,8 @@ async fn a_renewal_paid_advances_the_period_clears_past_due_and_lifts_a_suspensi
         "subscription_cycle",
         end,
         end + 100,
-    );
+    )
+    .await;
     assert_eq!(w.deliver(&failed).await["outcome"], "applied");
     assert_eq!(
         w.one(&format!(
@@ -77,7 +78,7 @@ async fn a_renewal_paid_advances_the_period_clears_past_due_and_lifts_a_suspensi
         .await
         .unwrap();
     // The retry succeeds.
-    let paid = ev("invoice.paid", "subscription_cycle", end, end + 100);
+    let paid = ev("invoice.paid", "subscription_cycle", end, end + 100).await;
     assert_eq!(w.deliver(&paid).await["outcome"], "applied");
     assert_eq!(w.one(&format!("SELECT status || ' ' || (past_due_since IS NULL) || ' ' || extract(epoch FROM current_period_end)::bigint FROM subscriptions WHERE id = '{sub}'")).await,
                format!("active true {}", end + 100));
@@ -95,9 +96,10 @@ async fn a_renewal_paid_advances_the_period_clears_past_due_and_lifts_a_suspensi
         "subscription_cycle",
         end,
         end + 100,
-    );
+    )
+    .await;
     assert_eq!(w.deliver(&late).await["outcome"], "ignored");
-    let old = ev("invoice.paid", "subscription_cycle", end - 100, end);
+    let old = ev("invoice.paid", "subscription_cycle", end - 100, end).await;
     assert_eq!(w.deliver(&old).await["outcome"], "ignored");
     assert_eq!(w.one(&format!("SELECT status || ' ' || extract(epoch FROM current_period_end)::bigint FROM subscriptions WHERE id = '{sub}'")).await, format!("active {}", end + 100));
     assert_eq!(
@@ -114,31 +116,19 @@ async fn a_subscription_deleted_in_stripe_is_canceled_at_period_end() {
     let w = world().await;
     let (t, sub, end) = billed(&w, "acme").await;
     // An update without cancellation: recorded, no effect.
-    let updated = for_tenant(
-        shaped("customer.subscription.updated"),
-        t,
-        sub,
-        "cus_acme",
-        "sub_acme",
-    );
+    let updated = w
+        .for_tenant(shaped("customer.subscription.updated"), t, sub, "sub_acme")
+        .await;
     assert_eq!(w.deliver(&updated).await["outcome"], "ignored");
-    let deleted = for_tenant(
-        shaped("customer.subscription.deleted"),
-        t,
-        sub,
-        "cus_acme",
-        "sub_acme",
-    );
+    let deleted = w
+        .for_tenant(shaped("customer.subscription.deleted"), t, sub, "sub_acme")
+        .await;
     assert_eq!(w.deliver(&deleted).await["outcome"], "applied");
     assert_eq!(w.one(&format!("SELECT status || ' ' || extract(epoch FROM current_period_end)::bigint FROM subscriptions WHERE id = '{sub}'")).await, format!("canceled {end}"), "service runs to the period end");
     assert_eq!(w.count(&format!("SELECT 1 FROM activity_log WHERE action = 'subscription.canceled' AND tenant_id = '{t}'")).await, 1);
-    let again = for_tenant(
-        shaped("customer.subscription.deleted"),
-        t,
-        sub,
-        "cus_acme",
-        "sub_acme",
-    );
+    let again = w
+        .for_tenant(shaped("customer.subscription.deleted"), t, sub, "sub_acme")
+        .await;
     assert_eq!(w.deliver(&again).await["outcome"], "ignored");
 
     // The paid period runs to its end; then the processor ends the service.
@@ -212,9 +202,41 @@ async fn an_upgrade_invoice_paid_applies_the_change_once() {
         .await
         .unwrap();
     let change = body["plan_change"]["id"].as_str().unwrap().to_owned();
-    let mut e = invoice("invoice.paid", "manual", 0, 0);
-    e["data"]["object"]["metadata"] = json!({"plan_change_id": change, "tenant_id": t.to_string()});
-    e["data"]["object"]["parent"] = Value::Null;
+    let asked: rust_decimal::Decimal = body["plan_change"]["amount"]["amount"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let cents = rust_decimal::prelude::ToPrimitive::to_i64(&(asked * rust_decimal::Decimal::from(100)))
+        .unwrap();
+    let paid = |total: i64| {
+        let mut e = invoice("invoice.paid", "manual", 0, 0);
+        let o = &mut e["data"]["object"];
+        o["metadata"] = json!({"plan_change_id": change, "tenant_id": t.to_string(), "charge": format!("upgrade:{change}")});
+        o["parent"] = Value::Null;
+        o["currency"] = json!("usd");
+        o["total"] = json!(total);
+        o["amount_due"] = json!(total);
+        o["amount_paid"] = json!(total);
+        e
+    };
+    // Regression (issue 16): an invoice for another amount than we asked is
+    // recorded, not applied, and an operator is alerted.
+    let short = paid(cents - 1);
+    assert_eq!(w.deliver(&short).await["outcome"], "ignored");
+    assert_eq!(
+        w.one(&format!("SELECT status FROM plan_changes WHERE id = '{change}'"))
+            .await,
+        "pending"
+    );
+    assert_eq!(
+        w.count(&format!(
+            "SELECT 1 FROM alerts WHERE kind = 'payment.unmatched' AND tenant_id = '{t}' AND resolved_at IS NULL"
+        ))
+        .await,
+        1
+    );
+    let e = paid(cents);
     assert_eq!(w.deliver(&e).await["outcome"], "applied");
     let mut dup = e.clone();
     dup["id"] = json!(format!("evt_{}", Uuid::now_v7().simple()));

@@ -1,6 +1,7 @@
 //! Upgrades and downgrades billed by Stripe: exactly the engine's quote
 //! charged to the saved card, the subscription's price moved without
-//! proration, a payment checkout without a saved card, a declined charge.
+//! proration, a downgrade as a subscription schedule switching at the
+//! period end, a payment checkout without a saved card, a declined charge.
 
 use serde_json::{Value, json};
 
@@ -114,7 +115,8 @@ async fn an_upgrade_charges_exactly_the_quote_and_moves_the_price_without_prorat
         .rfind(|i| i["billing_reason"] == "subscription_cycle")
         .unwrap();
     assert_eq!(last["amount_paid"], 4900);
-    // A downgrade at the period end moves the price at once, without proration, and back when canceled.
+    // A downgrade at the period end is a subscription schedule: the price
+    // stays until the period end, then the second phase bills the new one.
     let res = w
         .app
         .post_as(
@@ -128,10 +130,27 @@ async fn an_upgrade_charges_exactly_the_quote_and_moves_the_price_without_prorat
         .await
         .unwrap();
     let basic = w.one("SELECT s.stripe_id FROM stripe_catalog s JOIN plans p ON p.id = s.local_id WHERE p.code = 'basic'").await;
+    let stripe_subscription = w.sim.object(&stripe_sub).unwrap();
     assert_eq!(
-        w.sim.object(&stripe_sub).unwrap()["items"]["data"][0]["price"]["id"],
-        basic.as_str()
+        stripe_subscription["items"]["data"][0]["price"]["id"],
+        pro.as_str(),
+        "billed as it is until the period end"
     );
+    let schedule = w
+        .sim
+        .object(stripe_subscription["schedule"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(schedule["status"], "active");
+    assert_eq!(schedule["end_behavior"], "release");
+    let phases = schedule["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 2);
+    assert_eq!(phases[0]["items"][0]["price"], pro.as_str());
+    assert_eq!(
+        phases[0]["end_date"],
+        stripe_subscription["items"]["data"][0]["current_period_end"],
+        "the switch is at the period end"
+    );
+    assert_eq!(phases[1]["items"][0]["price"], basic.as_str());
     assert_eq!(
         w.one(&format!(
             "SELECT code FROM plans p JOIN tenants t ON t.plan_id = p.id WHERE t.id = '{t}'"
@@ -154,9 +173,18 @@ async fn an_upgrade_charges_exactly_the_quote_and_moves_the_price_without_prorat
     w.run_job("stripe.sync_price", json!({"subscription_id": sub_id}))
         .await
         .unwrap();
+    let stripe_subscription = w.sim.object(&stripe_sub).unwrap();
     assert_eq!(
-        w.sim.object(&stripe_sub).unwrap()["items"]["data"][0]["price"]["id"],
+        stripe_subscription["items"]["data"][0]["price"]["id"],
         pro.as_str()
+    );
+    assert!(
+        stripe_subscription["schedule"].is_null(),
+        "canceled: the schedule is released"
+    );
+    assert_eq!(
+        w.sim.object(schedule["id"].as_str().unwrap()).unwrap()["status"],
+        "released"
     );
     assert!(
         w.sim
@@ -164,6 +192,14 @@ async fn an_upgrade_charges_exactly_the_quote_and_moves_the_price_without_prorat
             .iter()
             .filter(|r| r.method == "POST" && r.path.starts_with("/v1/subscriptions/"))
             .all(|r| r.params["proration_behavior"] == "none")
+    );
+    assert_eq!(
+        w.one(&format!(
+            "SELECT price_version = price_synced_version FROM subscriptions WHERE id = '{sub_id}'"
+        ))
+        .await,
+        "true",
+        "Stripe was seen to match the latest change"
     );
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tenantry_billing::stripe::signature;
 
-use super::{OLD_SECRET, SECRET, for_tenant, shaped, world};
+use super::{OLD_SECRET, SECRET, shaped, world};
 use crate::helpers::assert_problem;
 
 #[tokio::test]
@@ -56,13 +56,14 @@ async fn forged_stale_unsigned_and_unknown_secret_deliveries_are_400_and_record_
 async fn a_duplicate_event_id_changes_nothing_and_other_types_are_recorded_and_ignored() {
     let w = world().await;
     let (tenant, sub, _) = w.signup("acme", "basic").await;
-    let e = for_tenant(
-        shaped("checkout.session.completed"),
-        tenant,
-        sub,
-        "cus_acme",
-        "sub_acme",
-    );
+    let e = w
+        .for_tenant(
+            shaped("checkout.session.completed"),
+            tenant,
+            sub,
+            "sub_acme",
+        )
+        .await;
     let started = Instant::now();
     assert_eq!(w.deliver(&e).await["outcome"], "applied");
     assert!(

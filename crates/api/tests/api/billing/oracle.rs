@@ -1,0 +1,969 @@
+//! An oracle over random sequences (issue #16, point 11): random cases —
+//! a signup, then upgrades (same interval, to a year, to lifetime),
+//! downgrades and their cancellation, payments on time and late, card
+//! declines, processor runs, failed migrations and clock jumps across month
+//! ends and 29 February — run through the billing engine on the real
+//! PostgreSQL, and after every step the database is compared with an
+//! independent model of Stripe's documented rules ([`rules`]): every
+//! charge, credit, plan change and period, and the invariants (no negative
+//! charge, no second charge for the same seconds, every payment applied or
+//! refunded, credits consumed at most once, our state equal to the
+//! provider's).
+//!
+//! The harness is written against [`Driver`]: [`local::Local`] drives the
+//! engine with a scripted gateway; a driver for the Stripe stand-in plugs
+//! in behind the same operations.
+//!
+//! Knobs (environment):
+//! - `TENANTRY_ORACLE_CASES`: cases to run (default [`DEFAULT_CASES`]);
+//!   `bench/billing_oracle.sh` runs 10,000.
+//! - `TENANTRY_ORACLE_SEED`: the run's seed (default: random, printed);
+//!   `TENANTRY_ORACLE_CASE`: run only this case of that seed.
+//! - `TENANTRY_ORACLE_MAX_OPS`: operations per case, at most (default 20).
+//! - `TENANTRY_ORACLE_SKIP`: comparisons to leave out, comma-separated tag
+//!   prefixes (`change.status,inv.overlap`), while the engine catches up.
+//! - `TENANTRY_ORACLE_KEEP_GOING=1`: run every case, shrink the first of
+//!   each kind of failure, report them all at the end.
+//! - `TENANTRY_ORACLE_CREDITS=off`: leave out the credit ledger checks
+//!   (they run when the `credits` table exists).
+
+mod check;
+mod local;
+mod ops;
+mod rules;
+
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{Datelike, Duration, TimeZone, Timelike, Utc};
+use proptest::{
+    strategy::{Strategy, ValueTree},
+    test_runner::{Config as PtConfig, RngAlgorithm, TestRng, TestRunner},
+};
+use uuid::Uuid;
+
+use check::{Compared, Found, Snapshot};
+use ops::{Case, Jump, Op, Up, Via};
+use rules::{Interval, Kind, Model, Outcome, PLANS, PayOutcome, Refusal, Request, Ts};
+
+use crate::helpers::{Session, TestApp};
+
+/// Cases `make test` runs.
+const DEFAULT_CASES: usize = 500;
+
+/// What an engine call answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The change is applied.
+    Applied,
+    /// The change waits for its payment.
+    Pending,
+    /// The change is scheduled.
+    Scheduled,
+    /// Refused.
+    Refused(Refusal),
+    /// The payment was refunded.
+    Refunded,
+    /// Anything else (an error the rules do not expect).
+    Other(String),
+}
+
+/// What a plan change request did.
+#[derive(Debug, Clone)]
+pub struct Requested {
+    pub answer: Answer,
+    /// The change recorded by the call, if any.
+    pub change: Option<Uuid>,
+    /// Its proration date.
+    pub pd: Option<Ts>,
+}
+
+/// A way to run the operations: the engine with a scripted gateway
+/// ([`local::Local`]), or the app with the Stripe stand-in.
+pub trait Driver {
+    /// Its name, for the report.
+    fn name(&self) -> &'static str;
+    /// The database, catalog and clock it runs on.
+    fn world(&self) -> &World;
+    /// A new tenant (slug `slug`) on plan `plan` whose first period starts
+    /// at `anchor`; the billing clock is at `anchor`.
+    async fn signup(&mut self, slug: &str, plan: usize, anchor: Ts) -> Uuid;
+    /// The customer asks to move to `to` with a preview taken at
+    /// `preview_at`, paying at a checkout (`checkout`) or with the saved card.
+    async fn request(
+        &mut self,
+        tenant: Uuid,
+        to: usize,
+        preview_at: Ts,
+        checkout: bool,
+    ) -> Requested;
+    /// The customer cancels the scheduled downgrade.
+    async fn cancel_scheduled(&mut self, tenant: Uuid) -> Answer;
+    /// `cents` arrive for change `change` through `via`; refunds the
+    /// engine decides on are carried out before this returns.
+    async fn pay(&mut self, tenant: Uuid, change: Uuid, cents: i64, via: Via) -> Answer;
+    /// The customer's saved card declines (or works again).
+    async fn decline(&mut self, tenant: Uuid, declined: bool);
+    /// The billing processor runs until nothing more is due.
+    async fn process(&mut self) -> Result<(), String>;
+    /// Provisioning reports that the migration of `change` failed.
+    async fn fail_migration(&mut self, tenant: Uuid, change: Uuid) -> Result<(), String>;
+    /// The provider's side against ours: every payment and refund it made is
+    /// a paid charge of ours with the same amount, and the reverse.
+    async fn compare_provider(&self, tenant: Uuid, snapshot: &Snapshot, found: &mut Found);
+    /// The case is over: the tenant leaves the processor's sight.
+    async fn retire(&mut self, tenant: Uuid);
+}
+
+/// The app, its database and the oracle's catalog.
+pub struct World {
+    pub app: TestApp,
+    pub pool: tenantry_store::Pool,
+    pub sql: tokio_postgres::Client,
+    /// Plan ids, in the order of [`PLANS`].
+    pub plan_ids: Vec<Uuid>,
+    pub product_id: Uuid,
+    pub clock: tenantry_billing::Clock,
+    pub settings: tenantry_billing::EngineSettings,
+    snapshot_sql: String,
+    admin: Option<(Session, Instant)>,
+    /// The sandbox offset last written (seconds).
+    offset: std::cell::Cell<Option<i64>>,
+}
+
+impl World {
+    /// The oracle's product and plans loaded into `app`'s database.
+    pub async fn new(app: TestApp) -> Self {
+        let dir = std::env::temp_dir().join(format!("tenantry-oracle-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("catalog.toml");
+        std::fs::write(&path, catalog_toml()).unwrap();
+        tenantry_api::catalog_file::load(&app.settings, &path)
+            .await
+            .unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        let sql = app.sql().await;
+        sql.batch_execute("SET TIME ZONE 'UTC'").await.unwrap();
+        let product_id: Uuid = sql
+            .query_one("SELECT id FROM products WHERE slug = 'oracle'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let mut plan_ids = Vec::new();
+        for p in PLANS {
+            let row = sql
+                .query_one(
+                    "SELECT id FROM plans WHERE product_id = $1 AND code = $2",
+                    &[&product_id, &p.code],
+                )
+                .await
+                .unwrap();
+            plan_ids.push(row.get(0));
+        }
+        let credits_table: bool = sql
+            .query_one("SELECT to_regclass('public.credits') IS NOT NULL", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let credits = credits_table && credit_checks_enabled();
+        if !credits {
+            eprintln!(
+                "billing oracle: credit ledger checks off (no `credits` table, or TENANTRY_ORACLE_CREDITS=off)"
+            );
+        }
+        let pool = tenantry_store::Pool::new(
+            app.settings.database_url.as_ref().unwrap(),
+            tenantry_store::PoolSettings {
+                max_size: 8,
+                timeout: StdDuration::from_secs(10),
+            },
+        )
+        .unwrap();
+        Self {
+            pool,
+            sql,
+            plan_ids,
+            product_id,
+            clock: tenantry_billing::Clock::new(true),
+            settings: tenantry_billing::EngineSettings {
+                sandbox: true,
+                ..tenantry_billing::EngineSettings::default()
+            },
+            snapshot_sql: check::snapshot_sql(credits),
+            admin: None,
+            offset: std::cell::Cell::new(None),
+            app,
+        }
+    }
+
+    /// Sets the sandbox clock so billing time is `now` or at most about a
+    /// second after it (real time moves on; whole seconds of offset).
+    pub async fn set_clock(&self, now: Ts) {
+        let ms = (now - Utc::now()).num_milliseconds();
+        let offset = (ms + 999).div_euclid(1000);
+        if self.offset.replace(Some(offset)) == Some(offset) {
+            return;
+        }
+        let mut conn = self.pool.get().await.unwrap();
+        tenantry_store::billing::set_sandbox_offset(&mut conn, offset)
+            .await
+            .unwrap();
+    }
+
+    /// Inserts an active tenant on `plan` whose first period starts at
+    /// `anchor`, billed by `provider` with a saved card.
+    pub async fn insert_tenant(&self, slug: &str, plan: usize, anchor: Ts, provider: &str) -> Uuid {
+        let tenant = Uuid::now_v7();
+        let p = &PLANS[plan];
+        let end = p.interval.months().map(|m| rules::add_months(anchor, m));
+        self.sql
+            .execute(
+                "INSERT INTO tenants (id, slug, company_name, product_id, plan_id, deployment, status, provisioned_at, version, created_at, updated_at)
+                 VALUES ($1, $2, $2 || ' Ltd', $3, $4, $5, 'active', $6::text::timestamptz, 1, $6::text::timestamptz, $6::text::timestamptz)",
+                &[&tenant, &slug, &self.product_id, &self.plan_ids[plan], &p.deployment, &anchor.to_rfc3339()],
+            )
+            .await
+            .unwrap();
+        self.sql
+            .execute(
+                "INSERT INTO subscriptions (id, tenant_id, plan_id, status, current_period_start, current_period_end, provider,
+                                            created_at, updated_at, billing_anchor, saved_payment_method)
+                 VALUES ($1, $2, $3, 'active', $4::text::timestamptz, $5::text::timestamptz, $6, $4::text::timestamptz,
+                         $4::text::timestamptz, $4::text::timestamptz, true)",
+                &[&Uuid::now_v7(), &tenant, &self.plan_ids[plan], &anchor.to_rfc3339(), &end.map(|e| e.to_rfc3339()), &provider],
+            )
+            .await
+            .unwrap();
+        tenant
+    }
+
+    /// The tenant's billing rows.
+    pub async fn snapshot(&self, tenant: Uuid) -> Snapshot {
+        let row = self
+            .sql
+            .query_one(&self.snapshot_sql, &[&tenant])
+            .await
+            .unwrap();
+        check::parse(&row.get::<_, String>(0))
+    }
+
+    /// Takes the tenant out of the processor's sight (its open changes
+    /// canceled, its subscription expired), so later cases stay cheap.
+    pub async fn retire(&self, tenant: Uuid) {
+        self.sql
+            .batch_execute(&format!(
+                "UPDATE plan_changes SET status = 'canceled' WHERE tenant_id = '{tenant}' AND status IN ('pending', 'scheduled');
+                 UPDATE subscriptions SET status = 'expired', past_due_since = NULL WHERE tenant_id = '{tenant}';"
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// An admin's access token (signed in again every ten minutes of real
+    /// time, before it expires).
+    pub async fn admin_token(&mut self) -> String {
+        match &self.admin {
+            Some((s, at)) if at.elapsed() < StdDuration::from_secs(600) => s.access_token.clone(),
+            Some(_) => {
+                let s = self.app.login("admin@example.test").await;
+                let token = s.access_token.clone();
+                self.admin = Some((s, Instant::now()));
+                token
+            }
+            None => {
+                let s = self.app.admin().await;
+                let token = s.access_token.clone();
+                self.admin = Some((s, Instant::now()));
+                token
+            }
+        }
+    }
+}
+
+fn credit_checks_enabled() -> bool {
+    std::env::var("TENANTRY_ORACLE_CREDITS").map_or(true, |v| v != "off")
+}
+
+/// The oracle's product, with [`PLANS`].
+fn catalog_toml() -> String {
+    let mut s = String::from(
+        r#"[[products]]
+slug = "oracle"
+name = "Oracle"
+description = "The billing oracle's product."
+driver = "proxmox"
+lxc_template = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+internal_port = 8080
+shared = { max_tenants = 100000, cpu_cores = 64, memory_mib = 262144, storage_gib = 10000 }
+dedicated_ports = { start = 9000, end = 9999 }
+"#,
+    );
+    for (i, p) in PLANS.iter().enumerate() {
+        s.push_str(&format!(
+            r#"
+  [[products.plans]]
+  code = "{code}"
+  name = "{code}"
+  tier_rank = {i}
+  price = "{price}"
+  currency = "{cur}"
+  interval = "{interval}"
+  deployment = "{deployment}"
+  cpu_cores = {cores}
+  memory_mib = {mem}
+  storage_gib = {disk}
+  backup_schedule = "weekly"
+"#,
+            code = p.code,
+            price = rust_decimal::Decimal::new(p.cents, 2),
+            cur = rules::CURRENCY,
+            interval = p.interval.as_str(),
+            deployment = p.deployment,
+            cores = p.cpu_cores,
+            mem = p.memory_mib,
+            disk = p.storage_gib,
+        ));
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------
+// Running one case.
+
+/// Figures of a run.
+#[derive(Debug, Default, Clone)]
+struct Figures {
+    /// How often each rule was exercised.
+    seen: std::collections::BTreeMap<&'static str, usize>,
+    cases: usize,
+    ops: usize,
+    skipped: usize,
+    steps_checked: usize,
+    charges: usize,
+    changes: usize,
+    credits: usize,
+}
+
+/// Why a case failed.
+#[derive(Debug, Clone)]
+struct Failure {
+    step: usize,
+    found: Vec<check::Discrepancy>,
+    trace: Vec<String>,
+    /// The database's rows at that step, then the model's.
+    db: String,
+}
+
+impl Failure {
+    fn tags(&self) -> Vec<&'static str> {
+        let mut t: Vec<_> = self.found.iter().map(|d| d.tag).collect();
+        t.sort_unstable();
+        t.dedup();
+        t
+    }
+}
+
+fn skipped(tag: &str, skip: &[String]) -> bool {
+    skip.iter()
+        .any(|p| !p.is_empty() && tag.starts_with(p.as_str()))
+}
+
+/// Runs `case` on a fresh tenant; `Err` at the first step the database and
+/// the model differ.
+async fn run_case<D: Driver>(
+    d: &mut D,
+    case: &Case,
+    slug: &str,
+    skip: &[String],
+    figures: &mut Figures,
+) -> Result<(), Failure> {
+    let mut m = Model::signup(case.signup.plan, case.signup.anchor);
+    d.world().set_clock(m.now).await;
+    let tenant = d.signup(slug, case.signup.plan, case.signup.anchor).await;
+    let mut trace = vec![format!(
+        "signup: {} [{}, {:?})",
+        m.plan().code,
+        m.start,
+        m.end
+    )];
+    figures.cases += 1;
+    let result = async {
+        check_step(d, &m, tenant, Found::default(), skip, figures)
+            .await
+            .map_err(|(found, db)| Failure {
+                step: 0,
+                found,
+                trace: trace.clone(),
+                db,
+            })?;
+        for (i, op) in case.ops.iter().enumerate() {
+            let mut found = Found::default();
+            match step(d, &mut m, tenant, op, &mut found).await {
+                Ok(l) => {
+                    figures.ops += 1;
+                    trace.push(format!("{i:>2}: {l}"));
+                }
+                Err(why) => {
+                    figures.skipped += 1;
+                    trace.push(format!("{i:>2}: {op:?}: skipped ({why})"));
+                    continue;
+                }
+            }
+            check_step(d, &m, tenant, found, skip, figures)
+                .await
+                .map_err(|(found, db)| Failure {
+                    step: i + 1,
+                    found,
+                    trace: trace.clone(),
+                    db,
+                })?;
+        }
+        Ok(())
+    }
+    .await;
+    d.retire(tenant).await;
+    for (k, v) in &m.seen {
+        *figures.seen.entry(k).or_default() += v;
+    }
+    result
+}
+
+async fn check_step<D: Driver>(
+    d: &mut D,
+    m: &Model,
+    tenant: Uuid,
+    mut found: Found,
+    skip: &[String],
+    figures: &mut Figures,
+) -> Result<(), (Vec<check::Discrepancy>, String)> {
+    let snap = d.world().snapshot(tenant).await;
+    let Compared {
+        charges,
+        changes,
+        credits,
+    } = check::compare(m, &snap, &d.world().plan_ids, &mut found);
+    d.compare_provider(tenant, &snap, &mut found).await;
+    figures.steps_checked += 1;
+    figures.charges += charges;
+    figures.changes += changes;
+    figures.credits += credits;
+    let left: Vec<_> = found
+        .0
+        .into_iter()
+        .filter(|x| !skipped(x.tag, skip))
+        .collect();
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err((
+            left,
+            format!(
+                "{}the model expected:\n{}",
+                check::describe(&snap, &d.world().plan_ids),
+                m.describe()
+            ),
+        ))
+    }
+}
+
+fn expect(found: &mut Found, what: &str, want: &Answer, got: &Answer) {
+    if want != got {
+        found.add(
+            "op.result",
+            format!("{what}: model {want:?}, engine {got:?}"),
+        );
+    }
+}
+
+fn outcome_answer(o: Outcome) -> Answer {
+    match o {
+        Outcome::Applied => Answer::Applied,
+        Outcome::Pending => Answer::Pending,
+        Outcome::Scheduled => Answer::Scheduled,
+        Outcome::Refused(r) => Answer::Refused(r),
+    }
+}
+
+/// Where a jump lands (before snapping).
+fn target(m: &Model, jump: Jump) -> Ts {
+    let now = m.now;
+    let at = |d: chrono::NaiveDate, anchor_time: bool| {
+        let (h, mi, s) = if anchor_time {
+            (m.anchor.hour(), m.anchor.minute(), m.anchor.second())
+        } else {
+            (23, 59, 59)
+        };
+        Utc.from_utc_datetime(&d.and_hms_opt(h, mi, s).unwrap())
+    };
+    match jump {
+        Jump::Minutes(n) => now + Duration::minutes(n.into()),
+        Jump::Hours(n) => now + Duration::hours(n.into()),
+        Jump::Days(n) => now + Duration::days(n.into()),
+        Jump::PeriodEnd => m
+            .end
+            .filter(|e| *e > now)
+            .unwrap_or(now + Duration::days(30)),
+        Jump::MonthEnd {
+            months,
+            anchor_time,
+        } => {
+            let mut k = u32::from(months);
+            loop {
+                let first = rules::add_months(
+                    Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+                        .unwrap(),
+                    k,
+                );
+                let last = first
+                    .date_naive()
+                    .with_day(rules::days_in_month(first.year(), first.month()))
+                    .unwrap();
+                let t = at(last, anchor_time);
+                if t > now {
+                    return t;
+                }
+                k += 1;
+            }
+        }
+        Jump::LeapDay { anchor_time } => (now.year()..now.year() + 9)
+            .filter_map(|y| chrono::NaiveDate::from_ymd_opt(y, 2, 29))
+            .map(|d| at(d, anchor_time))
+            .find(|t| *t > now)
+            .unwrap_or(now + Duration::days(1)),
+        Jump::NextEvent => m.next_event().unwrap_or(now + Duration::days(1)),
+    }
+}
+
+/// Runs one operation on the engine and the model; returns its trace line,
+/// or why it does not apply to the state.
+async fn step<D: Driver>(
+    d: &mut D,
+    m: &mut Model,
+    tenant: Uuid,
+    op: &Op,
+    found: &mut Found,
+) -> Result<String, &'static str> {
+    match *op {
+        Op::Advance(jump) => {
+            let to = m.snap(target(m, jump));
+            m.now = to;
+            Ok(format!("clock → {to}"))
+        }
+        Op::Process => {
+            d.world().set_clock(m.now).await;
+            if let Err(e) = d.process().await {
+                found.add("op.result", format!("processor: {e}"));
+            }
+            let before = (m.charges.len(), m.plan, m.sub, m.tenant);
+            m.process();
+            Ok(format!(
+                "process at {}: {} new charge(s), plan {}, {} / tenant {}, period [{}, {:?})",
+                m.now,
+                m.charges.len() - before.0,
+                m.plan().code,
+                m.sub.as_str(),
+                m.tenant.as_str(),
+                m.start,
+                m.end
+            ))
+        }
+        Op::Upgrade {
+            up,
+            pick,
+            checkout,
+            preview_age_min,
+        } => {
+            let from = m.plan();
+            let cands: Vec<usize> = (0..PLANS.len())
+                .filter(|&p| {
+                    let to = &PLANS[p];
+                    p != m.plan
+                        && rules::classify(from, to) == Kind::Upgrade
+                        && match up {
+                            Up::SameInterval => to.interval == from.interval,
+                            Up::ToYear => {
+                                from.interval == Interval::Month && to.interval == Interval::Year
+                            }
+                            Up::ToLifetime => to.interval == Interval::Lifetime,
+                        }
+                })
+                .collect();
+            if cands.is_empty() {
+                return Err("no such upgrade from this plan");
+            }
+            let to = cands[usize::from(pick) % cands.len()];
+            request(d, m, tenant, to, checkout, preview_age_min, found).await
+        }
+        Op::Downgrade { pick } => {
+            let from = m.plan();
+            let cands: Vec<usize> = (0..PLANS.len())
+                .filter(|&p| {
+                    p != m.plan
+                        && PLANS[p].interval != Interval::Lifetime
+                        && rules::classify(from, &PLANS[p]) == Kind::Downgrade
+                })
+                .collect();
+            if cands.is_empty() {
+                return Err("no downgrade from this plan");
+            }
+            let to = cands[usize::from(pick) % cands.len()];
+            request(d, m, tenant, to, false, 0, found).await
+        }
+        Op::CancelDowngrade => {
+            d.world().set_clock(m.now).await;
+            let want = outcome_answer(m.cancel_scheduled());
+            let got = d.cancel_scheduled(tenant).await;
+            let got = if got == Answer::Scheduled {
+                Answer::Applied
+            } else {
+                got
+            };
+            expect(found, "R5 cancel the scheduled downgrade", &want, &got);
+            Ok(format!("cancel scheduled downgrade: {want:?}"))
+        }
+        Op::Pay(via) | Op::PayLate(via) => {
+            let k = if matches!(op, Op::Pay(_)) {
+                m.on_time_target()
+                    .ok_or("no upgrade waits for its payment")?
+            } else {
+                m.late_target().ok_or("no unpaid upgrade past its window")?
+            };
+            let (id, cents) = (m.changes[k].db_id, m.changes[k].amount);
+            d.world().set_clock(m.now).await;
+            let outcome = m.pay(k);
+            let got = d.pay(tenant, id, cents, via).await;
+            let want = match outcome {
+                PayOutcome::Applied => Answer::Applied,
+                PayOutcome::Refunded => {
+                    m.refund_done(k);
+                    Answer::Refunded
+                }
+            };
+            expect(found, "R8 payment", &want, &got);
+            Ok(format!(
+                "{} {cents} cents for the change to {} via {via:?}: {want:?}",
+                if matches!(op, Op::Pay(_)) {
+                    "pay"
+                } else {
+                    "pay late"
+                },
+                PLANS[m.changes[k].to].code
+            ))
+        }
+        Op::Decline(on) => {
+            m.declined = on;
+            d.decline(tenant, on).await;
+            Ok(format!("card {}", if on { "declines" } else { "works" }))
+        }
+        Op::FailMigration => {
+            let (k, first) = m.migration_target().ok_or("no applied upgrade to fail")?;
+            d.world().set_clock(m.now).await;
+            m.migration_failed(k);
+            if let Err(e) = d.fail_migration(tenant, m.changes[k].db_id).await {
+                found.add("op.result", format!("failed migration: {e}"));
+            }
+            Ok(format!(
+                "migration of the change to {} fails{}: back on {}, credit balance {}",
+                PLANS[m.changes[k].to].code,
+                if first { "" } else { " (again)" },
+                m.plan().code,
+                m.balance()
+            ))
+        }
+    }
+}
+
+async fn request<D: Driver>(
+    d: &mut D,
+    m: &mut Model,
+    tenant: Uuid,
+    to: usize,
+    checkout: bool,
+    preview_age_min: u8,
+    found: &mut Found,
+) -> Result<String, &'static str> {
+    let preview_at = m.now - Duration::minutes(preview_age_min.into());
+    let planned = m.plan_request(to, preview_at, checkout);
+    let what = format!("{} → {}", m.plan().code, PLANS[to].code);
+    match planned {
+        Request::Skip(why) => Err(why),
+        Request::Refused(r) => {
+            m.saw(match r {
+                Refusal::NotActive => "refused: the subscription is not active",
+                Refusal::NotAllowed => "R5 refused: a lifetime plan is not downgraded",
+                _ => "refused: another change is open",
+            });
+            d.world().set_clock(m.now).await;
+            let got = d.request(tenant, to, preview_at, checkout).await;
+            expect(
+                found,
+                &format!("request {what}"),
+                &Answer::Refused(r),
+                &got.answer,
+            );
+            if got.change.is_some() && r != Refusal::Declined {
+                found.add(
+                    "change.unexpected",
+                    format!("request {what} was refused ({r:?}) but recorded a change"),
+                );
+            }
+            Ok(format!("request {what}: refused ({r:?})"))
+        }
+        Request::Change {
+            kind,
+            to,
+            checkout,
+            pd,
+        } => {
+            d.world().set_clock(m.now).await;
+            let got = d.request(tenant, to, preview_at, checkout).await;
+            let pd = match (kind, pd) {
+                (Kind::Downgrade, _) => m.now,
+                (_, Some(pd)) => pd,
+                // The preview is not honoured: the engine prorates at its now.
+                (_, None) => match got.pd {
+                    Some(p) if (p - m.now).abs() <= rules::FUZZ && p >= m.now => p,
+                    other => {
+                        found.add("change.proration_date", format!("R2 request {what}: a preview of {preview_at} is not honoured at {}, so the engine's now is charged; it used {other:?}", m.now));
+                        m.now
+                    }
+                },
+            };
+            let want = outcome_answer(m.expected_outcome(kind, to, checkout, pd));
+            expect(found, &format!("request {what}"), &want, &got.answer);
+            let Some(id) = got.change else {
+                found.add(
+                    "change.missing",
+                    format!("request {what} recorded no change"),
+                );
+                return Ok(format!("request {what}: no change recorded"));
+            };
+            let k = m.record_request(id, kind, to, checkout, pd);
+            let c = &m.changes[k];
+            Ok(format!(
+                "request {what} ({}{}, pd {}): {want:?}, amount {} cents",
+                c.kind.as_str(),
+                if checkout { ", checkout" } else { "" },
+                pd,
+                c.amount
+            ))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The run.
+
+struct RunConfig {
+    cases: usize,
+    seed: u64,
+    only_case: Option<usize>,
+    max_ops: usize,
+    skip: Vec<String>,
+    keep_going: bool,
+}
+
+fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+impl RunConfig {
+    fn from_env() -> Self {
+        Self {
+            cases: env("TENANTRY_ORACLE_CASES").unwrap_or(DEFAULT_CASES),
+            seed: env("TENANTRY_ORACLE_SEED").unwrap_or_else(|| {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap();
+                splitmix(t.as_nanos() as u64 ^ u64::from(std::process::id()))
+            }),
+            only_case: env("TENANTRY_ORACLE_CASE"),
+            max_ops: env("TENANTRY_ORACLE_MAX_OPS").unwrap_or(20),
+            skip: std::env::var("TENANTRY_ORACLE_SKIP")
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            keep_going: std::env::var("TENANTRY_ORACLE_KEEP_GOING").is_ok_and(|v| v == "1"),
+        }
+    }
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The generator of case `i` of the run seeded `seed`.
+fn runner_for(seed: u64, i: usize) -> TestRunner {
+    let mut bytes = [0u8; 32];
+    let mut x = seed ^ (i as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    for chunk in bytes.chunks_mut(8) {
+        x = splitmix(x);
+        chunk.copy_from_slice(&x.to_le_bytes());
+    }
+    TestRunner::new_with_rng(
+        PtConfig::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
+    )
+}
+
+/// Shrinks a failing case: smaller cases that still fail with one of the
+/// same kinds of discrepancy.
+fn shrink<D: Driver>(
+    rt: &tokio::runtime::Runtime,
+    d: &mut D,
+    tree: &mut impl ValueTree<Value = Case>,
+    first: Failure,
+    skip: &[String],
+    slug: &mut dyn FnMut() -> String,
+) -> (Case, Failure, usize) {
+    let tags = first.tags();
+    let mut best = (tree.current(), first);
+    let mut shrinks = 0;
+    let started = Instant::now();
+    let mut scratch = Figures::default();
+    if !tree.simplify() {
+        return (best.0, best.1, 0);
+    }
+    for _ in 0..2000 {
+        if started.elapsed() > StdDuration::from_secs(180) {
+            break;
+        }
+        let case = tree.current();
+        let s = slug();
+        match rt.block_on(run_case(d, &case, &s, skip, &mut scratch)) {
+            Err(f) if f.tags().iter().any(|t| tags.contains(t)) => {
+                shrinks += 1;
+                best = (case, f);
+                if !tree.simplify() {
+                    break;
+                }
+            }
+            _ => {
+                if !tree.complicate() {
+                    break;
+                }
+            }
+        }
+    }
+    (best.0, best.1, shrinks)
+}
+
+fn report(driver: &str, seed: u64, i: usize, case: &Case, f: &Failure, shrinks: usize) -> String {
+    let mut s = format!(
+        "billing oracle ({driver}): case {i} failed — reproduce with TENANTRY_ORACLE_SEED={seed} TENANTRY_ORACLE_CASE={i}\n\
+         minimal case after {shrinks} shrink(s):\n{case}\
+         what happened:\n"
+    );
+    for l in &f.trace {
+        s.push_str(&format!("  {l}\n"));
+    }
+    s.push_str(&format!(
+        "after {}, the database differs from the model:\n",
+        if f.step == 0 {
+            "the signup".to_owned()
+        } else {
+            format!("operation {}", f.step - 1)
+        }
+    ));
+    for x in &f.found {
+        s.push_str(&format!("  {x}\n"));
+    }
+    s.push_str("the database then:\n");
+    s.push_str(&f.db);
+    s
+}
+
+/// Runs the configured cases through `d`; panics with the report of the
+/// first failure (or, keeping going, of every kind of failure).
+fn run_all<D: Driver>(rt: &tokio::runtime::Runtime, d: &mut D, cfg: &RunConfig) {
+    let started = Instant::now();
+    let strategy = ops::case(cfg.max_ops);
+    let mut figures = Figures::default();
+    let mut failures: Vec<(Vec<&'static str>, String)> = Vec::new();
+    let run_id = Uuid::now_v7().simple().to_string();
+    let mut counter = 0usize;
+    let mut slug = || {
+        counter += 1;
+        format!("oracle-{}-{counter}", &run_id[20..])
+    };
+    eprintln!(
+        "billing oracle ({}): seed {} (TENANTRY_ORACLE_SEED), {} case(s) of up to {} operations",
+        d.name(),
+        cfg.seed,
+        cfg.only_case.map_or(cfg.cases, |_| 1),
+        cfg.max_ops
+    );
+    let range = match cfg.only_case {
+        Some(i) => i..i + 1,
+        None => 0..cfg.cases,
+    };
+    for i in range {
+        let mut runner = runner_for(cfg.seed, i);
+        let mut tree = strategy.new_tree(&mut runner).unwrap();
+        let case = tree.current();
+        let s = slug();
+        let Err(f) = rt.block_on(run_case(d, &case, &s, &cfg.skip, &mut figures)) else {
+            continue;
+        };
+        let tags = f.tags();
+        if cfg.keep_going && (failures.iter().any(|(t, _)| *t == tags) || failures.len() >= 12) {
+            continue;
+        }
+        let (small, f, shrinks) = shrink(rt, d, &mut tree, f, &cfg.skip, &mut slug);
+        let text = report(d.name(), cfg.seed, i, &small, &f, shrinks);
+        eprintln!("{text}");
+        failures.push((tags, text));
+        if !cfg.keep_going {
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "billing oracle ({}): {} cases, {} operations ({} skipped), {} steps checked, {} charge, {} plan change and {} credit comparisons, {:.1} s",
+        d.name(),
+        figures.cases,
+        figures.ops,
+        figures.skipped,
+        figures.steps_checked,
+        figures.charges,
+        figures.changes,
+        figures.credits,
+        secs
+    );
+    let mut seen = String::new();
+    for (k, v) in &figures.seen {
+        seen.push_str(&format!("  {v:>7}  {k}\n"));
+    }
+    eprintln!("rules exercised:\n{seen}");
+    if !failures.is_empty() {
+        let kinds: Vec<String> = failures.iter().map(|(t, _)| t.join(" ")).collect();
+        panic!(
+            "the billing oracle ({}) found {} kind(s) of failure (reports above): {}",
+            d.name(),
+            failures.len(),
+            kinds.join("; ")
+        );
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The oracle on the local path: the engine with a scripted gateway.
+#[test]
+fn billing_oracle_local_path() {
+    let cfg = RunConfig::from_env();
+    let rt = runtime();
+    let mut d = rt.block_on(local::Local::new());
+    run_all(&rt, &mut d, &cfg);
+}
