@@ -255,7 +255,7 @@ async fn unmatched_payment(
                 env.kind, env.id
             ),
             tenant_id: tenant,
-            subject: &format!("payment:{reference}"),
+            subject: &format!("stripe_event:{}", env.id),
         },
     )
     .await?;

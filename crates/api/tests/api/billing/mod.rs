@@ -15,6 +15,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tenantry_domain::Role;
 
+use tenantry_store::events::ProvisioningEvents as _;
+
 use crate::helpers::{Session, TestApp};
 
 fn time(v: &Value) -> DateTime<Utc> {
@@ -46,4 +48,28 @@ async fn set_saved_method(app: &TestApp, t: uuid::Uuid) {
         )
         .await
         .unwrap();
+}
+
+/// Provisioning's side of a failed migration, as it runs it: the event
+/// recorded, billing's follow-up, in one transaction.
+pub(crate) async fn fail_migration(app: &TestApp, tenant: uuid::Uuid, change: uuid::Uuid) {
+    let pool = app.pool();
+    let mut conn = pool.get().await.unwrap();
+    tenantry_store::AsyncConnection::transaction::<_, tenantry_store::StoreError, _>(
+        &mut conn,
+        async |conn| {
+            tenantry_store::deployments::record_migration_failed(
+                conn,
+                tenant,
+                Some(change),
+                serde_json::json!({"reason": "test"}),
+            )
+            .await?;
+            tenantry_billing::BillingFollowUp
+                .migration_failed(conn, tenant, change)
+                .await
+        },
+    )
+    .await
+    .unwrap();
 }

@@ -8,8 +8,6 @@ use chrono::{DateTime, Months, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use rust_decimal_macros::dec;
 use serde_json::{Value, json};
-use tenantry_billing::BillingFollowUp;
-use tenantry_store::{AsyncConnection as _, events::ProvisioningEvents as _};
 use uuid::Uuid;
 
 use super::{owner_of, set_saved_method, subscription, time};
@@ -343,25 +341,6 @@ async fn a_late_payment_is_applied_while_it_can_be_and_refunded_when_not() {
     );
 }
 
-/// Provisioning's side of a failed migration, as it runs it: the event
-/// recorded, billing's follow-up, in one transaction.
-async fn fail_migration(app: &TestApp, tenant: Uuid, change: Uuid) {
-    let pool = app.pool();
-    let mut conn = pool.get().await.unwrap();
-    conn.transaction::<_, tenantry_store::StoreError, _>(async |conn| {
-        tenantry_store::deployments::record_migration_failed(
-            conn,
-            tenant,
-            Some(change),
-            json!({"reason": "test"}),
-        )
-        .await?;
-        BillingFollowUp.migration_failed(conn, tenant, change).await
-    })
-    .await
-    .unwrap();
-}
-
 /// Regression (issue 16): a failed migration recorded an event nothing
 /// read. Now its payment comes back as a credit, once, and the next renewal
 /// is paid from it.
@@ -386,8 +365,8 @@ async fn a_failed_migration_credits_its_payment_once_and_the_next_renewal_uses_i
     let change: Uuid = out["plan_change"]["id"].as_str().unwrap().parse().unwrap();
     let paid = dec_of(&out["plan_change"]["amount"]["amount"]);
     assert!(paid > dec!(0));
-    fail_migration(&app, t, change).await;
-    fail_migration(&app, t, change).await;
+    super::fail_migration(&app, t, change).await;
+    super::fail_migration(&app, t, change).await;
     let credits: Value = app
         .get_as(&format!("/v1/tenants/{t}/credits"), &owner.access_token)
         .await
@@ -549,4 +528,42 @@ async fn a_pending_upgrade_has_a_checkout_until_its_requester_abandons_it() {
         )
         .await;
     assert_eq!(res.status(), 202);
+}
+
+/// To lifetime (local path): the one-time price is charged in full, no
+/// credit for the month, and nothing renews after.
+#[tokio::test]
+async fn an_upgrade_to_lifetime_charges_its_price_and_never_renews() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (t, owner) = owner_of(&app, "forever", "inventory", "starter").await;
+    set_saved_method(&app, t).await;
+    advance(&app, &admin.access_token, 5 * 86_400).await;
+    let out: Value = app
+        .post_as(
+            &format!("/v1/tenants/{t}/plan-change"),
+            &owner.access_token,
+            json!({"plan": "lifetime"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(out["plan_change"]["status"], "applied");
+    assert_eq!(dec_of(&out["plan_change"]["amount"]["amount"]), dec!(499));
+    let sub = subscription(&app, t, &owner.access_token).await;
+    assert!(sub["next_charge_at"].is_null());
+    advance(&app, &admin.access_token, 400 * 86_400).await;
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT 1 FROM charges WHERE tenant_id = '{t}' AND kind = 'renewal'")
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        subscription(&app, t, &owner.access_token).await["status"],
+        "active"
+    );
 }

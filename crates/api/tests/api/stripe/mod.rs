@@ -8,6 +8,7 @@ mod checkout;
 mod config;
 mod currencies;
 mod fulfilment;
+mod money;
 mod reconcile;
 mod subscriptions;
 mod upgrades;
@@ -86,12 +87,17 @@ impl World {
 
     /// A paid signup (Stripe Checkout); returns (tenant, subscription, checkout url).
     async fn signup(&self, slug: &str, plan: &str) -> (Uuid, Uuid, String) {
+        self.signup_to(slug, "odoo", plan).await
+    }
+
+    /// A paid signup to `product`'s `plan`; as [`World::signup`].
+    async fn signup_to(&self, slug: &str, product: &str, plan: &str) -> (Uuid, Uuid, String) {
         let res = self
             .app
             .client
             .post(self.app.url("/v1/signup"))
             .json(&json!({"company_name": format!("{slug} Ltd"), "slug": slug, "email": format!("owner@{slug}.test"),
-                          "password": crate::helpers::PASSWORD, "product": "odoo", "plan": plan}))
+                          "password": crate::helpers::PASSWORD, "product": product, "plan": plan}))
             .send()
             .await
             .unwrap();
@@ -242,7 +248,17 @@ fn invoice(name: &str, reason: &str, start: i64, end: i64) -> Value {
 
 /// A tenant who signed up and paid at the stand-in's checkout: (tenant, owner token, stripe subscription).
 async fn paid_tenant(w: &World, slug: &str, plan: &str) -> (Uuid, String, String) {
-    let (tenant, _, url) = w.signup(slug, plan).await;
+    paid_tenant_of(w, slug, "odoo", plan).await
+}
+
+/// [`paid_tenant`] of another product.
+async fn paid_tenant_of(
+    w: &World,
+    slug: &str,
+    product: &str,
+    plan: &str,
+) -> (Uuid, String, String) {
+    let (tenant, _, url) = w.signup_to(slug, product, plan).await;
     w.sim.complete_checkout(&World::session_of(&url)).await;
     assert_eq!(w.tenant_status(tenant).await, "provisioning");
     // Provisioning is another component's: it activates the tenant and subscription.

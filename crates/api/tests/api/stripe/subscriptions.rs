@@ -207,8 +207,9 @@ async fn an_upgrade_invoice_paid_applies_the_change_once() {
         .unwrap()
         .parse()
         .unwrap();
-    let cents = rust_decimal::prelude::ToPrimitive::to_i64(&(asked * rust_decimal::Decimal::from(100)))
-        .unwrap();
+    let cents =
+        rust_decimal::prelude::ToPrimitive::to_i64(&(asked * rust_decimal::Decimal::from(100)))
+            .unwrap();
     let paid = |total: i64| {
         let mut e = invoice("invoice.paid", "manual", 0, 0);
         let o = &mut e["data"]["object"];
@@ -225,8 +226,10 @@ async fn an_upgrade_invoice_paid_applies_the_change_once() {
     let short = paid(cents - 1);
     assert_eq!(w.deliver(&short).await["outcome"], "ignored");
     assert_eq!(
-        w.one(&format!("SELECT status FROM plan_changes WHERE id = '{change}'"))
-            .await,
+        w.one(&format!(
+            "SELECT status FROM plan_changes WHERE id = '{change}'"
+        ))
+        .await,
         "pending"
     );
     assert_eq!(

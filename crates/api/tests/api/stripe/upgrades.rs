@@ -146,8 +146,7 @@ async fn an_upgrade_charges_exactly_the_quote_and_moves_the_price_without_prorat
     assert_eq!(phases.len(), 2);
     assert_eq!(phases[0]["items"][0]["price"], pro.as_str());
     assert_eq!(
-        phases[0]["end_date"],
-        stripe_subscription["items"]["data"][0]["current_period_end"],
+        phases[0]["end_date"], stripe_subscription["items"]["data"][0]["current_period_end"],
         "the switch is at the period end"
     );
     assert_eq!(phases[1]["items"][0]["price"], basic.as_str());

@@ -1,0 +1,685 @@
+//! Money correctness against the Stripe stand-in (which bills like Stripe:
+//! calendar months, interval changes resetting the anchor and invoicing at
+//! once, renewals as its clock passes a period end): an interval upgrade
+//! charged once, a year → month downgrade moving the Price at the period
+//! end, a price sync that converges when a change comes while it runs, a
+//! charge retried after Stripe forgot its idempotency keys, a late payment
+//! refunded, a credit carried to the customer's balance, a checkout
+//! obtainable again, and payments that are not ours left unapplied.
+
+use rust_decimal::{Decimal, prelude::ToPrimitive as _};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{World, paid_tenant, paid_tenant_of, world};
+use crate::helpers::assert_problem;
+
+fn cents(v: &Value) -> i64 {
+    let d: Decimal = v.as_str().unwrap().parse().unwrap();
+    (d * Decimal::from(100)).to_i64().unwrap()
+}
+
+impl World {
+    async fn sub_id(&self, tenant: Uuid) -> String {
+        self.one(&format!(
+            "SELECT id FROM subscriptions WHERE tenant_id = '{tenant}'"
+        ))
+        .await
+    }
+
+    async fn sync(&self, tenant: Uuid) {
+        let sub = self.sub_id(tenant).await;
+        self.run_job("stripe.sync_price", json!({"subscription_id": sub}))
+            .await
+            .unwrap();
+    }
+
+    /// Moves Stripe's clock (its renewals and schedule phases happen, their
+    /// webhooks delivered), then ours (the billing processor runs).
+    async fn advance_both(&self, admin: &str, seconds: i64) {
+        self.sim.advance(seconds).await;
+        let res = self
+            .app
+            .post_as(
+                "/v1/sandbox/clock",
+                admin,
+                json!({"advance_seconds": seconds}),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+
+    /// Every invoice of a customer, oldest first.
+    fn invoices_of(&self, customer: &str) -> Vec<Value> {
+        self.sim
+            .objects("invoice")
+            .into_iter()
+            .filter(|i| i["customer"] == customer)
+            .collect()
+    }
+
+    async fn customer(&self, tenant: Uuid) -> String {
+        self.one(&format!(
+            "SELECT provider_customer_id FROM subscriptions WHERE tenant_id = '{tenant}'"
+        ))
+        .await
+    }
+}
+
+fn paid_total(invoices: &[Value]) -> i64 {
+    invoices
+        .iter()
+        .map(|i| i["amount_paid"].as_i64().unwrap_or(0))
+        .sum()
+}
+
+/// Regression (issue 16): moving a Stripe subscription to a yearly Price
+/// resets its anchor and invoices the year at once — a second charge of
+/// the year we had already charged. Now Stripe's invoice is prepaid from
+/// the customer's balance: the customer pays once.
+#[tokio::test]
+async fn a_month_to_year_upgrade_on_stripe_is_paid_once() {
+    let w = world().await;
+    let (t, token, stripe_sub) = paid_tenant(&w, "yearly", "basic").await;
+    let customer = w.customer(t).await;
+    let before = paid_total(&w.invoices_of(&customer));
+    assert_eq!(before, 2900, "the first month");
+    let res = w
+        .app
+        .post_as(
+            &format!("/v1/tenants/{t}/plan-change"),
+            &token,
+            json!({"plan": "basic-yearly"}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let out: Value = res.json().await.unwrap();
+    assert_eq!(out["plan_change"]["status"], "applied");
+    let charged = cents(&out["plan_change"]["amount"]["amount"]);
+    assert!((29_000 - 2_900..29_000).contains(&charged), "{charged}");
+    w.sync(t).await;
+    let yearly = w.one("SELECT s.stripe_id FROM stripe_catalog s JOIN plans p ON p.id = s.local_id WHERE p.code = 'basic-yearly'").await;
+    let subscription = w.sim.object(&stripe_sub).unwrap();
+    assert_eq!(
+        subscription["items"]["data"][0]["price"]["id"],
+        yearly.as_str()
+    );
+    // Stripe invoiced the new year at once (its anchor moved), paid from the balance.
+    let invoices = w.invoices_of(&customer);
+    let update = invoices
+        .iter()
+        .find(|i| i["billing_reason"] == "subscription_update")
+        .expect("Stripe's invoice for the new cycle");
+    assert_eq!(update["total"], 29_000);
+    assert_eq!(update["amount_paid"], 0, "prepaid: no second payment");
+    assert_eq!(
+        paid_total(&invoices) - before,
+        charged,
+        "the customer paid exactly our charge"
+    );
+    assert_eq!(w.sim.object(&customer).unwrap()["balance"], 0);
+    // Our period and anchor are Stripe's new cycle; our ledger nets to zero as Stripe's balance does.
+    let period = update["lines"]["data"][0]["period"].clone();
+    assert_eq!(
+        w.one(&format!("SELECT extract(epoch FROM current_period_start)::bigint || ' ' || extract(epoch FROM current_period_end)::bigint || ' ' || extract(epoch FROM billing_anchor)::bigint FROM subscriptions WHERE tenant_id = '{t}'")).await,
+        format!("{} {} {}", period["start"], period["end"], period["start"])
+    );
+    assert_eq!(
+        w.one(&format!(
+            "SELECT coalesce(sum(amount), 0) FROM credits WHERE tenant_id = '{t}'"
+        ))
+        .await
+        .parse::<Decimal>()
+        .unwrap(),
+        Decimal::ZERO
+    );
+    // The old month's end passes: nothing more is charged.
+    let admin = w.app.admin().await;
+    w.advance_both(&admin.access_token, 40 * 86_400).await;
+    assert_eq!(paid_total(&w.invoices_of(&customer)) - before, charged);
+    w.sync(t).await;
+    assert_eq!(
+        w.one(&format!(
+            "SELECT price_version = price_synced_version FROM subscriptions WHERE tenant_id = '{t}'"
+        ))
+        .await,
+        "true"
+    );
+}
+
+/// A year → month downgrade moves the Stripe Price at the period end (a
+/// schedule's second phase), not when scheduled: no yearly renewal, one
+/// monthly invoice from the year's end.
+#[tokio::test]
+async fn a_year_to_month_downgrade_moves_the_stripe_price_at_the_period_end() {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    let (t, token, stripe_sub) = paid_tenant(&w, "downyear", "basic-yearly").await;
+    let customer = w.customer(t).await;
+    let res = w
+        .app
+        .post_as(
+            &format!("/v1/tenants/{t}/plan-change"),
+            &token,
+            json!({"plan": "basic"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    w.sync(t).await;
+    let yearly = w.one("SELECT s.stripe_id FROM stripe_catalog s JOIN plans p ON p.id = s.local_id WHERE p.code = 'basic-yearly'").await;
+    let monthly = w.one("SELECT s.stripe_id FROM stripe_catalog s JOIN plans p ON p.id = s.local_id WHERE p.code = 'basic'").await;
+    let subscription = w.sim.object(&stripe_sub).unwrap();
+    assert_eq!(
+        subscription["items"]["data"][0]["price"]["id"],
+        yearly.as_str(),
+        "not moved when scheduled"
+    );
+    let year_end = subscription["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+    let now = w.sim.now();
+    w.advance_both(&admin.access_token, year_end - now + 3_600)
+        .await;
+    w.sync(t).await;
+    let subscription = w.sim.object(&stripe_sub).unwrap();
+    assert_eq!(
+        subscription["items"]["data"][0]["price"]["id"],
+        monthly.as_str()
+    );
+    let after_year: Vec<Value> = w
+        .invoices_of(&customer)
+        .into_iter()
+        .filter(|i| i["lines"]["data"][0]["period"]["start"].as_i64() >= Some(year_end))
+        .collect();
+    assert_eq!(after_year.len(), 1, "{after_year:#?}");
+    assert_eq!(
+        after_year[0]["amount_paid"], 2900,
+        "the first month, no year"
+    );
+    assert_eq!(
+        after_year[0]["lines"]["data"][0]["period"]["start"],
+        year_end
+    );
+    assert_eq!(
+        w.one(&format!("SELECT p.code || ' ' || extract(epoch FROM s.billing_anchor)::bigint FROM subscriptions s JOIN plans p ON p.id = s.plan_id WHERE s.tenant_id = '{t}'")).await,
+        format!("basic {year_end}")
+    );
+}
+
+/// Regression (issue 16): a downgrade canceled while `stripe.sync_price`
+/// ran left Stripe on the lower price (the cancel's enqueue found the
+/// running job). Now the sync re-reads the desired version and repeats.
+#[tokio::test]
+async fn a_downgrade_canceled_while_the_price_sync_runs_leaves_stripe_on_the_current_price() {
+    let w = world().await;
+    let (t, token, stripe_sub) = paid_tenant(&w, "racer", "pro").await;
+    let res = w
+        .app
+        .post_as(
+            &format!("/v1/tenants/{t}/plan-change"),
+            &token,
+            json!({"plan": "basic"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    // The sync stops at its first schedule call; the customer cancels meanwhile.
+    let held = w.sim.hold("POST", "/v1/subscription_schedules");
+    let sub = w.sub_id(t).await;
+    let job = {
+        let (stripe, pool, clock, sub) = (w.stripe.clone(), w.app.pool(), w.clock(), sub.clone());
+        tokio::spawn(async move {
+            let mut handlers = tenantry_store::worker::Handlers::new();
+            tenantry_billing::stripe::jobs::StripeJobs { stripe, clock }.register(&mut handlers);
+            handlers
+                .run_inline(&pool, "stripe.sync_price", json!({"subscription_id": sub}))
+                .await
+                .map_err(|e| e.to_string())
+        })
+    };
+    held.arrived().await;
+    let res = w
+        .app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/v1/tenants/{t}/scheduled-plan-change"),
+            &token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    held.release();
+    job.await.unwrap().unwrap();
+    let pro = w.one("SELECT s.stripe_id FROM stripe_catalog s JOIN plans p ON p.id = s.local_id WHERE p.code = 'pro'").await;
+    let subscription = w.sim.object(&stripe_sub).unwrap();
+    assert_eq!(
+        subscription["items"]["data"][0]["price"]["id"],
+        pro.as_str()
+    );
+    assert!(
+        subscription["schedule"].is_null(),
+        "the downgrade's schedule is released: {subscription:#?}"
+    );
+    assert_eq!(
+        w.one(&format!(
+            "SELECT price_version = price_synced_version FROM subscriptions WHERE id = '{sub}'"
+        ))
+        .await,
+        "true"
+    );
+    // At the period end nothing moves to basic.
+    let admin = w.app.admin().await;
+    let end = subscription["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+    w.advance_both(&admin.access_token, end - w.sim.now() + 60)
+        .await;
+    let renewal = w
+        .invoices_of(&w.customer(t).await)
+        .into_iter()
+        .rfind(|i| i["billing_reason"] == "subscription_cycle")
+        .unwrap();
+    assert_eq!(renewal["amount_paid"], 4900, "still pro");
+}
+
+/// Regression (issue 16): a `stripe.charge` job run after Stripe's 24-hour
+/// idempotency window created and paid a second invoice. Now it finds the
+/// first by our metadata.
+#[tokio::test]
+async fn a_charge_retried_after_stripe_forgot_its_keys_makes_no_second_invoice() {
+    let w = world().await;
+    let (t, token, _) = paid_tenant(&w, "slowjob", "basic").await;
+    let customer = w.customer(t).await;
+    let out: Value = w
+        .app
+        .post_as(
+            &format!("/v1/tenants/{t}/plan-change"),
+            &token,
+            json!({"plan": "pro"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(out["plan_change"]["status"], "applied");
+    let paid_before = paid_total(&w.invoices_of(&customer));
+    let ours = |w: &World| {
+        w.sim
+            .objects("invoice")
+            .into_iter()
+            .filter(|i| i["metadata"]["plan_change_id"] == out["plan_change"]["id"])
+            .count()
+    };
+    assert_eq!(ours(&w), 1);
+    // The queued job runs a day and more later: Stripe forgot the keys.
+    w.sim.advance(25 * 3_600).await;
+    let payload = w
+        .one(&format!(
+            "SELECT payload FROM jobs WHERE tenant_id = '{t}' AND kind = 'stripe.charge'"
+        ))
+        .await;
+    // Our charge row says paid: nothing is asked of Stripe.
+    w.run_job("stripe.charge", serde_json::from_str(&payload).unwrap())
+        .await
+        .unwrap();
+    // Even without it (a crash before our row was written), Stripe's own record stops a second invoice.
+    w.app
+        .sql()
+        .await
+        .execute(
+            "UPDATE charges SET status = 'processing' WHERE tenant_id = $1 AND kind = 'upgrade'",
+            &[&t],
+        )
+        .await
+        .unwrap();
+    w.run_job("stripe.charge", serde_json::from_str(&payload).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ours(&w), 1, "one invoice");
+    assert_eq!(
+        paid_total(&w.invoices_of(&customer)),
+        paid_before,
+        "one payment"
+    );
+}
+
+/// Regression (issue 16): an upgrade paid after its window was ignored,
+/// the money kept. Paid after the period it was quoted for has ended, it is
+/// refunded through Stripe.
+#[tokio::test]
+async fn a_late_checkout_payment_is_refunded_through_stripe() {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    let (t, token, stripe_sub) = paid_tenant(&w, "latepay", "basic").await;
+    w.app
+        .sql()
+        .await
+        .execute(
+            "UPDATE subscriptions SET saved_payment_method = false WHERE tenant_id = $1",
+            &[&t],
+        )
+        .await
+        .unwrap();
+    // Two hours before the period end, the customer asks for an upgrade.
+    let end = w.sim.object(&stripe_sub).unwrap()["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+    w.advance_both(&admin.access_token, end - w.sim.now() - 7_200)
+        .await;
+    let out: Value = w
+        .app
+        .post_as(
+            &format!("/v1/tenants/{t}/plan-change"),
+            &token,
+            json!({"plan": "pro"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(out["payment"], "checkout_required");
+    let url = out["checkout_url"].as_str().unwrap().to_owned();
+    // The period ends (Stripe renews); the customer pays the next morning.
+    w.advance_both(&admin.access_token, 10 * 3_600).await;
+    let events = w.sim.complete_checkout(&World::session_of(&url)).await;
+    assert_eq!(events[0]["type"], "checkout.session.completed");
+    let change = out["plan_change"]["id"].as_str().unwrap();
+    assert_eq!(
+        w.one(&format!(
+            "SELECT status FROM plan_changes WHERE id = '{change}'"
+        ))
+        .await,
+        "expired"
+    );
+    assert_eq!(
+        w.one(&format!(
+            "SELECT p.code FROM tenants t JOIN plans p ON p.id = t.plan_id WHERE t.id = '{t}'"
+        ))
+        .await,
+        "basic"
+    );
+    let job = w
+        .one(&format!(
+            "SELECT payload FROM jobs WHERE tenant_id = '{t}' AND kind = 'billing.refund'"
+        ))
+        .await;
+    assert!(!job.is_empty(), "a refund is queued");
+    let mut handlers = tenantry_store::worker::Handlers::new();
+    tenantry_billing::RefundJobs {
+        gateway: std::sync::Arc::new(tenantry_billing::stripe::StripeGateway::new(
+            w.stripe.clone(),
+            w.app.pool(),
+        )),
+    }
+    .register(&mut handlers);
+    for _ in 0..2 {
+        handlers
+            .run_inline(
+                &w.app.pool(),
+                "billing.refund",
+                serde_json::from_str(&job).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let refunds = w.sim.objects("refund");
+    assert_eq!(refunds.len(), 1, "refunded once");
+    assert_eq!(
+        refunds[0]["amount"],
+        cents(&out["plan_change"]["amount"]["amount"])
+    );
+    assert_eq!(
+        w.one(&format!("SELECT status || ' ' || provider_reference FROM charges WHERE tenant_id = '{t}' AND kind = 'refund'")).await,
+        format!("paid {}", refunds[0]["id"].as_str().unwrap())
+    );
+    assert_eq!(
+        w.count(&format!(
+            "SELECT 1 FROM alerts WHERE tenant_id = '{t}' AND kind = 'payment.refunded'"
+        ))
+        .await,
+        1
+    );
+}
+
+/// A failed migration's credit reaches Stripe as a customer balance
+/// transaction, and the next renewal invoice is paid from it; our ledger
+/// records both and nets as Stripe's balance does.
+#[tokio::test]
+async fn a_credit_reaches_the_stripe_balance_and_pays_part_of_the_next_invoice() {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    let (t, token, stripe_sub) = paid_tenant(&w, "credit", "basic").await;
+    let customer = w.customer(t).await;
+    w.advance_both(&admin.access_token, 12 * 86_400).await;
+    let out: Value = w
+        .app
+        .post_as(
+            &format!("/v1/tenants/{t}/plan-change"),
+            &token,
+            json!({"plan": "pro"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let change: Uuid = out["plan_change"]["id"].as_str().unwrap().parse().unwrap();
+    let paid = cents(&out["plan_change"]["amount"]["amount"]);
+    crate::billing::fail_migration(&w.app, t, change).await;
+    let job = w
+        .one(&format!(
+            "SELECT payload FROM jobs WHERE tenant_id = '{t}' AND kind = 'stripe.push_credit'"
+        ))
+        .await;
+    for _ in 0..2 {
+        w.run_job("stripe.push_credit", serde_json::from_str(&job).unwrap())
+            .await
+            .unwrap();
+    }
+    assert_eq!(w.sim.object(&customer).unwrap()["balance"], -paid);
+    w.sync(t).await;
+    let end = w.sim.object(&stripe_sub).unwrap()["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+    w.advance_both(&admin.access_token, end - w.sim.now() + 60)
+        .await;
+    let renewal = w
+        .invoices_of(&customer)
+        .into_iter()
+        .rfind(|i| i["billing_reason"] == "subscription_cycle")
+        .unwrap();
+    assert_eq!(renewal["total"], 2900);
+    assert_eq!(renewal["amount_paid"], 2900 - paid);
+    assert_eq!(w.sim.object(&customer).unwrap()["balance"], 0);
+    assert_eq!(
+        w.one(&format!(
+            "SELECT coalesce(sum(amount), 0) FROM credits WHERE tenant_id = '{t}'"
+        ))
+        .await
+        .parse::<Decimal>()
+        .unwrap(),
+        Decimal::ZERO,
+        "granted once, applied once"
+    );
+}
+
+/// Regression (issue 16): after a Stripe outage at signup the checkout URL
+/// could never be obtained again, and a session past Stripe's 24 h expiry
+/// was handed out. Now `POST /v1/tenants/{id}/checkout` gives a valid one.
+#[tokio::test]
+async fn the_signup_checkout_can_be_obtained_again_and_an_expired_one_is_replaced() {
+    let w = world().await;
+    w.sim.fail_next(&[500; 12]);
+    let res = w
+        .app
+        .client
+        .post(w.app.url("/v1/signup"))
+        .json(
+            &json!({"company_name": "Outage", "slug": "outage", "email": "owner@outage.test",
+                      "password": crate::helpers::PASSWORD, "product": "odoo", "plan": "basic"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 503).await;
+    let tenant: Uuid = w
+        .one("SELECT id FROM tenants WHERE slug = 'outage'")
+        .await
+        .parse()
+        .unwrap();
+    let owner = w.app.login("owner@outage.test").await;
+    // Stripe is still failing the requests it was told to: 503 until it answers.
+    let mut res = None;
+    for _ in 0..12 {
+        let r = w
+            .app
+            .post_as(
+                &format!("/v1/tenants/{tenant}/checkout"),
+                &owner.access_token,
+                json!({}),
+            )
+            .await;
+        if r.status() == 200 {
+            res = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 503, "only the outage refuses it");
+    }
+    let res = res.expect("a checkout once Stripe answers");
+    let first: Value = res.json().await.unwrap();
+    assert_eq!(first["purpose"], "signup");
+    assert_eq!(first["amount"]["amount"], "29.00");
+    // Asked again while it can be paid: the same session.
+    let again: Value = w
+        .app
+        .post_as(
+            &format!("/v1/tenants/{tenant}/checkout"),
+            &owner.access_token,
+            json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["session_id"], first["session_id"]);
+    // A day later Stripe expired it: a new one.
+    let admin = w.app.admin().await;
+    w.advance_both(&admin.access_token, 25 * 3_600).await;
+    let old = first["session_id"].as_str().unwrap();
+    assert_eq!(w.sim.object(old).unwrap()["status"], "expired");
+    let fresh: Value = w
+        .app
+        .post_as(
+            &format!("/v1/tenants/{tenant}/checkout"),
+            &owner.access_token,
+            json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(fresh["session_id"], first["session_id"]);
+    assert_eq!(
+        w.sim.object(fresh["session_id"].as_str().unwrap()).unwrap()["status"],
+        "open"
+    );
+    w.sim
+        .complete_checkout(fresh["session_id"].as_str().unwrap())
+        .await;
+    assert_eq!(w.tenant_status(tenant).await, "provisioning");
+    assert_eq!(w.provision_jobs(tenant).await, 1);
+}
+
+/// Regression (issue 16): a completed Checkout was matched by
+/// `client_reference_id` alone. A session we did not open, or one paid for
+/// another amount, is recorded, not applied, and alerts an operator; a
+/// payment naming another customer never replaces the one we hold.
+#[tokio::test]
+async fn payments_that_are_not_what_we_asked_are_recorded_not_applied() {
+    let w = world().await;
+    let (tenant, sub, _) = w.signup("strange", "basic").await;
+    let ours = w
+        .for_tenant(
+            super::shaped("checkout.session.completed"),
+            tenant,
+            sub,
+            "sub_strange",
+        )
+        .await;
+    let mut foreign = ours.clone();
+    foreign["id"] = json!(format!("evt_{}", Uuid::now_v7().simple()));
+    foreign["data"]["object"]["id"] = json!("cs_test_not_ours");
+    assert_eq!(w.deliver(&foreign).await["outcome"], "ignored");
+    let mut cheaper = ours.clone();
+    cheaper["id"] = json!(format!("evt_{}", Uuid::now_v7().simple()));
+    cheaper["data"]["object"]["amount_total"] = json!(100);
+    assert_eq!(w.deliver(&cheaper).await["outcome"], "ignored");
+    let mut other_customer = ours.clone();
+    other_customer["id"] = json!(format!("evt_{}", Uuid::now_v7().simple()));
+    other_customer["data"]["object"]["customer"] = json!("cus_someone_else");
+    assert_eq!(w.deliver(&other_customer).await["outcome"], "ignored");
+    assert_eq!(w.tenant_status(tenant).await, "pending_payment");
+    assert_eq!(w.provision_jobs(tenant).await, 0);
+    assert_eq!(
+        w.count("SELECT 1 FROM alerts WHERE kind = 'payment.unmatched' AND resolved_at IS NULL")
+            .await,
+        3
+    );
+    assert_eq!(
+        w.one(&format!(
+            "SELECT provider_customer_id FROM subscriptions WHERE id = '{sub}'"
+        ))
+        .await,
+        w.customer(tenant).await
+    );
+    assert_ne!(w.customer(tenant).await, "cus_someone_else");
+    // The real one applies.
+    assert_eq!(w.deliver(&ours).await["outcome"], "applied");
+    assert_eq!(w.tenant_status(tenant).await, "provisioning");
+}
+
+/// To lifetime: the one-time price is charged in full, and the recurring
+/// Stripe subscription ends at its period end without renewing — the
+/// tenant keeps its service.
+#[tokio::test]
+async fn an_upgrade_to_lifetime_ends_the_stripe_subscription_at_its_period_end() {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    let (t, token, stripe_sub) = paid_tenant_of(&w, "forever", "inventory", "starter").await;
+    let customer = w.customer(t).await;
+    let out: Value = w
+        .app
+        .post_as(
+            &format!("/v1/tenants/{t}/plan-change"),
+            &token,
+            json!({"plan": "lifetime"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(out["plan_change"]["status"], "applied");
+    assert_eq!(
+        out["plan_change"]["amount"]["amount"], "499.00",
+        "the one-time price"
+    );
+    let paid_after_upgrade = paid_total(&w.invoices_of(&customer));
+    w.sync(t).await;
+    let subscription = w.sim.object(&stripe_sub).unwrap();
+    assert_eq!(subscription["cancel_at_period_end"], true);
+    let end = subscription["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+    w.advance_both(&admin.access_token, end - w.sim.now() + 60)
+        .await;
+    assert_eq!(w.sim.object(&stripe_sub).unwrap()["status"], "canceled");
+    assert_eq!(
+        paid_total(&w.invoices_of(&customer)),
+        paid_after_upgrade,
+        "no renewal"
+    );
+    assert_eq!(
+        w.one(&format!("SELECT s.status || ' ' || t.status || ' ' || p.code FROM subscriptions s JOIN tenants t ON t.id = s.tenant_id JOIN plans p ON p.id = s.plan_id WHERE t.id = '{t}'")).await,
+        "active active lifetime",
+        "the service goes on"
+    );
+}
