@@ -94,21 +94,13 @@ impl Payments {
     }
 }
 
-/// Whether Stripe accepts `currency` (an ISO 4217 code, either case): true
-/// when async-stripe's `stripe_types::Currency` knows it as one of its
-/// variants, the currencies Stripe supports
-/// (support.stripe.com/questions/which-currencies-does-stripe-support);
-/// false for one it parses as `Currency::Unknown` (`IRR`, `KPW`, `CUP`…).
-/// A plan in such a currency is refused when the catalog is written, so it
-/// is never charged as another.
+/// Whether Stripe accepts `currency` (an ISO 4217 code, either case): the
+/// billing crate's one rule ([`tenantry_billing::stripe::catalog::accepted_currency`]:
+/// the currencies async-stripe knows, Stripe's list). A plan in a currency
+/// Stripe refuses is refused when the catalog is written, so it is never
+/// charged as another.
 pub fn stripe_accepts_currency(currency: &str) -> bool {
-    // Its `FromStr` is infallible and knows the lower-case codes only.
-    !matches!(
-        currency
-            .to_ascii_lowercase()
-            .parse::<stripe_types::Currency>(),
-        Ok(stripe_types::Currency::Unknown(_))
-    )
+    tenantry_billing::stripe::catalog::accepted_currency(currency).is_some()
 }
 
 /// How customers pay, from the payment flags and, for Checkout's default

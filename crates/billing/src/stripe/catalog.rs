@@ -271,3 +271,25 @@ async fn sync_price(
     .await?;
     Ok(stripe_id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::accepted_currency;
+
+    /// A currency Stripe does not list is refused, never sent as another
+    /// (async-stripe parses it as `Unknown`, and its default is USD).
+    #[test]
+    fn only_currencies_stripe_lists_are_accepted() {
+        assert_eq!(
+            accepted_currency("EUR"),
+            Some(stripe_types::Currency::EUR)
+        );
+        assert_eq!(
+            accepted_currency("usd"),
+            Some(stripe_types::Currency::USD)
+        );
+        for refused in ["IRR", "KPW", "XXX", "eur "] {
+            assert_eq!(accepted_currency(refused), None, "{refused}");
+        }
+    }
+}
