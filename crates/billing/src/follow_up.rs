@@ -3,8 +3,8 @@
 //! service starts or its migration fails. Run in provisioning's transaction.
 
 use async_trait::async_trait;
-use tenantry_domain::billing::PlanChangeStatus;
 use serde_json::json;
+use tenantry_domain::billing::PlanChangeStatus;
 use tenantry_store::{
     AsyncPgConnection, StoreError,
     activity::Entry,

@@ -275,7 +275,9 @@ impl PaymentGateway for ScriptedGateway {
         Box::pin(async move {
             let reference = format!("re_test_{}", request.idempotency_key.replace(':', "_"));
             if let Ok(mut r) = self.refunds.lock()
-                && !r.iter().any(|x| x.idempotency_key == request.idempotency_key)
+                && !r
+                    .iter()
+                    .any(|x| x.idempotency_key == request.idempotency_key)
             {
                 r.push(request);
             }

@@ -13,8 +13,8 @@ pub mod stripe;
 
 pub use engine::{BillingError, Clock, EngineSettings};
 pub use follow_up::BillingFollowUp;
-pub use refunds::RefundJobs;
 pub use gateway::{
     ChargeOutcome, ChargeRequest, CheckoutRequest, CheckoutSession, DisabledGateway, GatewayError,
     PaymentGateway, RefundOutcome, RefundRequest, SandboxGateway, ScriptedGateway,
 };
+pub use refunds::RefundJobs;

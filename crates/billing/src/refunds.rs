@@ -49,7 +49,8 @@ impl JobHandler<BillingRefund> for RefundJobs {
         if charge.status == "paid" {
             return Ok(());
         }
-        let currency = Currency::parse(&charge.currency).map_err(|e| JobError::Fail(e.to_string()))?;
+        let currency =
+            Currency::parse(&charge.currency).map_err(|e| JobError::Fail(e.to_string()))?;
         let outcome = self
             .gateway
             .refund(RefundRequest {

@@ -87,7 +87,9 @@ impl StripeSim {
             // Keys are kept 24 hours (docs.stripe.com/api/idempotent_requests).
             let now = s.now();
             if let Some(k) = &key
-                && s.idempotency_at.get(k).is_some_and(|at| now - at >= IDEMPOTENCY_TTL)
+                && s.idempotency_at
+                    .get(k)
+                    .is_some_and(|at| now - at >= IDEMPOTENCY_TTL)
             {
                 s.idempotency.remove(k);
                 s.idempotency_at.remove(k);

@@ -52,7 +52,8 @@ impl Held {
 
     /// Lets the held request (and any later matching one) through.
     pub fn release(&self) {
-        self.open.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+        self.open
+            .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
     }
 }
 

@@ -560,7 +560,9 @@ async fn still_applicable(
         _ => true,
     };
     if !to_lifetime && !same_period {
-        return Ok(Err("the billing period it was prorated over has ended".into()));
+        return Ok(Err(
+            "the billing period it was prorated over has ended".into()
+        ));
     }
     Ok(Ok(()))
 }
@@ -615,8 +617,7 @@ pub async fn confirm_payment_in(
             return Ok(Confirmation::Unmatched { change, reason });
         }
     }
-    if charge.status == "paid" && charge.provider_reference.as_deref() == Some(payment.reference)
-    {
+    if charge.status == "paid" && charge.provider_reference.as_deref() == Some(payment.reference) {
         // This payment was recorded before (a repeated delivery).
         if let Some(refund) = store::refund_of(conn, change.id).await? {
             return Ok(Confirmation::Refunded { change, refund });
@@ -638,8 +639,7 @@ pub async fn confirm_payment_in(
     }
     if late {
         if change.status == PlanChangeStatus::Pending {
-            store::set_change_status(conn, change.id, PlanChangeStatus::Expired, now, None)
-                .await?;
+            store::set_change_status(conn, change.id, PlanChangeStatus::Expired, now, None).await?;
         }
         if let Err(why) = still_applicable(conn, &change).await? {
             let refund = refund_payment(conn, now, &change, payment, &why, actor).await?;
@@ -667,7 +667,10 @@ pub async fn confirm_payment_in(
         ),
     )
     .await?;
-    Ok(Confirmation::Applied { change: applied, job })
+    Ok(Confirmation::Applied {
+        change: applied,
+        job,
+    })
 }
 
 /// A payment that is not what was asked: recorded in the activity log, an
@@ -683,7 +686,10 @@ async fn unmatched_payment(
         .at(now)
         .tenant(Some(change.tenant_id))
         .target("plan_change", change.id)
-        .change(None, Some(json!({"reference": reference, "reason": reason})))
+        .change(
+            None,
+            Some(json!({"reference": reference, "reason": reason})),
+        )
         .record(conn)
         .await?;
     tenantry_store::alerts::raise(
@@ -717,12 +723,7 @@ async fn refund_payment(
     let mut refund = placeholder_charge(change, now);
     refund.kind = "refund".into();
     refund.idempotency_key = format!("refund:{}", change.id);
-    refund.provider_reference = Some(
-        payment
-            .refund_via
-            .unwrap_or(payment.reference)
-            .to_owned(),
-    );
+    refund.provider_reference = Some(payment.refund_via.unwrap_or(payment.reference).to_owned());
     let refund = store::upsert_charge(conn, &refund).await?;
     tenantry_store::jobs::enqueue(
         conn,

@@ -222,18 +222,18 @@ async fn renew_page(
                 })
             } else {
                 gateway
-                .charge(ChargeRequest {
-                    tenant_id: charge.tenant_id,
-                    subscription_id: charge.subscription_id,
-                    amount,
-                    description: "Subscription renewal".into(),
-                    idempotency_key: charge.idempotency_key.clone(),
-                    saved_payment_method: saved
-                        .get(&charge.subscription_id)
-                        .copied()
-                        .unwrap_or(false),
-                })
-                .await
+                    .charge(ChargeRequest {
+                        tenant_id: charge.tenant_id,
+                        subscription_id: charge.subscription_id,
+                        amount,
+                        description: "Subscription renewal".into(),
+                        idempotency_key: charge.idempotency_key.clone(),
+                        saved_payment_method: saved
+                            .get(&charge.subscription_id)
+                            .copied()
+                            .unwrap_or(false),
+                    })
+                    .await
             };
             let period = json!({"amount": amount.amount().to_string(), "currency": amount.currency().code(), "credit_applied": charge.credit_applied.normalize().to_string(), "period_start": charge.period_start, "period_end": charge.period_end});
             let result = match outcome {

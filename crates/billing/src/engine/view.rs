@@ -71,7 +71,9 @@ impl SubscriptionView {
                 let credit = credit_balance
                     .iter()
                     .find(|m| m.currency() == price.currency() && !m.is_negative())
-                    .map_or(rust_decimal::Decimal::ZERO, |m| m.amount().min(price.amount()));
+                    .map_or(rust_decimal::Decimal::ZERO, |m| {
+                        m.amount().min(price.amount())
+                    });
                 let credit_applied = Money::rounded(credit, price.currency());
                 Some(NextCharge {
                     at,

@@ -218,17 +218,20 @@ async fn sync_price(
     let stripe_currency = accepted_currency(&currency).ok_or_else(|| {
         SyncError::Price(
             plan.code.clone(),
-            format!("Stripe does not accept the currency {}", currency.to_uppercase()),
+            format!(
+                "Stripe does not accept the currency {}",
+                currency.to_uppercase()
+            ),
         )
     })?;
     let mut req = CreatePrice::new(stripe_currency)
-    .product(product_stripe_id)
-    .unit_amount(units)
-    .nickname(plan.name.as_str())
-    .metadata(metadata(&[
-        ("plan_id", plan.id.to_string()),
-        ("plan", plan.code.clone()),
-    ]));
+        .product(product_stripe_id)
+        .unit_amount(units)
+        .nickname(plan.name.as_str())
+        .metadata(metadata(&[
+            ("plan_id", plan.id.to_string()),
+            ("plan", plan.code.clone()),
+        ]));
     let interval = match plan.billing_interval.as_str() {
         "month" => Some(CreatePriceRecurringInterval::Month),
         "year" => Some(CreatePriceRecurringInterval::Year),
@@ -280,14 +283,8 @@ mod tests {
     /// (async-stripe parses it as `Unknown`, and its default is USD).
     #[test]
     fn only_currencies_stripe_lists_are_accepted() {
-        assert_eq!(
-            accepted_currency("EUR"),
-            Some(stripe_types::Currency::EUR)
-        );
-        assert_eq!(
-            accepted_currency("usd"),
-            Some(stripe_types::Currency::USD)
-        );
+        assert_eq!(accepted_currency("EUR"), Some(stripe_types::Currency::EUR));
+        assert_eq!(accepted_currency("usd"), Some(stripe_types::Currency::USD));
         for refused in ["IRR", "KPW", "XXX", "eur "] {
             assert_eq!(accepted_currency(refused), None, "{refused}");
         }

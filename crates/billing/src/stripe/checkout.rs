@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, TimeZone as _, Utc};
 use stripe::StripeRequest as _;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
     CreateCheckoutSessionPaymentIntentData, CreateCheckoutSessionSubscriptionData,
 };
 use stripe_core::customer::CreateCustomer;
-use chrono::{DateTime, TimeZone as _, Utc};
 use stripe_shared::CheckoutSessionMode;
 use tenantry_store::{AsyncPgConnection, Pool, StoreError, stripe as store, tenants};
 use uuid::Uuid;
@@ -289,7 +289,14 @@ pub async fn open_payment_checkout(
             session_id: id.clone(),
             url: url.clone(),
             created_at: now,
-            purpose: Some(if change.is_some() { "upgrade" } else { "payment" }.into()),
+            purpose: Some(
+                if change.is_some() {
+                    "upgrade"
+                } else {
+                    "payment"
+                }
+                .into(),
+            ),
             plan_change_id: change,
             amount_minor: Some(amount_minor),
             currency: Some(currency.to_uppercase()),

@@ -9,8 +9,8 @@ use std::{future::Future, sync::Arc, time::Duration};
 use backon::{ExponentialBuilder, Retryable as _};
 use secrecy::ExposeSecret as _;
 use stripe::{IdempotencyKey, RequestStrategy, StripeError};
-pub use stripe_client_core::StripeMethod;
 use stripe_client_core::RequestBuilder;
+pub use stripe_client_core::StripeMethod;
 
 use super::StripeSettings;
 use crate::gateway::GatewayError;

@@ -329,8 +329,13 @@ async fn checkout_completed(
     match (ours.purpose.as_deref(), ours.plan_change_id) {
         (Some("upgrade"), Some(change)) => {
             if meta_uuid(obj, "plan_change_id").is_some_and(|c| c != change) {
-                return unmatched_payment(conn, env, tenant, "the session names another plan change")
-                    .await;
+                return unmatched_payment(
+                    conn,
+                    env,
+                    tenant,
+                    "the session names another plan change",
+                )
+                .await;
             }
             upgrade_paid(
                 conn,
@@ -428,7 +433,9 @@ async fn apply(
             Ok(match store::session(conn, session).await? {
                 Some(_) => {
                     store::set_checkout_status(conn, session, "expired").await?;
-                    Ingested::Applied("checkout session expired; a new one is opened on demand".into())
+                    Ingested::Applied(
+                        "checkout session expired; a new one is opened on demand".into(),
+                    )
                 }
                 None => Ingested::Ignored("not a session of ours".into()),
             })

@@ -93,11 +93,17 @@ async fn payment_intent_of(stripe: &Stripe, reference: &str) -> Result<String, G
         )));
     };
     let obj = stripe
-        .raw("read the payment", StripeMethod::Get, &path, &serde_json::json!({}), None)
+        .raw(
+            "read the payment",
+            StripeMethod::Get,
+            &path,
+            &serde_json::json!({}),
+            None,
+        )
         .await?;
-    super::events::payment_intent(&obj).map(str::to_owned).ok_or_else(|| {
-        GatewayError::Refused(format!("{reference} has no PaymentIntent to refund"))
-    })
+    super::events::payment_intent(&obj)
+        .map(str::to_owned)
+        .ok_or_else(|| GatewayError::Refused(format!("{reference} has no PaymentIntent to refund")))
 }
 
 /// Refunds `r.amount` of the payment `r.payment` names.
@@ -229,11 +235,15 @@ async fn our_invoice(
             .await?;
         let data = page["data"].as_array().cloned().unwrap_or_default();
         if let Some(found) = data.iter().find(|i| {
-            i["metadata"]["charge"] == key && i["status"] != "void" && i["status"] != "uncollectible"
+            i["metadata"]["charge"] == key
+                && i["status"] != "void"
+                && i["status"] != "uncollectible"
         }) {
             return Ok(Some(found.clone()));
         }
-        after = data.last().and_then(|i| i["id"].as_str().map(str::to_owned));
+        after = data
+            .last()
+            .and_then(|i| i["id"].as_str().map(str::to_owned));
         if page["has_more"] != true || after.is_none() {
             return Ok(None);
         }

@@ -18,8 +18,7 @@ use tenantry_store::{
     jobs::{
         self,
         kinds::{
-            StripeCharge, StripeCreateCheckout, StripePushCredit, StripeReconcile,
-            StripeSyncPrice,
+            StripeCharge, StripeCreateCheckout, StripePushCredit, StripeReconcile, StripeSyncPrice,
         },
     },
     stripe as store,
@@ -245,7 +244,13 @@ async fn converge_once(
 ) -> Result<bool, JobError> {
     let path = format!("/subscriptions/{stripe_sub}");
     let current = stripe
-        .raw("retrieve subscription", StripeMethod::Get, &path, &json!({}), None)
+        .raw(
+            "retrieve subscription",
+            StripeMethod::Get,
+            &path,
+            &json!({}),
+            None,
+        )
         .await?;
     if current["status"] == "canceled" || current["status"] == "incomplete_expired" {
         return Ok(false);
@@ -257,7 +262,9 @@ async fn converge_once(
         )));
     };
     let item_price = id_of(&item["price"]).unwrap_or_default();
-    let item_interval = item["price"]["recurring"]["interval"].as_str().unwrap_or("");
+    let item_interval = item["price"]["recurring"]["interval"]
+        .as_str()
+        .unwrap_or("");
     let period_start = item["current_period_start"]
         .as_i64()
         .or_else(|| current["current_period_start"].as_i64());
@@ -323,8 +330,10 @@ async fn converge_once(
             (units, plan.billing_interval.clone(), currency)
         };
         if !item_interval.is_empty() && new_interval != item_interval && new_units > 0 {
-            prepay_new_cycle(stripe, pool, sub, stripe_sub, customer, new_units, &currency, v)
-                .await?;
+            prepay_new_cycle(
+                stripe, pool, sub, stripe_sub, customer, new_units, &currency, v,
+            )
+            .await?;
         }
         stripe
             .raw(
@@ -486,8 +495,12 @@ pub async fn push_credit(stripe: &Stripe, pool: &Pool, credit_id: Uuid) -> Resul
         )
         .await?;
     let mut conn = pool.get().await?;
-    credits::set_provider_reference(&mut conn, credit.id, txn["id"].as_str().unwrap_or("unknown"))
-        .await?;
+    credits::set_provider_reference(
+        &mut conn,
+        credit.id,
+        txn["id"].as_str().unwrap_or("unknown"),
+    )
+    .await?;
     Ok(())
 }
 

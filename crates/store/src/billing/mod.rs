@@ -20,17 +20,17 @@ mod plan_changes;
 use diesel::{prelude::*, sql_types::BigInt};
 
 pub use charges::{
-    Charge, NewRenewal, RenewalCandidate, RenewalResult, claim_renewal_charges, lock_charge,
-    record_charge_attempt, record_renewals, refund_of, renewal_candidates, upsert_charge,
-    find_charge, set_charge_status,
+    Charge, NewRenewal, RenewalCandidate, RenewalResult, claim_renewal_charges, find_charge,
+    lock_charge, record_charge_attempt, record_renewals, refund_of, renewal_candidates,
+    set_charge_status, upsert_charge,
 };
 pub use clock::{sandbox_offset, set_sandbox_offset};
 pub use dunning::{end_canceled, suspend_overdue, terminate_overdue};
 pub(crate) use dunning::{resume_binds, resume_paid};
 pub use plan_changes::{
-    PlanChange, apply_change, apply_due_changes, cancel_open_change, expire_unpaid_upgrades,
-    insert_change, list_changes, lock_change, open_change, set_change_status,
-    consume_migration_failed, restore_period, set_payment_reference,
+    PlanChange, apply_change, apply_due_changes, cancel_open_change, consume_migration_failed,
+    expire_unpaid_upgrades, insert_change, list_changes, lock_change, open_change, restore_period,
+    set_change_status, set_payment_reference,
 };
 
 #[derive(QueryableByName)]

@@ -57,10 +57,11 @@ pub async fn mark_price_synced(
 ) -> Result<bool, StoreError> {
     let latest: i64 = diesel::update(subscriptions::table.find(id))
         .set(
-            subscriptions::price_synced_version
-                .eq(diesel::dsl::sql::<diesel::sql_types::BigInt>("greatest(price_synced_version, ")
-                    .bind::<diesel::sql_types::BigInt, _>(version)
-                    .sql(")")),
+            subscriptions::price_synced_version.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "greatest(price_synced_version, ",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(version)
+            .sql(")")),
         )
         .returning(subscriptions::price_version)
         .get_result(conn)
@@ -76,7 +77,10 @@ pub async fn mark_price_synced(
 ///
 /// # Errors
 /// [`StoreError`].
-pub async fn enqueue_unsynced(conn: &mut AsyncPgConnection, kind: &str) -> Result<usize, StoreError> {
+pub async fn enqueue_unsynced(
+    conn: &mut AsyncPgConnection,
+    kind: &str,
+) -> Result<usize, StoreError> {
     Ok(diesel::sql_query(
         r#"
         INSERT INTO jobs (id, kind, tenant_id, payload, dedup_key)
