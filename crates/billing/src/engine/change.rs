@@ -789,10 +789,13 @@ fn placeholder_charge(change: &PlanChange, now: DateTime<Utc>) -> Charge {
     }
 }
 
-/// Cancels the tenant's scheduled downgrade.
+/// Cancels the tenant's scheduled downgrade, while its period runs: once
+/// the period has ended the downgrade is in effect (the renewal bills the
+/// new plan), even if the processor has not applied it yet.
 ///
 /// # Errors
-/// [`BillingError::NotFound`] when nothing is scheduled.
+/// [`BillingError::NotFound`] when nothing is scheduled;
+/// [`BillingError::WrongState`] when it is due.
 pub async fn cancel_scheduled(
     pool: &Pool,
     clock: &Clock,
@@ -802,6 +805,16 @@ pub async fn cancel_scheduled(
     let mut conn = pool.get().await?;
     let now = clock.now(&mut conn).await?;
     conn.transaction::<_, BillingError, _>(async |conn| {
+        if let Some(due) = store::open_change(conn, tenant_id)
+            .await?
+            .filter(|c| c.status == PlanChangeStatus::Scheduled)
+            .and_then(|c| c.effective_at)
+            .filter(|at| *at <= now)
+        {
+            return Err(BillingError::WrongState(format!(
+                "the downgrade took effect at {due}, the end of the billing period"
+            )));
+        }
         let canceled = store::cancel_open_change(conn, tenant_id, &[PlanChangeStatus::Scheduled])
             .await?
             .ok_or_else(|| BillingError::NotFound("scheduled plan change".into()))?;

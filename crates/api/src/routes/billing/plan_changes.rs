@@ -230,6 +230,7 @@ pub async fn request(
     responses(
         (status = 200, description = "Canceled", body = PlanChange),
         (status = 404, description = "Nothing scheduled", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The period has ended: the downgrade is in effect", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/tenants/{id}/scheduled-plan-change")]

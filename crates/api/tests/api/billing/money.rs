@@ -567,3 +567,49 @@ async fn an_upgrade_to_lifetime_charges_its_price_and_never_renews() {
         "active"
     );
 }
+
+/// Once its period has ended, a scheduled downgrade is in effect even
+/// before the processor applies it: canceling it then is refused (the
+/// renewal at the period end bills the new plan).
+#[tokio::test]
+async fn a_due_downgrade_can_no_longer_be_canceled() {
+    let app = spawn_app().await;
+    let (t, owner) = owner_of(&app, "too-late", "odoo", "pro").await;
+    let out: Value = app
+        .post_as(
+            &format!("/v1/tenants/{t}/plan-change"),
+            &owner.access_token,
+            json!({"plan": "basic"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let effective = time(&out["plan_change"]["effective_at"]);
+    // The clock reaches the period end; the processor has not run yet.
+    let pool = app.pool();
+    let mut conn = pool.get().await.unwrap();
+    let now: DateTime<Utc> = instant(&app, "SELECT now()").await;
+    tenantry_store::billing::set_sandbox_offset(&mut conn, (effective - now).num_seconds() + 1)
+        .await
+        .unwrap();
+    let cancel = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/v1/tenants/{t}/scheduled-plan-change"),
+            &owner.access_token,
+        )
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(cancel, 409).await;
+    assert!(problem["detail"].as_str().unwrap().contains("took effect"));
+    assert_eq!(
+        text(
+            &app,
+            &format!("SELECT status FROM plan_changes WHERE tenant_id = '{t}'")
+        )
+        .await,
+        "scheduled"
+    );
+}
