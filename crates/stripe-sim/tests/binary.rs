@@ -54,7 +54,9 @@ fn receiver() -> (String, mpsc::Receiver<(String, String)>) {
             }
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+            // One request per connection: say so, or the client reuses it (and loses the next event).
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
             let _ = tx.send((signature, String::from_utf8_lossy(&body).into_owned()));
         }
     });

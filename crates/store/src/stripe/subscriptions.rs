@@ -212,7 +212,9 @@ fn period_statement<'a>(
 
 /// Records a paid renewal of a Stripe-billed subscription: the charge row
 /// (one per subscription and period start), the period advanced (never
-/// backwards: a late invoice of an older period changes no period), past
+/// backwards: a late invoice of an older period changes no period; the
+/// first invoice of a new cycle — another interval, `anchor_reset` — sets
+/// Stripe's period and anchor exactly), past
 /// due cleared, a tenant suspended for non-payment reactivated with a
 /// `resume` job, and activity rows (`action`, e.g. `subscription.renewed`).
 /// Returns whether anything changed.
@@ -240,13 +242,15 @@ pub async fn record_paid_period(
             RETURNING id
         ), sub AS (
             UPDATE subscriptions SET
-                current_period_start = CASE WHEN current_period_end IS NULL OR current_period_end < $7 THEN $6 ELSE current_period_start END,
-                current_period_end = greatest(current_period_end, $7),
+                current_period_start = CASE WHEN $14 OR current_period_end IS NULL OR current_period_end < $7 THEN $6 ELSE current_period_start END,
+                current_period_end = CASE WHEN $14 THEN $7 ELSE greatest(current_period_end, $7) END,
                 billing_anchor = CASE WHEN $14 THEN $6 ELSE coalesce(billing_anchor, $6) END,
                 status = CASE WHEN status IN ('past_due') AND coalesce(current_period_end, $7) <= $7 THEN 'active' ELSE status END,
                 past_due_since = CASE WHEN coalesce(current_period_end, $7) <= $7 THEN NULL ELSE past_due_since END,
                 updated_at = now()
-            WHERE id = $3 AND (current_period_end IS NULL OR current_period_end < $7 OR past_due_since IS NOT NULL)
+            WHERE id = $3 AND (current_period_end IS NULL OR current_period_end < $7 OR past_due_since IS NOT NULL
+                               -- a new cycle (another interval): Stripe's period is the one billed
+                               OR ($14 AND (current_period_start, current_period_end) IS DISTINCT FROM ($6, $7) AND $7 > coalesce(current_period_start, $6)))
             RETURNING id, status
         ), paid AS (
             SELECT $2::uuid AS tenant_id WHERE EXISTS (SELECT 1 FROM sub)
