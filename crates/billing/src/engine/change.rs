@@ -533,10 +533,11 @@ pub async fn confirm_payment(
 
 /// Whether a change whose payment came late can still be applied as
 /// quoted: the subscription is active, still on the change's old plan, in
-/// the billing period the quote prorated over (a lifetime target needs no
-/// period), and no other change is open.
+/// the billing period the quote prorated over and before its end (a
+/// lifetime target needs no period), and no other change is open.
 async fn still_applicable(
     conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
     change: &PlanChange,
 ) -> Result<Result<(), String>, BillingError> {
     let sub = tenantry_store::stripe::lock_subscription(conn, change.subscription_id).await?;
@@ -556,7 +557,8 @@ async fn still_applicable(
     });
     let at = change.proration_date.unwrap_or(change.requested_at);
     let same_period = match (sub.current_period_start, sub.current_period_end) {
-        (Some(start), Some(end)) => start <= at && at < end,
+        // The period it prorated over is the current one, and still running.
+        (Some(start), Some(end)) => start <= at && at < end && now < end,
         _ => true,
     };
     if !to_lifetime && !same_period {
@@ -641,7 +643,7 @@ pub async fn confirm_payment_in(
         if change.status == PlanChangeStatus::Pending {
             store::set_change_status(conn, change.id, PlanChangeStatus::Expired, now, None).await?;
         }
-        if let Err(why) = still_applicable(conn, &change).await? {
+        if let Err(why) = still_applicable(conn, now, &change).await? {
             let refund = refund_payment(conn, now, &change, payment, &why, actor).await?;
             let change = store::lock_change(conn, change.id).await?;
             return Ok(Confirmation::Refunded { change, refund });
