@@ -709,9 +709,17 @@ fn invariants(m: &Model, s: &Snapshot, plan_ids: &[Uuid], found: &mut Found) {
             );
         }
     }
-    // Every payment ends applied or refunded (R8, R9).
-    let settled = |change: &DbChange| {
-        change.status == "applied" || change.status == "failed" || refunded.contains(&change.id)
+    // Every payment ends applied, or refunded, or (its migration failed
+    // after it was applied) credited (R8, R9).
+    let credited = |id: Uuid| {
+        m.changes
+            .iter()
+            .any(|x| x.db_id == id && x.migration_failed)
+    };
+    let settled = |c: &DbChange| {
+        c.status == "applied"
+            || refunded.contains(&c.id)
+            || (c.status == "failed" && credited(c.id))
     };
     for &k in &m.payments {
         let id = m.changes[k].db_id;
@@ -738,11 +746,7 @@ fn invariants(m: &Model, s: &Snapshot, plan_ids: &[Uuid], found: &mut Found) {
         if let Some(c) = d
             .change
             .and_then(|id| s.changes.iter().find(|c| c.id == id))
-            && !(settled(c)
-                && (c.status != "failed"
-                    || m.changes
-                        .iter()
-                        .any(|x| x.db_id == c.id && (x.migration_failed || x.refunded))))
+            && !settled(c)
         {
             found.add(
                 "inv.payment-kept",

@@ -228,9 +228,10 @@ impl Driver for Local {
         &self.world
     }
 
-    async fn signup(&mut self, slug: &str, plan: usize, anchor: Ts) -> Uuid {
+    async fn signup(&mut self, slug: &str, plan: usize, anchor: Ts) -> (Uuid, Ts) {
         self.ledger = Arc::default();
-        self.world.insert_tenant(slug, plan, anchor, "none").await
+        let tenant = self.world.insert_tenant(slug, plan, anchor, "none").await;
+        (tenant, anchor)
     }
 
     async fn request(
@@ -301,6 +302,7 @@ impl Driver for Local {
         let w = &self.world;
         match engine::cancel_scheduled(&w.pool, &w.clock, tenant, &customer()).await {
             Ok(_) => Answer::Applied,
+            Err(BillingError::WrongState(_)) => Answer::Refused(Refusal::TookEffect),
             Err(e) => refusal(&e),
         }
     }
@@ -411,7 +413,7 @@ impl Driver for Local {
         .map_err(|e| e.to_string())
     }
 
-    async fn compare_provider(&self, tenant: Uuid, s: &Snapshot, found: &mut Found) {
+    async fn compare_provider(&mut self, tenant: Uuid, s: &Snapshot, found: &mut Found) {
         let moves = self.ledger.of(tenant);
         for m in &moves {
             let same = moves

@@ -131,11 +131,14 @@ fn preview_age() -> impl Strategy<Value = u8> {
     prop_oneof![3 => Just(0u8), 2 => 1u8..15, 1 => 16u8..120]
 }
 
-/// One operation, by weight (out of 100): advance 30 (minutes 5, hours 5,
-/// days 8, to the period end 4, to a month end 3, to 29 February 1, to the
-/// next event 4), process 18, upgrade 14 (same interval 6, to a year 4, to
-/// lifetime 2), downgrade 8, cancel the downgrade 3, pay 8, pay late 4,
-/// card declines 4 / works again 2, failed migration 4.
+/// One operation, by weight (95 in all): advance the clock 30 (within it:
+/// minutes 5, hours 5, days 8 — up to 40 three times in four, else up to
+/// 400 —, to the period end 4, to a month end 3, to 29 February 1, to the
+/// next event 4), process 18, upgrade 14 (within it: same interval 6, to a
+/// year 4, to lifetime 2; at a checkout half the time), downgrade 8, cancel
+/// the downgrade 3, pay in the window 8, pay late 4 (each by an operator or
+/// the provider, half and half), card declines 4, works again 2, failed
+/// migration 4.
 pub fn op() -> impl Strategy<Value = Op> {
     let up = prop_oneof![
         6 => Just(Up::SameInterval),

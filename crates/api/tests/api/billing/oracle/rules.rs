@@ -425,6 +425,10 @@ pub struct Model {
     pub payments: Vec<usize>,
     /// How often each rule was exercised (for the run's figures).
     pub seen: std::collections::BTreeMap<&'static str, usize>,
+    /// The provider renews the subscription itself, each period as the
+    /// clock passes its end ([`Model::provider_tick`]), and its first
+    /// period was paid through it (Stripe); else our processor renews.
+    pub provider_renews: bool,
 }
 
 /// Why the engine should refuse a request.
@@ -438,6 +442,8 @@ pub enum Refusal {
     ChangePending,
     /// Nothing to cancel.
     NotFound,
+    /// The downgrade to cancel took effect at the period end (R5).
+    TookEffect,
     /// The saved card was declined (an upgrade recorded as failed).
     Declined,
 }
@@ -481,9 +487,21 @@ pub enum PayOutcome {
 }
 
 impl Model {
-    /// A tenant signed up on `plan` with its first period starting at `anchor` (now).
-    pub fn signup(plan: usize, anchor: Ts) -> Self {
+    /// A tenant signed up on `plan` with its first period starting at
+    /// `anchor` (now); `provider_renews`: see [`Model::provider_renews`].
+    pub fn signup(plan: usize, anchor: Ts, provider_renews: bool) -> Self {
         let end = PLANS[plan].interval.months().map(|m| add_months(anchor, m));
+        // A provider's signup is its first invoice: the first period, paid.
+        let first = (provider_renews && end.is_some()).then(|| Charge {
+            kind: ChargeKind::Renewal,
+            amount: PLANS[plan].cents,
+            period: Some((anchor, end)),
+            paid: true,
+            change: None,
+            plan,
+            credit_applied: 0,
+            next_attempt: None,
+        });
         Self {
             now: anchor,
             plan,
@@ -495,11 +513,12 @@ impl Model {
             past_due_since: None,
             declined: false,
             changes: Vec::new(),
-            charges: Vec::new(),
+            charges: first.into_iter().collect(),
             credits: Vec::new(),
             migratable: None,
             payments: Vec::new(),
             seen: std::collections::BTreeMap::new(),
+            provider_renews,
         }
     }
 
@@ -741,16 +760,15 @@ impl Model {
                 self.migratable = None;
                 Outcome::Applied
             }
-            None => {
-                if self
-                    .changes
-                    .iter()
-                    .any(|c| c.status == ChangeStatus::Scheduled)
-                {
-                    self.saw("R5 cancel refused: the downgrade took effect");
-                }
-                Outcome::Refused(Refusal::NotFound)
+            None if self
+                .changes
+                .iter()
+                .any(|c| c.status == ChangeStatus::Scheduled) =>
+            {
+                self.saw("R5 cancel refused: the downgrade took effect");
+                Outcome::Refused(Refusal::TookEffect)
             }
+            None => Outcome::Refused(Refusal::NotFound),
         }
     }
 
@@ -815,6 +833,8 @@ impl Model {
                 if c.status == ChangeStatus::Pending {
                     c.status = ChangeStatus::Expired;
                 }
+                // The engine has seen it: no longer `pending`.
+                c.expiry_seen = true;
                 c.refunded = true;
                 let (amount, plan) = (c.amount, c.to);
                 self.charges.push(Charge {
@@ -930,7 +950,8 @@ impl Model {
             moved = true;
         }
         // R6: the renewal for the next period, once; retried when declined.
-        if matches!(self.sub, SubStatus::Active | SubStatus::PastDue)
+        if !self.provider_renews
+            && matches!(self.sub, SubStatus::Active | SubStatus::PastDue)
             && self.recurring()
             && let Some(e) = self.end.filter(|e| *e <= now)
         {
@@ -1094,6 +1115,67 @@ impl Model {
         out
     }
 
+    /// The provider renews what came due by now, each period at its own
+    /// end (Stripe test clocks): the plan it bills from a period end is the
+    /// one a downgrade due by then moves to (a subscription schedule's
+    /// phase; another interval starts the period there, R5); a lifetime
+    /// plan's subscription ends at its period end instead (R4). Our
+    /// processor switches our plan later ([`Model::process`]). Only paid
+    /// renewals (declines are not on the provider paths yet).
+    pub fn provider_tick(&mut self) {
+        if !self.provider_renews {
+            return;
+        }
+        for _ in 0..2000 {
+            let Some(e) = self.end.filter(|e| *e <= self.now) else {
+                return;
+            };
+            if self.sub != SubStatus::Active || !self.recurring() {
+                return;
+            }
+            let due = self.changes.iter().position(|c| {
+                c.status == ChangeStatus::Scheduled && c.effective_at.is_some_and(|x| x <= e)
+            });
+            let billed = due.map_or(self.plan, |k| self.changes[k].to);
+            if PLANS[billed].interval == Interval::Lifetime {
+                return;
+            }
+            // A phase of another interval starts a new cycle where it starts.
+            if due.is_some_and(|k| {
+                let c = &self.changes[k];
+                c.effective_at == Some(e) && PLANS[c.from].interval != PLANS[billed].interval
+            }) {
+                self.anchor = e;
+            }
+            let next = next_boundary(self.anchor, PLANS[billed].interval, e);
+            let price = PLANS[billed].cents;
+            let credit = self.balance().min(price).max(0);
+            self.charges.push(Charge {
+                kind: ChargeKind::Renewal,
+                amount: price - credit,
+                period: Some((e, Some(next))),
+                paid: true,
+                change: None,
+                plan: billed,
+                credit_applied: credit,
+                next_attempt: None,
+            });
+            if credit > 0 {
+                let i = self.charges.len() - 1;
+                self.credits.push(Credit {
+                    amount: -credit,
+                    change: None,
+                    charge: Some(i),
+                });
+            }
+            self.saw("R6 renewal by the provider, paid");
+            self.migratable = None;
+            self.start = e;
+            self.end = Some(next);
+        }
+        panic!("the model's provider does not settle");
+    }
+
     // -- time ------------------------------------------------------------------
 
     /// Instants the engine computes from its own clock (known to [`FUZZ`]).
@@ -1136,14 +1218,28 @@ impl Model {
 
     /// `t` moved off the instants where the engine's clock (a little ahead of
     /// the model's) could disagree with the model: just before an exact one
-    /// (→ onto it), around a fuzzy one (→ [`FUZZ`] after it).
+    /// (→ onto it), around a fuzzy one (→ [`FUZZ`] after it). The exact ones
+    /// include the period boundaries a processor run at `t` would catch up
+    /// through (found by running a copy of the model a little later).
     pub fn snap(&self, mut t: Ts) -> Ts {
         for _ in 0..20 {
             let before = t;
-            for d in self.exact_instants() {
-                if t < d && d - t < FUZZ {
-                    t = d;
-                }
+            let mut probe = self.clone();
+            probe.now = t + FUZZ;
+            probe.provider_tick();
+            probe.process();
+            let boundaries = probe.charges[self.charges.len()..]
+                .iter()
+                .filter_map(|c| c.period.map(|p| p.0));
+            let ahead = self
+                .exact_instants()
+                .into_iter()
+                .chain(probe.exact_instants())
+                .chain(boundaries)
+                .filter(|d| t < *d && *d - t <= FUZZ)
+                .min();
+            if let Some(d) = ahead {
+                t = d;
             }
             for d in self.fuzzy_instants() {
                 if (t - d).abs() <= FUZZ {
