@@ -210,25 +210,7 @@ pub struct PlanChangeQuery {
 }
 
 fn plan_change_dto(r: store::PlanChangeReport) -> PlanChange {
-    let c = r.change;
-    PlanChange {
-        amount: money_dto(c.amount, &c.currency),
-        id: c.id,
-        from_plan: r.from_plan,
-        to_plan: r.to_plan,
-        from_deployment: c.from_deployment,
-        to_deployment: c.to_deployment,
-        kind: c.kind.to_string(),
-        timing: c.timing.to_string(),
-        status: c.status.to_string(),
-        lines: c.lines,
-        actor: c.actor_label,
-        reason: c.reason,
-        requested_at: c.requested_at,
-        effective_at: c.effective_at,
-        applied_at: c.applied_at,
-        payment_due_by: c.payment_due_by,
-    }
+    crate::routes::billing::change_view(r.change, r.from_plan, r.to_plan)
 }
 
 /// Plan changes of every tenant, oldest first (staff only).

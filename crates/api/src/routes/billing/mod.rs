@@ -137,7 +137,12 @@ pub async fn change_dto(
 ) -> ApiResult<PlanChange> {
     let from_plan = tenantry_store::catalog::plan_code(conn, c.from_plan_id).await?;
     let to_plan = tenantry_store::catalog::plan_code(conn, c.to_plan_id).await?;
-    Ok(PlanChange {
+    Ok(change_view(c, from_plan, to_plan))
+}
+
+/// The API view of a plan change whose plans' codes are known.
+pub(crate) fn change_view(c: PlanChangeRow, from_plan: String, to_plan: String) -> PlanChange {
+    PlanChange {
         id: c.id,
         from_plan,
         to_plan,
@@ -154,7 +159,7 @@ pub async fn change_dto(
         effective_at: c.effective_at,
         applied_at: c.applied_at,
         payment_due_by: c.payment_due_by,
-    })
+    }
 }
 
 fn actor(principal: &Principal, client: &ClientInfo) -> Actor {
