@@ -37,6 +37,11 @@
 //!   each kind of failure, report them all at the end.
 //! - `TENANTRY_ORACLE_CREDITS=off`: leave out the credit ledger checks
 //!   (they run when the `credits` table exists).
+//! - `TENANTRY_ORACLE_BUDGET_SECS`: start no case after this long (default
+//!   90 s when `TENANTRY_ORACLE_CASES` is not set, so `make test` ends inside
+//!   nextest's 3-minute limit on a loaded machine; none otherwise);
+//!   `TENANTRY_ORACLE_SHRINK_SECS`: shrink a failure this long at most
+//!   (default 60).
 
 mod check;
 mod local;
@@ -839,6 +844,12 @@ struct RunConfig {
     max_ops: usize,
     skip: Vec<String>,
     keep_going: bool,
+    /// Stop starting cases after this long (the default run only: it must
+    /// end, shrinking included, well inside nextest's 3-minute limit even on
+    /// a loaded machine).
+    budget: Option<StdDuration>,
+    /// Stop shrinking a failure after this long.
+    shrink_budget: StdDuration,
 }
 
 fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -864,6 +875,14 @@ impl RunConfig {
                 .filter(|s| !s.is_empty())
                 .collect(),
             keep_going: std::env::var("TENANTRY_ORACLE_KEEP_GOING").is_ok_and(|v| v == "1"),
+            budget: env::<u64>("TENANTRY_ORACLE_BUDGET_SECS")
+                .or_else(|| {
+                    env::<usize>("TENANTRY_ORACLE_CASES")
+                        .is_none()
+                        .then_some(90)
+                })
+                .map(StdDuration::from_secs),
+            shrink_budget: StdDuration::from_secs(env("TENANTRY_ORACLE_SHRINK_SECS").unwrap_or(60)),
         }
     }
 }
@@ -898,6 +917,7 @@ fn shrink<D: Driver>(
     tree: &mut impl ValueTree<Value = Case>,
     first: Failure,
     skip: &[String],
+    budget: StdDuration,
     slug: &mut dyn FnMut() -> String,
 ) -> (Case, Failure, usize) {
     let tags = first.tags();
@@ -909,7 +929,7 @@ fn shrink<D: Driver>(
         return (best.0, best.1, 0);
     }
     for _ in 0..2000 {
-        if started.elapsed() > StdDuration::from_secs(180) {
+        if started.elapsed() > budget {
             break;
         }
         let case = tree.current();
@@ -982,6 +1002,13 @@ fn run_all<D: Driver>(rt: &tokio::runtime::Runtime, d: &mut D, cfg: &RunConfig) 
         None => 0..cfg.cases,
     };
     for i in range {
+        if cfg.budget.is_some_and(|b| started.elapsed() > b) {
+            eprintln!(
+                "billing oracle ({}): time budget spent (TENANTRY_ORACLE_BUDGET_SECS): stopping before case {i}",
+                d.name()
+            );
+            break;
+        }
         let mut runner = runner_for(cfg.seed, i);
         let mut tree = strategy.new_tree(&mut runner).unwrap();
         let case = tree.current();
@@ -995,7 +1022,8 @@ fn run_all<D: Driver>(rt: &tokio::runtime::Runtime, d: &mut D, cfg: &RunConfig) 
         {
             continue;
         }
-        let (small, shrunk, shrinks) = shrink(rt, d, &mut tree, f, &cfg.skip, &mut slug);
+        let (small, shrunk, shrinks) =
+            shrink(rt, d, &mut tree, f, &cfg.skip, cfg.shrink_budget, &mut slug);
         let text = report(d.name(), cfg.seed, i, &small, &shrunk, shrinks);
         eprintln!("{text}");
         failures.push((vec![sig, shrunk.signature()], text));
