@@ -161,7 +161,7 @@ pub async fn lock_tenant(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Tenan
     Ok(tenants::table
         .find(id)
         .select(Tenant::as_select())
-        .for_update()
+        .for_no_key_update()
         .first(conn)
         .await?)
 }

@@ -140,7 +140,7 @@ pub async fn lock_charge(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Charg
     Ok(charges::table
         .find(id)
         .select(Charge::as_select())
-        .for_update()
+        .for_no_key_update()
         .first(conn)
         .await?)
 }

@@ -1,9 +1,18 @@
 //! Plan changes, charges, renewal and dunning state, and the sandbox clock.
 //!
 //! The set-based functions (`apply_due_changes`, `expire_unpaid_upgrades`,
-//! `suspend_overdue`, `terminate_overdue`) claim their rows with `FOR UPDATE
-//! SKIP LOCKED`, so several processors can run at once and each row is
+//! `suspend_overdue`, `terminate_overdue`) claim their rows with `FOR NO KEY
+//! UPDATE SKIP LOCKED`, so several processors can run at once and each row is
 //! handled exactly once.
+//!
+//! Rows are locked `FOR NO KEY UPDATE`, never `FOR UPDATE`: no key of a
+//! tenant, subscription, plan change or charge ever changes and they are not
+//! deleted under a lock, and the weaker lock does not conflict with the `FOR
+//! KEY SHARE` lock PostgreSQL's foreign-key checks take on the referenced row
+//! (postgresql.org/docs/15/explicit-locking.html#LOCKING-ROWS). With `FOR
+//! UPDATE`, a request inserting a plan change (which key-shares the tenant,
+//! then the subscription) and a job locking the subscription, then the
+//! tenant, deadlocked.
 //!
 //! The parts: `plan_changes` (plan change rows, applying them, expiring
 //! unpaid upgrades), `charges` (charge rows, renewal charges for the next

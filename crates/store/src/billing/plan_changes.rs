@@ -124,7 +124,7 @@ pub async fn lock_change(conn: &mut AsyncPgConnection, id: Uuid) -> Result<PlanC
     Ok(plan_changes::table
         .find(id)
         .select(PlanChange::as_select())
-        .for_update()
+        .for_no_key_update()
         .first(conn)
         .await?)
 }
@@ -368,7 +368,7 @@ pub async fn apply_due_changes(
             WHERE status = 'scheduled' AND effective_at <= $1
             ORDER BY effective_at, id
             LIMIT $2
-            FOR UPDATE SKIP LOCKED
+            FOR NO KEY UPDATE SKIP LOCKED
         ), {APPLY}, log AS (
             INSERT INTO activity_log (id, occurred_at, actor_label, tenant_id, action, target_type, target_id, before, after)
             SELECT uuid_v7(), $1, 'scheduler', a.tenant_id, 'plan_change.applied', 'plan_change', a.id::text,
@@ -405,7 +405,7 @@ pub async fn expire_unpaid_upgrades(
         WITH due AS (
             SELECT id FROM plan_changes WHERE status = 'pending' AND payment_due_by <= $1
                 AND ($2::uuid IS NULL OR tenant_id = $2)
-            FOR UPDATE SKIP LOCKED
+            FOR NO KEY UPDATE SKIP LOCKED
         ), expired AS (
             UPDATE plan_changes pc SET status = 'expired', updated_at = now()
             FROM due WHERE pc.id = due.id RETURNING pc.*

@@ -316,3 +316,52 @@ async fn a_second_upgrade_prorates_from_the_upgraded_plan() {
         stripe_line(dec!(59), start, end, at)
     );
 }
+
+/// A webhook or job that holds the subscription (as `invoice.paid` does
+/// before it locks the tenant) does not stop an upgrade request from
+/// recording its change and charge: the foreign-key checks of those inserts
+/// share only the keys of the rows they reference. Locked `FOR UPDATE`, the
+/// inserts waited on the subscription while holding the tenant's key share,
+/// and the webhook, wanting the tenant next, deadlocked with them (seen at
+/// CI).
+#[tokio::test]
+async fn an_upgrade_is_requested_while_a_webhook_holds_the_subscription() {
+    let app = spawn_app().await;
+    let (t, owner) = owner_of(&app, "locked", "odoo", "basic").await;
+    let sub_id: uuid::Uuid = app
+        .sql()
+        .await
+        .query_one("SELECT id FROM subscriptions WHERE tenant_id = $1", &[&t])
+        .await
+        .unwrap()
+        .get(0);
+    let pool = app.pool();
+    let mut conn = pool.get().await.unwrap();
+    let status = tenantry_store::AsyncConnection::transaction::<_, tenantry_store::StoreError, _>(
+        &mut conn,
+        async |conn| {
+            tenantry_store::stripe::lock_subscription(conn, sub_id).await?;
+            // A hang here (the old lock) fails the test rather than waiting for ever.
+            let res = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                app.post_as(
+                    &format!("/v1/tenants/{t}/plan-change"),
+                    &owner.access_token,
+                    json!({"plan": "pro"}),
+                ),
+            )
+            .await
+            .expect("the request waited on the held subscription");
+            // The webhook goes on to the tenant, which nobody holds now.
+            tenantry_store::tenants::lock_tenant(conn, t).await?;
+            Ok(res.status())
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 202);
+    assert_eq!(
+        subscription(&app, t, &owner.access_token).await["scheduled_plan_change"]["status"],
+        "pending"
+    );
+}
