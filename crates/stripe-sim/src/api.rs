@@ -165,6 +165,7 @@ fn handle(s: &mut State, method: &str, path: &str, p: &Value, events: &mut Vec<V
         }
         ("GET", ["v1", "subscriptions", id]) => get(s, "subscription", id),
         ("POST", ["v1", "subscriptions", id]) => subscriptions::update(s, id, p, events),
+        ("DELETE", ["v1", "subscriptions", id]) => subscriptions::cancel_now(s, id, events),
         ("POST", ["v1", "subscription_schedules"]) => schedules::create(s, p, events),
         ("GET", ["v1", "subscription_schedules", id]) => get(s, "subscription_schedule", id),
         ("POST", ["v1", "subscription_schedules", id]) => schedules::update(s, id, p, events),

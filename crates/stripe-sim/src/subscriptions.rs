@@ -188,6 +188,30 @@ pub(crate) fn cancel(s: &mut State, sub_id: &str, at: i64) -> Vec<Value> {
     vec![s.event("customer.subscription.deleted", sub)]
 }
 
+/// `DELETE /v1/subscriptions/{id}`: cancels it now, without a final
+/// invoice or proration (docs.stripe.com/api/subscriptions/cancel: the
+/// defaults `invoice_now=false`, `prorate=false`); answers the canceled
+/// subscription. One already canceled is an error, as on Stripe.
+pub(crate) fn cancel_now(s: &mut State, sub_id: &str, events: &mut Vec<Value>) -> Reply {
+    match s.objects.get(sub_id) {
+        Some(o) if o["object"] == "subscription" && o["status"] != "canceled" => {}
+        Some(o) if o["object"] == "subscription" => {
+            return error(
+                400,
+                "invalid_request_error",
+                "resource_missing",
+                &format!(
+                    "A canceled subscription can only update its cancellation_details and metadata: {sub_id}"
+                ),
+            );
+        }
+        _ => return no_such("subscription", sub_id),
+    }
+    let now = s.now();
+    events.extend(cancel(s, sub_id, now));
+    (200, s.objects[sub_id].clone())
+}
+
 /// Moves the subscription to `price` at `at`, without prorations. Another
 /// interval (or interval count) resets `billing_cycle_anchor` to `at`,
 /// makes `[at, at + interval)` the current period and invoices it at once

@@ -583,10 +583,15 @@ fn period(obj: &Value, sub: &Subscription) -> Result<Option<PaidPeriod>, IngestE
     };
     let currency = Currency::parse(&text(obj, &["currency"]).unwrap_or("").to_uppercase())
         .map_err(|e| IngestError::Malformed(format!("currency: {e}")))?;
-    let cents = obj["amount_paid"]
-        .as_i64()
-        .or_else(|| obj["amount_due"].as_i64())
-        .unwrap_or(0);
+    // What was paid, or for an invoice not paid what it asks for
+    // (`amount_paid` is 0 on a declined one).
+    let cents = if text(obj, &["status"]) == Some("paid") {
+        obj["amount_paid"].as_i64()
+    } else {
+        obj["amount_due"].as_i64()
+    }
+    .or_else(|| obj["amount_paid"].as_i64())
+    .unwrap_or(0);
     Ok(Some(PaidPeriod {
         subscription_id: sub.id,
         tenant_id: sub.tenant_id,

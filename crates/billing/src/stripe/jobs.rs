@@ -141,6 +141,9 @@ struct Desired {
     next_price: Option<String>,
     /// A lifetime plan: the recurring subscription ends at its period end.
     cancel_at_period_end: bool,
+    /// Our dunning ended the subscription (`expired`): Stripe's is canceled
+    /// now, so it bills no period of a tenant that has no service.
+    cancel_now: bool,
 }
 
 async fn desired(
@@ -149,6 +152,18 @@ async fn desired(
     subscription_id: Uuid,
 ) -> Result<(tenantry_store::tenants::Subscription, Desired), JobError> {
     let sub = store::lock_subscription(conn, subscription_id).await?;
+    if sub.status == tenantry_domain::SubscriptionStatus::Expired {
+        return Ok((
+            sub.clone(),
+            Desired {
+                version: sub.price_version,
+                price: None,
+                next_price: None,
+                cancel_at_period_end: false,
+                cancel_now: true,
+            },
+        ));
+    }
     let (plan, product) = store::plan_with_product(conn, sub.plan_id).await?;
     let lifetime = plan.billing_interval == "lifetime";
     let price = if lifetime {
@@ -170,6 +185,7 @@ async fn desired(
             price,
             next_price,
             cancel_at_period_end: lifetime,
+            cancel_now: false,
         },
     ))
 }
@@ -198,7 +214,10 @@ fn id_of(v: &Value) -> Option<String> {
 ///   docs.stripe.com/billing/subscriptions/subscription-schedules); a
 ///   canceled downgrade releases the schedule;
 /// - on a lifetime plan the recurring subscription ends at its period end
-///   (`cancel_at_period_end`).
+///   (`cancel_at_period_end`);
+/// - a subscription our dunning ended (`expired`) is canceled in Stripe at
+///   once (docs.stripe.com/api/subscriptions/cancel), so Stripe bills no
+///   later period of a tenant without service.
 ///
 /// A Price Stripe's own schedule is about to switch to is left to it.
 ///
@@ -254,6 +273,18 @@ async fn converge_once(
         .await?;
     if current["status"] == "canceled" || current["status"] == "incomplete_expired" {
         return Ok(false);
+    }
+    if want.cancel_now {
+        stripe
+            .raw(
+                "cancel subscription",
+                StripeMethod::Delete,
+                &path,
+                &json!({}),
+                Some(&format!("sync:{stripe_sub}:{}:cancel-now", want.version)),
+            )
+            .await?;
+        return Ok(true);
     }
     let item = &current["items"]["data"][0];
     let Some(item_id) = id_of(item) else {

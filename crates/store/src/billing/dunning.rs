@@ -74,7 +74,7 @@ pub async fn suspend_overdue(
         WITH due AS (
             SELECT t.id, t.status AS old_status FROM tenants t JOIN subscriptions s ON s.tenant_id = t.id
             WHERE s.status = 'past_due' AND s.past_due_since <= $1 - $2 AND t.status = ANY($3)
-            FOR UPDATE OF t SKIP LOCKED
+            FOR NO KEY UPDATE OF t SKIP LOCKED
         ), suspended AS (
             UPDATE tenants SET status = $4, status_reason = 'non-payment', version = version + 1, updated_at = now()
             FROM due WHERE tenants.id = due.id RETURNING tenants.id, due.old_status
@@ -147,7 +147,8 @@ pub async fn end_canceled(
 
 /// Deprovisions the tenants whose subscription meets `due` (SQL over `s`,
 /// the subscription, with `$1` = now and `$2` = `window`) and whose tenant
-/// still runs: a past-due subscription `expired`, tenant `deprovisioning`
+/// still runs: a past-due subscription `expired` (its `price_version`
+/// moves: a provider's subscription is then canceled), tenant `deprovisioning`
 /// for `reason`, open plan changes canceled, one `deprovision` job (final
 /// backup first), an activity row. Returns how many tenants it moved.
 async fn end_service(
@@ -164,9 +165,9 @@ async fn end_service(
             FROM subscriptions s JOIN tenants t ON t.id = s.tenant_id
             WHERE {due}
               AND t.status = ANY($4)
-            FOR UPDATE OF s, t SKIP LOCKED
+            FOR NO KEY UPDATE OF s, t SKIP LOCKED
         ), subs AS (
-            UPDATE subscriptions SET status = 'expired', updated_at = now()
+            UPDATE subscriptions SET status = 'expired', price_version = price_version + 1, updated_at = now()
             FROM due WHERE subscriptions.id = due.subscription_id AND subscriptions.status = 'past_due'
             RETURNING subscriptions.id
         ), ten AS (

@@ -24,7 +24,7 @@ pub async fn lock_subscription(
     Ok(subscriptions::table
         .find(id)
         .select(Subscription::as_select())
-        .for_update()
+        .for_no_key_update()
         .first(conn)
         .await?)
 }
@@ -87,7 +87,7 @@ pub async fn enqueue_unsynced(
         SELECT uuid_v7(), $1, s.tenant_id, jsonb_build_object('tenant_id', s.tenant_id, 'subscription_id', s.id), $1 || ':' || s.id
         FROM subscriptions s
         WHERE s.price_version > s.price_synced_version AND s.provider = 'stripe'
-          AND s.provider_subscription_id IS NOT NULL AND s.status IN ('active', 'past_due', 'canceled')
+          AND s.provider_subscription_id IS NOT NULL AND s.status IN ('active', 'past_due', 'canceled', 'expired')
         ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING
         "#,
     )
@@ -330,7 +330,8 @@ pub async fn record_failed_period(
 /// Ends a subscription that Stripe deleted: `canceled`, service kept until
 /// the current period's end (nothing is refunded), its open plan change
 /// canceled, an activity row. Returns whether anything changed (a second
-/// deletion changes nothing).
+/// deletion changes nothing, nor does the deletion of a subscription our
+/// dunning already ended: it stays `expired`).
 ///
 /// # Errors
 /// [`StoreError`].
@@ -343,7 +344,7 @@ pub async fn cancel_at_period_end(
     let rows: Vec<Changed> = diesel::sql_query(
         r#"
         WITH before AS (
-            SELECT id, tenant_id, status, current_period_end FROM subscriptions WHERE id = $2 AND status <> 'canceled' FOR UPDATE
+            SELECT id, tenant_id, status, current_period_end FROM subscriptions WHERE id = $2 AND status NOT IN ('canceled', 'expired') FOR NO KEY UPDATE
         ), sub AS (
             UPDATE subscriptions s SET status = 'canceled', updated_at = now() FROM before b WHERE s.id = b.id RETURNING s.id
         ), changes AS (

@@ -683,3 +683,73 @@ async fn an_upgrade_to_lifetime_ends_the_stripe_subscription_at_its_period_end()
         "the service goes on"
     );
 }
+
+/// A subscription our dunning ends (`expired` after 14 days past due) is
+/// canceled in Stripe at once: with the card working again, Stripe bills no
+/// later period of a tenant that has no service (money is never kept
+/// without the service). Its `customer.subscription.deleted` leaves ours
+/// `expired`. Found by the billing oracle's stand-in path.
+#[tokio::test]
+async fn a_subscription_our_dunning_ends_is_canceled_in_stripe_and_bills_nothing_more() {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    let (t, _, stripe_sub) = paid_tenant(&w, "lapsed", "basic").await;
+    let customer = w.customer(t).await;
+    w.sim.decline(&customer, true);
+    let end = w.sim.object(&stripe_sub).unwrap()["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+    // Both clocks to just before the period end, then past it: the renewal
+    // is declined, past due since about then.
+    w.advance_both(&admin.access_token, end - w.sim.now() - 60)
+        .await;
+    w.advance_both(&admin.access_token, 120).await;
+    assert_eq!(
+        w.one(&format!(
+            "SELECT status FROM subscriptions WHERE tenant_id = '{t}'"
+        ))
+        .await,
+        "past_due"
+    );
+    // Our failed charge asks for what Stripe's open invoice asks for (not
+    // its `amount_paid`, 0).
+    let open = w
+        .invoices_of(&customer)
+        .into_iter()
+        .rfind(|i| i["billing_reason"] == "subscription_cycle")
+        .unwrap();
+    assert_eq!(open["status"], "open");
+    assert_eq!(
+        cents(&json!(
+            w.one(&format!(
+                "SELECT amount::text FROM charges WHERE tenant_id = '{t}' AND status = 'failed'"
+            ))
+            .await
+        )),
+        open["amount_due"].as_i64().unwrap()
+    );
+    // Fifteen days on, the processor ends the service and asks for a sync.
+    w.advance_both(&admin.access_token, 15 * 86_400).await;
+    assert_eq!(
+        w.one(&format!(
+            "SELECT status FROM subscriptions WHERE tenant_id = '{t}'"
+        ))
+        .await,
+        "expired"
+    );
+    w.sync(t).await;
+    assert_eq!(w.sim.object(&stripe_sub).unwrap()["status"], "canceled");
+    assert_eq!(
+        w.one(&format!(
+            "SELECT status || ' ' || (price_synced_version = price_version) FROM subscriptions WHERE tenant_id = '{t}'"
+        ))
+        .await,
+        "expired true",
+        "Stripe's deletion event leaves ours expired"
+    );
+    // The card works again; months pass: Stripe takes nothing more.
+    let paid_before = paid_total(&w.invoices_of(&customer));
+    w.sim.decline(&customer, false);
+    w.advance_both(&admin.access_token, 70 * 86_400).await;
+    assert_eq!(paid_total(&w.invoices_of(&customer)), paid_before);
+}

@@ -429,6 +429,11 @@ pub struct Model {
     /// clock passes its end ([`Model::provider_tick`]), and its first
     /// period was paid through it (Stripe); else our processor renews.
     pub provider_renews: bool,
+    /// The provider's period end when it ran ahead of ours: Stripe moves a
+    /// subscription to its next period even when that period's invoice is
+    /// declined (the subscription `past_due`), while our period stays the
+    /// last one paid (R6 on the provider paths).
+    pub provider_ahead: Option<Ts>,
 }
 
 /// Why the engine should refuse a request.
@@ -519,6 +524,7 @@ impl Model {
             payments: Vec::new(),
             seen: std::collections::BTreeMap::new(),
             provider_renews,
+            provider_ahead: None,
         }
     }
 
@@ -1120,17 +1126,20 @@ impl Model {
     /// one a downgrade due by then moves to (a subscription schedule's
     /// phase; another interval starts the period there, R5); a lifetime
     /// plan's subscription ends at its period end instead (R4). Our
-    /// processor switches our plan later ([`Model::process`]). Only paid
-    /// renewals (declines are not on the provider paths yet).
+    /// processor switches our plan later ([`Model::process`]). A declined
+    /// card fails the period's invoice: the provider still moves on to the
+    /// period ([`Model::provider_ahead`]) and never retries (the stand-in
+    /// has no Smart Retries); ours is `past_due` and dunning runs (R6); a
+    /// later period paid makes it active again on that period.
     pub fn provider_tick(&mut self) {
         if !self.provider_renews {
             return;
         }
         for _ in 0..2000 {
-            let Some(e) = self.end.filter(|e| *e <= self.now) else {
+            let Some(e) = self.provider_ahead.or(self.end).filter(|e| *e <= self.now) else {
                 return;
             };
-            if self.sub != SubStatus::Active || !self.recurring() {
+            if !matches!(self.sub, SubStatus::Active | SubStatus::PastDue) || !self.recurring() {
                 return;
             }
             let due = self.changes.iter().position(|c| {
@@ -1149,6 +1158,24 @@ impl Model {
             }
             let next = next_boundary(self.anchor, PLANS[billed].interval, e);
             let price = PLANS[billed].cents;
+            if self.declined && price > 0 {
+                self.charges.push(Charge {
+                    kind: ChargeKind::Renewal,
+                    amount: price,
+                    period: Some((e, Some(next))),
+                    paid: false,
+                    change: None,
+                    plan: billed,
+                    credit_applied: 0,
+                    next_attempt: None,
+                });
+                self.saw("R6 renewal by the provider, declined: past due");
+                self.migratable = None;
+                self.sub = SubStatus::PastDue;
+                self.past_due_since.get_or_insert(self.now);
+                self.provider_ahead = Some(next);
+                continue;
+            }
             let credit = self.balance().min(price).max(0);
             self.charges.push(Charge {
                 kind: ChargeKind::Renewal,
@@ -1168,10 +1195,20 @@ impl Model {
                     charge: Some(i),
                 });
             }
-            self.saw("R6 renewal by the provider, paid");
+            self.saw(if self.sub == SubStatus::PastDue {
+                "R6 renewal by the provider, paid: active again"
+            } else {
+                "R6 renewal by the provider, paid"
+            });
             self.migratable = None;
             self.start = e;
             self.end = Some(next);
+            self.provider_ahead = None;
+            self.sub = SubStatus::Active;
+            self.past_due_since = None;
+            if self.tenant == TenantStatus::Suspended {
+                self.tenant = TenantStatus::Active;
+            }
         }
         panic!("the model's provider does not settle");
     }
@@ -1204,6 +1241,7 @@ impl Model {
         let mut v = Vec::new();
         if self.recurring() && self.sub != SubStatus::Expired {
             v.extend(self.end);
+            v.extend(self.provider_ahead);
         }
         for c in &self.changes {
             if c.status == ChangeStatus::Scheduled {

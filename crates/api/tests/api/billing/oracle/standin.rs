@@ -10,11 +10,13 @@
 //!
 //! What this path takes so far: signups on recurring plans, upgrades of the
 //! same interval and to lifetime with the saved card, downgrades (any
-//! interval), cancelling them, clock jumps and processor runs. Not yet:
+//! interval), cancelling them, declines (Stripe moves the period on
+//! unpaid and, in the stand-in, never retries; our dunning suspends and
+//! ends the service, which cancels the Stripe subscription), clock jumps
+//! and processor runs. Not yet:
 //! upgrades to another interval (Stripe moves the anchor to when the price
 //! is synced, not to the proration date), payments at a checkout and late
-//! payments, declines (Stripe moves the period on and has no retries of
-//! its own in the stand-in), failed migrations (the credit goes to the
+//! payments, failed migrations (the credit goes to the
 //! Stripe customer balance, which Stripe applies to the next invoice of any
 //! kind) — each needs the model told how Stripe does it.
 
@@ -211,6 +213,7 @@ impl Driver for StandIn {
                 | Op::Upgrade { .. }
                 | Op::Downgrade { .. }
                 | Op::CancelDowngrade
+                | Op::Decline(_)
         )
     }
 
@@ -332,7 +335,11 @@ impl Driver for StandIn {
         Answer::Other("payments at a checkout are not on the stand-in path yet".into())
     }
 
-    async fn decline(&mut self, _tenant: Uuid, _declined: bool) {}
+    async fn decline(&mut self, tenant: Uuid, declined: bool) {
+        if let Some((customer, _)) = self.ids.get(&tenant) {
+            self.sim.decline(customer, declined);
+        }
+    }
 
     async fn process(&mut self) -> Result<(), String> {
         for _ in 0..100 {
@@ -453,6 +460,16 @@ impl Driver for StandIn {
                 found.add(
                     "provider.period",
                     format!("Stripe's period is {theirs:?}, ours {ours:?} (unix seconds)"),
+                );
+            }
+            // Ended by our dunning: Stripe bills it no more.
+            if s.sub_status == "expired" {
+                found.add(
+                    "provider.not_canceled",
+                    format!(
+                        "R6 our subscription is expired; Stripe's {sub_id} is still {}",
+                        sub["status"]
+                    ),
                 );
             }
         }
