@@ -147,6 +147,12 @@ pub trait Driver {
     /// `cents` arrive for change `change` through `via`; refunds the
     /// engine decides on are carried out before this returns.
     async fn pay(&mut self, tenant: Uuid, change: Uuid, cents: i64, via: Via) -> Answer;
+    /// Whether a payment for `change` (`late`: after its window) can be
+    /// made through `via` now (a provider's checkout session may have
+    /// expired: nobody can pay it).
+    async fn can_pay(&mut self, _change: Uuid, _via: Via, _late: bool) -> bool {
+        true
+    }
     /// The customer's saved card declines (or works again).
     async fn decline(&mut self, tenant: Uuid, declined: bool);
     /// The billing processor runs until nothing more is due.
@@ -303,6 +309,27 @@ impl World {
             ))
             .await
             .unwrap();
+    }
+
+    /// What became of a payment for `change`: refunded (a refund charge
+    /// exists), applied, or something else (reported).
+    pub async fn settled(&self, change: Uuid) -> Answer {
+        let row = self
+            .sql
+            .query_one(
+                "SELECT status, EXISTS (SELECT 1 FROM charges WHERE plan_change_id = $1 AND kind = 'refund') FROM plan_changes WHERE id = $1",
+                &[&change],
+            )
+            .await
+            .unwrap();
+        let (status, refunded): (String, bool) = (row.get(0), row.get(1));
+        if refunded {
+            Answer::Refunded
+        } else if status == "applied" {
+            Answer::Applied
+        } else {
+            Answer::Other(format!("the change is {status} and nothing was refunded"))
+        }
     }
 
     /// An admin's access token (signed in again every ten minutes of real
@@ -713,6 +740,9 @@ async fn step<D: Driver>(
             };
             let (id, cents) = (m.changes[k].db_id, m.changes[k].amount);
             sync(d, m).await;
+            if !d.can_pay(id, via, matches!(op, Op::PayLate(_))).await {
+                return Err("not payable this way on this path");
+            }
             let outcome = m.pay(k);
             let got = d.pay(tenant, id, cents, via).await;
             let want = match outcome {

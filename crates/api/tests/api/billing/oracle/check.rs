@@ -81,6 +81,9 @@ pub struct DbCharge {
     pub end: Option<Ts>,
     pub key: String,
     pub credit_applied: Option<i64>,
+    /// What it was paid through (a Stripe invoice `in_…`, a Checkout
+    /// Session `cs_…`, an operator's reference).
+    pub reference: Option<String>,
 }
 
 impl DbCharge {
@@ -184,7 +187,7 @@ pub fn snapshot_sql(with_credits: bool) -> String {
                    FROM plan_changes WHERE tenant_id = $1), '[]'),
            'charges', coalesce((SELECT json_agg(json_build_object('id', id, 'kind', kind, 'change', plan_change_id,
                     'amount', amount::text, 'currency', currency, 'status', status, 'start', period_start,
-                    'end', period_end, 'key', idempotency_key,
+                    'end', period_end, 'key', idempotency_key, 'reference', provider_reference,
                     'credit_applied', to_jsonb(c) ->> 'credit_applied') ORDER BY id)
                    FROM charges c WHERE tenant_id = $1), '[]'),
            'credits', {credits})::text"
@@ -258,6 +261,7 @@ pub fn parse(json: &str) -> Snapshot {
             credit_applied: c["credit_applied"]
                 .as_str()
                 .map(|s| cents(s.parse().unwrap())),
+            reference: c["reference"].as_str().map(str::to_owned),
         })
         .collect();
     let credits = v["credits"].as_array().map(|a| {

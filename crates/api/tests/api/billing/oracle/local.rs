@@ -196,27 +196,6 @@ impl Local {
         }
         Ok(())
     }
-
-    /// What the database says a payment of `change` came to.
-    async fn settled(&self, change: Uuid) -> Answer {
-        let row = self
-            .world
-            .sql
-            .query_one(
-                "SELECT status, EXISTS (SELECT 1 FROM charges WHERE plan_change_id = $1 AND kind = 'refund') FROM plan_changes WHERE id = $1",
-                &[&change],
-            )
-            .await
-            .unwrap();
-        let (status, refunded): (String, bool) = (row.get(0), row.get(1));
-        if refunded {
-            Answer::Refunded
-        } else if status == "applied" {
-            Answer::Applied
-        } else {
-            Answer::Other(format!("the change is {status} and nothing was refunded"))
-        }
-    }
 }
 
 impl Driver for Local {
@@ -329,7 +308,7 @@ impl Driver for Local {
                     .await;
                 let status = res.status();
                 if status.is_success() {
-                    self.settled(change).await
+                    self.world.settled(change).await
                 } else {
                     Answer::Other(format!(
                         "mark-paid answered {status}: {}",

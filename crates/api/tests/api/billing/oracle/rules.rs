@@ -434,6 +434,9 @@ pub struct Model {
     /// declined (the subscription `past_due`), while our period stays the
     /// last one paid (R6 on the provider paths).
     pub provider_ahead: Option<Ts>,
+    /// The provider's billing anchor when a declined invoice of a new cycle
+    /// moved it and ours has not followed yet.
+    pub provider_anchor: Option<Ts>,
 }
 
 /// Why the engine should refuse a request.
@@ -525,6 +528,7 @@ impl Model {
             seen: std::collections::BTreeMap::new(),
             provider_renews,
             provider_ahead: None,
+            provider_anchor: None,
         }
     }
 
@@ -1149,16 +1153,20 @@ impl Model {
             if PLANS[billed].interval == Interval::Lifetime {
                 return;
             }
-            // A phase of another interval starts a new cycle where it starts.
+            // A phase of another interval starts a new cycle where it starts
+            // (ours moves there when the invoice is paid, or when our
+            // processor applies the downgrade).
+            let mut anchor = self.provider_anchor.unwrap_or(self.anchor);
             if due.is_some_and(|k| {
                 let c = &self.changes[k];
                 c.effective_at == Some(e) && PLANS[c.from].interval != PLANS[billed].interval
             }) {
-                self.anchor = e;
+                anchor = e;
             }
-            let next = next_boundary(self.anchor, PLANS[billed].interval, e);
+            let next = next_boundary(anchor, PLANS[billed].interval, e);
             let price = PLANS[billed].cents;
             if self.declined && price > 0 {
+                self.provider_anchor = (anchor != self.anchor).then_some(anchor);
                 self.charges.push(Charge {
                     kind: ChargeKind::Renewal,
                     amount: price,
@@ -1201,6 +1209,8 @@ impl Model {
                 "R6 renewal by the provider, paid"
             });
             self.migratable = None;
+            self.anchor = anchor;
+            self.provider_anchor = None;
             self.start = e;
             self.end = Some(next);
             self.provider_ahead = None;

@@ -12,11 +12,15 @@
 //! same interval and to lifetime with the saved card, downgrades (any
 //! interval), cancelling them, declines (Stripe moves the period on
 //! unpaid and, in the stand-in, never retries; our dunning suspends and
-//! ends the service, which cancels the Stripe subscription), clock jumps
+//! ends the service, which cancels the Stripe subscription), payments at
+//! Stripe's Checkout, on time and late while the session is open (Stripe
+//! expires it after 24 hours), refunded through Stripe when they can no
+//! longer apply, payments an operator records in the window, clock jumps
 //! and processor runs. Not yet:
 //! upgrades to another interval (Stripe moves the anchor to when the price
-//! is synced, not to the proration date), payments at a checkout and late
-//! payments, failed migrations (the credit goes to the
+//! is synced, not to the proration date), late payments an operator
+//! records (a bank transfer Stripe cannot refund),
+//! failed migrations (the credit goes to the
 //! Stripe customer balance, which Stripe applies to the next invoice of any
 //! kind) — each needs the model told how Stripe does it.
 
@@ -39,7 +43,7 @@ use tenantry_stripe_sim::StripeSim;
 use uuid::Uuid;
 
 use super::check::{Found, Snapshot};
-use super::ops::Op;
+use super::ops::{Op, Via};
 use super::rules::{Interval, PLANS, Refusal, Ts};
 use super::{Answer, Driver, Requested, World};
 use crate::helpers::{PASSWORD, spawn_app_with};
@@ -58,6 +62,8 @@ pub struct StandIn {
     current: Option<Uuid>,
     /// Jobs that failed since the last comparison.
     job_errors: Vec<String>,
+    /// The Checkout Session of each upgrade paid at a checkout.
+    sessions: HashMap<Uuid, String>,
 }
 
 fn settings(api_base: &str) -> StripeSettings {
@@ -115,6 +121,7 @@ impl StandIn {
             ids: HashMap::new(),
             current: None,
             job_errors: Vec::new(),
+            sessions: HashMap::new(),
         }
     }
 
@@ -196,13 +203,11 @@ impl Driver for StandIn {
         PLANS[plan].interval != Interval::Lifetime
     }
 
-    fn supports_change(&self, from: usize, to: usize, checkout: bool) -> bool {
+    fn supports_change(&self, from: usize, to: usize, _checkout: bool) -> bool {
         let (f, t) = (PLANS[from].interval, PLANS[to].interval);
-        !checkout
-            && (f == t
-                || t == Interval::Lifetime
-                || super::rules::classify(&PLANS[from], &PLANS[to])
-                    == super::rules::Kind::Downgrade)
+        f == t
+            || t == Interval::Lifetime
+            || super::rules::classify(&PLANS[from], &PLANS[to]) == super::rules::Kind::Downgrade
     }
 
     fn supports(&self, op: &Op) -> bool {
@@ -214,6 +219,8 @@ impl Driver for StandIn {
                 | Op::Downgrade { .. }
                 | Op::CancelDowngrade
                 | Op::Decline(_)
+                | Op::Pay(_)
+                | Op::PayLate(_)
         )
     }
 
@@ -272,10 +279,18 @@ impl Driver for StandIn {
         tenant: Uuid,
         to: usize,
         preview_at: Ts,
-        _checkout: bool,
+        checkout: bool,
     ) -> Requested {
         let before = self.newest_change(tenant).await.map(|c| c.0);
         let w = &self.world;
+        // No saved card: the engine opens a Checkout Session.
+        w.sql
+            .execute(
+                "UPDATE subscriptions SET saved_payment_method = $2 WHERE tenant_id = $1",
+                &[&tenant, &!checkout],
+            )
+            .await
+            .unwrap();
         let view = {
             let mut conn = w.pool.get().await.unwrap();
             tenants::find_tenant(&mut conn, &tenant.to_string(), Visibility::All)
@@ -295,9 +310,23 @@ impl Driver for StandIn {
             &customer(),
         )
         .await;
+        self.world
+            .sql
+            .execute(
+                "UPDATE subscriptions SET saved_payment_method = true WHERE tenant_id = $1",
+                &[&tenant],
+            )
+            .await
+            .unwrap();
         self.run_jobs(tenant).await;
         let after = self.newest_change(tenant).await;
         let change = after.filter(|a| Some(a.0) != before);
+        if let Ok(out) = &result
+            && let Some(url) = &out.checkout_url
+        {
+            let session = url.rsplit('/').next().unwrap_or_default().to_owned();
+            self.sessions.insert(out.change.id, session);
+        }
         let answer = match result {
             Ok(out) => match out.change.status.as_str() {
                 "applied" => Answer::Applied,
@@ -325,14 +354,54 @@ impl Driver for StandIn {
         answer
     }
 
-    async fn pay(
-        &mut self,
-        _tenant: Uuid,
-        _change: Uuid,
-        _cents: i64,
-        _via: super::ops::Via,
-    ) -> Answer {
-        Answer::Other("payments at a checkout are not on the stand-in path yet".into())
+    async fn can_pay(&mut self, change: Uuid, via: Via, late: bool) -> bool {
+        match via {
+            // Not yet: a late bank transfer an operator records that must go
+            // back cannot be refunded through Stripe (it never went through
+            // it); the refund job fails and the refund stays pending.
+            Via::Operator => !late,
+            // Stripe expires a session 24 hours after it opened.
+            Via::Provider => self
+                .sessions
+                .get(&change)
+                .and_then(|s| self.sim.object(s))
+                .is_some_and(|s| s["status"] == "open"),
+        }
+    }
+
+    async fn pay(&mut self, tenant: Uuid, change: Uuid, _cents: i64, via: Via) -> Answer {
+        match via {
+            Via::Operator => {
+                let token = self.world.admin_token().await;
+                let res = self
+                    .world
+                    .app
+                    .post_as(
+                        &format!("/v1/tenants/{tenant}/plan-changes/{change}/mark-paid"),
+                        &token,
+                        json!({"reference": format!("bank transfer for {change}")}),
+                    )
+                    .await;
+                let status = res.status();
+                if !status.is_success() {
+                    return Answer::Other(format!(
+                        "mark-paid answered {status}: {}",
+                        res.text().await.unwrap_or_default()
+                    ));
+                }
+            }
+            // The customer pays at Stripe's page; Stripe's webhook reports it.
+            Via::Provider => {
+                let Some(session) = self.sessions.get(&change).cloned() else {
+                    return Answer::Other("no checkout session was opened".into());
+                };
+                if self.sim.complete_checkout(&session).await.is_empty() {
+                    return Answer::Other(format!("session {session} could not be paid"));
+                }
+            }
+        }
+        self.run_jobs(tenant).await;
+        self.world.settled(change).await
     }
 
     async fn decline(&mut self, tenant: Uuid, declined: bool) {
@@ -416,8 +485,88 @@ impl Driver for StandIn {
                 ),
             }
         }
-        // Every paid charge of ours is a payment Stripe took.
-        for x in s.charges.iter().filter(|x| x.paid() && x.amount > 0) {
+        // Every upgrade paid at a Checkout Session is a paid charge of ours,
+        // for as much.
+        let sessions: Vec<Value> = self
+            .sim
+            .objects("checkout.session")
+            .into_iter()
+            .filter(|c| {
+                c["customer"] == customer.as_str()
+                    && c["payment_status"] == "paid"
+                    && c["metadata"]["plan_change_id"].is_string()
+            })
+            .collect();
+        for cs in &sessions {
+            let paid = cs["amount_total"].as_i64().unwrap_or(0);
+            let change = cs["metadata"]["plan_change_id"]
+                .as_str()
+                .unwrap_or_default();
+            let ours = s.charges.iter().find(|x| {
+                x.kind == "upgrade" && x.change.map(|c| c.to_string()).as_deref() == Some(change)
+            });
+            if !ours.is_some_and(|x| x.paid() && x.amount == paid) {
+                found.add(
+                    "provider.amount",
+                    format!(
+                        "Stripe's Checkout Session {} took {paid} cents for change {change}; our charge: {:?}",
+                        cs["id"],
+                        ours.map(|x| (&x.status, x.amount))
+                    ),
+                );
+            }
+        }
+        // What Stripe refunded is what our refund charges gave back.
+        let refunded: i64 = self
+            .sim
+            .objects("charge")
+            .iter()
+            .filter(|c| c["customer"] == customer.as_str())
+            .map(|c| c["amount_refunded"].as_i64().unwrap_or(0))
+            .sum();
+        let ours_refunded: i64 = s
+            .charges
+            .iter()
+            .filter(|x| x.kind == "refund" && x.paid())
+            .map(|x| x.amount)
+            .sum();
+        if refunded != ours_refunded {
+            found.add(
+                "provider.refund",
+                format!("R8 Stripe refunded {refunded} cents; our refund charges {ours_refunded}"),
+            );
+        }
+        // Every paid charge of ours that went through Stripe (not one an
+        // operator recorded) is a payment Stripe took.
+        let through_stripe = |x: &&super::check::DbCharge| {
+            x.kind != "refund"
+                && x.reference.as_deref().is_none_or(|r| {
+                    r.starts_with("in_") || r.starts_with("cs_") || r.starts_with("pi_")
+                })
+        };
+        for x in s
+            .charges
+            .iter()
+            .filter(|x| x.paid() && x.amount > 0)
+            .filter(through_stripe)
+        {
+            let by_session = sessions.iter().find(|cs| {
+                x.kind == "upgrade"
+                    && cs["metadata"]["plan_change_id"].as_str()
+                        == x.change.map(|c| c.to_string()).as_deref()
+            });
+            if let Some(cs) = by_session {
+                if cs["amount_total"].as_i64() != Some(x.amount) {
+                    found.add(
+                        "provider.amount",
+                        format!(
+                            "our upgrade charge {} is {} cents; Stripe's session {} took {}",
+                            x.key, x.amount, cs["id"], cs["amount_total"]
+                        ),
+                    );
+                }
+                continue;
+            }
             let theirs = invoices.iter().find(|inv| match x.kind.as_str() {
                 "upgrade" => {
                     inv["metadata"]["plan_change_id"].as_str()
