@@ -72,6 +72,7 @@ use crate::{error, routes};
         routes::billing::abandon,
         routes::billing::list_credits,
         routes::billing_reports::list_charges,
+        routes::billing_reports::mark_refunded,
         routes::billing_reports::list_plan_changes,
         routes::billing_reports::summary,
         routes::tenants::mark_paid,

@@ -116,7 +116,9 @@ pub enum RefundOutcome {
         /// The provider's refund id.
         reference: String,
     },
-    /// Payments are off: an operator gives the money back by hand.
+    /// The provider cannot give it back (payments are off, or the payment
+    /// never went through it): an operator gives the money back by hand and
+    /// records it (`refunds::record_manual_refund`).
     AwaitingOperator,
 }
 

@@ -1,7 +1,8 @@
-//! Operator views of billing across tenants, staff only and read-only:
-//! `/v1/charges`, `/v1/plan-changes` and `/v1/billing/summary`.
+//! Operator views of billing across tenants, staff only: `/v1/charges`,
+//! `/v1/plan-changes` and `/v1/billing/summary` (read-only), and recording
+//! a refund given back by hand (`POST /v1/charges/{id}/mark-refunded`).
 
-use actix_web::{get, web};
+use actix_web::{get, post, web};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_domain::{
@@ -17,9 +18,9 @@ use uuid::Uuid;
 
 use crate::{
     ApiError, AppState,
-    auth::Principal,
+    auth::{ClientInfo, Principal},
     error::{ApiResult, FieldProblem},
-    extract::Query,
+    extract::{Json, Query},
     pagination::{Page, PageParams},
     routes::{
         billing::{PlanChange, money_dto},
@@ -183,6 +184,63 @@ pub async fn list_charges(
     Ok(web::Json(Page::try_from_store(rows, |c| {
         Ok(charge_dto(c))
     })?))
+}
+
+/// How a refund was given back by hand.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRefundedInput {
+    /// The refund's reference (the bank transfer back, a receipt…), 1–200
+    /// characters.
+    pub reference: String,
+}
+
+/// Staff: record that a refund the payment provider could not make (a
+/// payment that never went through it, such as a bank transfer recorded
+/// with `mark-paid`, or payments off) was given back by hand. The refund
+/// charge becomes `paid` with the reference; the `refund.manual` alert is
+/// resolved. Repeating it with the same reference changes nothing.
+#[utoipa::path(
+    context_path = "/v1", tag = "billing", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Refund charge id")),
+    request_body = MarkRefundedInput,
+    responses(
+        (status = 200, description = "Recorded", body = Charge),
+        (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not platform staff (or a token without billing:write)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such refund charge", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already recorded with another reference, or not waiting for a refund", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Empty or too long reference", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/charges/{id}/mark-refunded")]
+pub async fn mark_refunded(
+    state: web::Data<AppState>,
+    principal: Principal,
+    client: ClientInfo,
+    id: web::Path<Uuid>,
+    Json(input): Json<MarkRefundedInput>,
+) -> ApiResult<web::Json<Charge>> {
+    principal.require(Scope::BillingWrite)?;
+    principal.require_staff_because("only staff may record a refund")?;
+    let reference = input.reference.trim();
+    if reference.is_empty() || reference.chars().count() > 200 {
+        return Err(ApiError::Validation {
+            detail: "reference must be 1–200 characters".into(),
+            errors: vec![FieldProblem {
+                field: "reference".into(),
+                message: "must be 1–200 characters".into(),
+            }],
+        });
+    }
+    let charge = tenantry_billing::refunds::record_manual_refund(
+        &state.pool,
+        id.into_inner(),
+        reference,
+        &crate::audit::actor(&principal, &client),
+    )
+    .await?;
+    Ok(web::Json(charge_dto(charge)))
 }
 
 /// Filters of the plan change list.

@@ -53,6 +53,7 @@ pub fn v1(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .service(nodes::remove)
             .service(nodes::check)
             .service(billing_reports::list_charges)
+            .service(billing_reports::mark_refunded)
             .service(billing_reports::list_plan_changes)
             .service(billing_reports::summary)
             .service(billing::preview)

@@ -106,11 +106,20 @@ async fn payment_intent_of(stripe: &Stripe, reference: &str) -> Result<String, G
         .ok_or_else(|| GatewayError::Refused(format!("{reference} has no PaymentIntent to refund")))
 }
 
-/// Refunds `r.amount` of the payment `r.payment` names.
+/// Refunds `r.amount` of the payment `r.payment` names; a payment that is
+/// no Stripe object (`pi_…`, `cs_…`, `in_…`) is [`RefundOutcome::AwaitingOperator`].
 ///
 /// # Errors
 /// [`GatewayError`].
 pub async fn refund(stripe: &Stripe, r: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
+    // A payment that never went through Stripe (a bank transfer staff
+    // recorded) goes back the way it came: by hand.
+    if !["pi_", "cs_", "in_"]
+        .iter()
+        .any(|p| r.payment.starts_with(p))
+    {
+        return Ok(RefundOutcome::AwaitingOperator);
+    }
     let pi = payment_intent_of(stripe, &r.payment).await?;
     let units = r
         .amount

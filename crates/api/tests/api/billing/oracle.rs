@@ -147,10 +147,9 @@ pub trait Driver {
     /// `cents` arrive for change `change` through `via`; refunds the
     /// engine decides on are carried out before this returns.
     async fn pay(&mut self, tenant: Uuid, change: Uuid, cents: i64, via: Via) -> Answer;
-    /// Whether a payment for `change` (`late`: after its window) can be
-    /// made through `via` now (a provider's checkout session may have
-    /// expired: nobody can pay it).
-    async fn can_pay(&mut self, _change: Uuid, _via: Via, _late: bool) -> bool {
+    /// Whether a payment for `change` can be made through `via` now (a
+    /// provider's checkout session may have expired: nobody can pay it).
+    async fn can_pay(&mut self, _change: Uuid, _via: Via) -> bool {
         true
     }
     /// The customer's saved card declines (or works again).
@@ -740,8 +739,8 @@ async fn step<D: Driver>(
             };
             let (id, cents) = (m.changes[k].db_id, m.changes[k].amount);
             sync(d, m).await;
-            if !d.can_pay(id, via, matches!(op, Op::PayLate(_))).await {
-                return Err("not payable this way on this path");
+            if !d.can_pay(id, via).await {
+                return Err("its checkout session expired: it cannot be paid");
             }
             let outcome = m.pay(k);
             let got = d.pay(tenant, id, cents, via).await;
@@ -835,7 +834,20 @@ async fn request<D: Driver>(
                 (_, Some(pd)) => pd,
                 // The preview is not honoured: the engine prorates at its now.
                 (_, None) => match got.pd {
-                    Some(p) if (p - m.now).abs() <= rules::FUZZ && p >= m.now => p,
+                    Some(p) if (p - m.now).abs() <= rules::FUZZ && p >= m.now => {
+                        // The engine's clock ran on in real time past the
+                        // model's now; the next step must not set it back
+                        // before the instant it charged from (a period may
+                        // start there): the model's now moves to the next
+                        // whole second.
+                        let whole = p.with_nanosecond(0).unwrap();
+                        m.now = m.now.max(if whole < p {
+                            whole + Duration::seconds(1)
+                        } else {
+                            whole
+                        });
+                        p
+                    }
                     other => {
                         found.add("change.proration_date", format!("R2 request {what}: a preview of {preview_at} is not honoured at {}, so the engine's now is charged; it used {other:?}", m.now));
                         m.now

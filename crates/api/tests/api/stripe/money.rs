@@ -58,6 +58,35 @@ impl World {
             .collect()
     }
 
+    /// Runs the tenant's queued `billing.refund` job, twice (the repeat
+    /// gives nothing more back), with the Stripe gateway.
+    async fn refund_jobs(&self, tenant: Uuid) {
+        let job = self
+            .one(&format!(
+                "SELECT payload FROM jobs WHERE tenant_id = '{tenant}' AND kind = 'billing.refund'"
+            ))
+            .await;
+        assert!(!job.is_empty(), "a refund is queued");
+        let mut handlers = tenantry_store::worker::Handlers::new();
+        tenantry_billing::RefundJobs {
+            gateway: std::sync::Arc::new(tenantry_billing::stripe::StripeGateway::new(
+                self.stripe.clone(),
+                self.app.pool(),
+            )),
+        }
+        .register(&mut handlers);
+        for _ in 0..2 {
+            handlers
+                .run_inline(
+                    &self.app.pool(),
+                    "billing.refund",
+                    serde_json::from_str(&job).unwrap(),
+                )
+                .await
+                .unwrap();
+        }
+    }
+
     async fn customer(&self, tenant: Uuid) -> String {
         self.one(&format!(
             "SELECT provider_customer_id FROM subscriptions WHERE tenant_id = '{tenant}'"
@@ -398,30 +427,7 @@ async fn a_late_checkout_payment_is_refunded_through_stripe() {
         .await,
         "basic"
     );
-    let job = w
-        .one(&format!(
-            "SELECT payload FROM jobs WHERE tenant_id = '{t}' AND kind = 'billing.refund'"
-        ))
-        .await;
-    assert!(!job.is_empty(), "a refund is queued");
-    let mut handlers = tenantry_store::worker::Handlers::new();
-    tenantry_billing::RefundJobs {
-        gateway: std::sync::Arc::new(tenantry_billing::stripe::StripeGateway::new(
-            w.stripe.clone(),
-            w.app.pool(),
-        )),
-    }
-    .register(&mut handlers);
-    for _ in 0..2 {
-        handlers
-            .run_inline(
-                &w.app.pool(),
-                "billing.refund",
-                serde_json::from_str(&job).unwrap(),
-            )
-            .await
-            .unwrap();
-    }
+    w.refund_jobs(t).await;
     let refunds = w.sim.objects("refund");
     assert_eq!(refunds.len(), 1, "refunded once");
     assert_eq!(
@@ -752,4 +758,135 @@ async fn a_subscription_our_dunning_ends_is_canceled_in_stripe_and_bills_nothing
     w.sim.decline(&customer, false);
     w.advance_both(&admin.access_token, 70 * 86_400).await;
     assert_eq!(paid_total(&w.invoices_of(&customer)), paid_before);
+}
+
+/// A bank transfer staff record after the change could be applied never
+/// went through Stripe, so Stripe cannot give it back: the refund waits for
+/// an operator (alert `refund.manual`), who returns it by hand and records
+/// it with `POST /v1/charges/{id}/mark-refunded`. Found by the billing
+/// oracle's stand-in path (the refund job failed for ever).
+#[tokio::test]
+async fn a_late_bank_transfer_is_given_back_by_hand_and_recorded() {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    let (t, token, stripe_sub) = paid_tenant(&w, "wire", "basic").await;
+    w.app
+        .sql()
+        .await
+        .execute(
+            "UPDATE subscriptions SET saved_payment_method = false WHERE tenant_id = $1",
+            &[&t],
+        )
+        .await
+        .unwrap();
+    let end = w.sim.object(&stripe_sub).unwrap()["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+    w.advance_both(&admin.access_token, end - w.sim.now() - 7_200)
+        .await;
+    let out: Value = w
+        .app
+        .post_as(
+            &format!("/v1/tenants/{t}/plan-change"),
+            &token,
+            json!({"plan": "pro"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let change = out["plan_change"]["id"].as_str().unwrap().to_owned();
+    // The period ends; the next morning staff record the customer's transfer.
+    w.advance_both(&admin.access_token, 10 * 3_600).await;
+    let paid: Value = w
+        .app
+        .post_as(
+            &format!("/v1/tenants/{t}/plan-changes/{change}/mark-paid"),
+            &admin.access_token,
+            json!({"reference": "wire 42"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paid["payment"], "refunded", "{paid}");
+    w.refund_jobs(t).await;
+    assert!(w.sim.objects("refund").is_empty(), "Stripe never had it");
+    let refund = w
+        .one(&format!(
+            "SELECT id FROM charges WHERE tenant_id = '{t}' AND kind = 'refund' AND status = 'pending'"
+        ))
+        .await;
+    let open_alerts = async || {
+        w.count(&format!(
+            "SELECT 1 FROM alerts WHERE tenant_id = '{t}' AND kind = 'refund.manual' AND resolved_at IS NULL"
+        ))
+        .await
+    };
+    assert_eq!(open_alerts().await, 1);
+
+    let path = format!("/v1/charges/{refund}/mark-refunded");
+    let as_owner = w
+        .app
+        .post_as(&path, &token, json!({"reference": "wire back"}))
+        .await;
+    assert_problem(as_owner, 403).await;
+    let empty = w
+        .app
+        .post_as(&path, &admin.access_token, json!({"reference": "  "}))
+        .await;
+    let p = assert_problem(empty, 422).await;
+    assert!(
+        p["type"].as_str().unwrap().ends_with("/validation-failed"),
+        "{p}"
+    );
+    let upgrade = w
+        .one(&format!(
+            "SELECT id FROM charges WHERE tenant_id = '{t}' AND kind = 'upgrade'"
+        ))
+        .await;
+    let not_a_refund = w
+        .app
+        .post_as(
+            &format!("/v1/charges/{upgrade}/mark-refunded"),
+            &admin.access_token,
+            json!({"reference": "wire back"}),
+        )
+        .await;
+    assert_problem(not_a_refund, 404).await;
+
+    for _ in 0..2 {
+        let done = w
+            .app
+            .post_as(
+                &path,
+                &admin.access_token,
+                json!({"reference": "wire back 7"}),
+            )
+            .await;
+        assert_eq!(done.status(), 200);
+        let done: Value = done.json().await.unwrap();
+        assert_eq!(
+            (done["status"].as_str(), done["provider_reference"].as_str()),
+            (Some("paid"), Some("wire back 7"))
+        );
+        assert_eq!(done["amount"], out["plan_change"]["amount"]);
+    }
+    let other = w
+        .app
+        .post_as(&path, &admin.access_token, json!({"reference": "another"}))
+        .await;
+    let p = assert_problem(other, 409).await;
+    assert!(
+        p["type"].as_str().unwrap().ends_with("/invalid-transition"),
+        "{p}"
+    );
+    assert_eq!(open_alerts().await, 0, "the alert is resolved");
+    assert_eq!(
+        w.count(&format!(
+            "SELECT 1 FROM activity_log WHERE tenant_id = '{t}' AND action = 'charge.refunded'"
+        ))
+        .await,
+        1
+    );
 }

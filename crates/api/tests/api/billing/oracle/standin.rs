@@ -15,12 +15,11 @@
 //! ends the service, which cancels the Stripe subscription), payments at
 //! Stripe's Checkout, on time and late while the session is open (Stripe
 //! expires it after 24 hours), refunded through Stripe when they can no
-//! longer apply, payments an operator records in the window, clock jumps
-//! and processor runs. Not yet:
+//! longer apply, payments an operator records (late ones that no longer
+//! apply go back by hand: the operator records it with `mark-refunded`),
+//! clock jumps and processor runs. Not yet:
 //! upgrades to another interval (Stripe moves the anchor to when the price
-//! is synced, not to the proration date), late payments an operator
-//! records (a bank transfer Stripe cannot refund),
-//! failed migrations (the credit goes to the
+//! is synced, not to the proration date), failed migrations (the credit goes to the
 //! Stripe customer balance, which Stripe applies to the next invoice of any
 //! kind) — each needs the model told how Stripe does it.
 
@@ -354,12 +353,9 @@ impl Driver for StandIn {
         answer
     }
 
-    async fn can_pay(&mut self, change: Uuid, via: Via, late: bool) -> bool {
+    async fn can_pay(&mut self, change: Uuid, via: Via) -> bool {
         match via {
-            // Not yet: a late bank transfer an operator records that must go
-            // back cannot be refunded through Stripe (it never went through
-            // it); the refund job fails and the refund stays pending.
-            Via::Operator => !late,
+            Via::Operator => true,
             // Stripe expires a session 24 hours after it opened.
             Via::Provider => self
                 .sessions
@@ -401,7 +397,35 @@ impl Driver for StandIn {
             }
         }
         self.run_jobs(tenant).await;
-        self.world.settled(change).await
+        let answer = self.world.settled(change).await;
+        // A transfer Stripe never saw goes back by hand: the operator
+        // returns it and records that.
+        if answer == Answer::Refunded && matches!(via, Via::Operator) {
+            let refund: Uuid = self
+                .world
+                .sql
+                .query_one(
+                    "SELECT id FROM charges WHERE plan_change_id = $1 AND kind = 'refund'",
+                    &[&change],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            let token = self.world.admin_token().await;
+            let res = self
+                .world
+                .app
+                .post_as(
+                    &format!("/v1/charges/{refund}/mark-refunded"),
+                    &token,
+                    json!({"reference": format!("transfer back for {change}")}),
+                )
+                .await;
+            if !res.status().is_success() {
+                return Answer::Other(format!("mark-refunded answered {}", res.status()));
+            }
+        }
+        answer
     }
 
     async fn decline(&mut self, tenant: Uuid, declined: bool) {
@@ -516,7 +540,8 @@ impl Driver for StandIn {
                 );
             }
         }
-        // What Stripe refunded is what our refund charges gave back.
+        // What Stripe refunded is what our refund charges gave back through
+        // it (`re_…`; an operator gives a transfer back by hand).
         let refunded: i64 = self
             .sim
             .objects("charge")
@@ -527,7 +552,11 @@ impl Driver for StandIn {
         let ours_refunded: i64 = s
             .charges
             .iter()
-            .filter(|x| x.kind == "refund" && x.paid())
+            .filter(|x| {
+                x.kind == "refund"
+                    && x.paid()
+                    && x.reference.as_deref().is_some_and(|r| r.starts_with("re_"))
+            })
             .map(|x| x.amount)
             .sum();
         if refunded != ours_refunded {
