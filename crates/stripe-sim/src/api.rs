@@ -178,6 +178,7 @@ fn handle(s: &mut State, method: &str, path: &str, p: &Value, events: &mut Vec<V
         ("POST", ["v1", "invoiceitems"]) => invoices::add_item(s, p),
         ("POST", ["v1", "invoices", id, "finalize"]) => invoices::finalize_request(s, id, events),
         ("POST", ["v1", "invoices", id, "pay"]) => invoices::pay_request(s, id, events),
+        ("POST", ["v1", "invoices", id, "void"]) => invoices::void_request(s, id, events),
         ("GET", ["v1", "payment_intents", id]) => payments::get_intent(s, id, p),
         ("GET", ["v1", "charges", id]) => get(s, "charge", id),
         ("POST", ["v1", "refunds"]) => payments::refund(s, p, events),

@@ -127,6 +127,37 @@ fn transaction(
 /// what is left of it stays; a positive balance is added to the amount due.
 /// The balance is updated and an `applied_to_invoice` transaction recorded.
 /// A balance in another currency is not touched.
+/// A voided invoice gives back the balance it used (`starting_balance` −
+/// `ending_balance`, a credit): the customer's balance moves back by that
+/// much, with an `invoice_voided`-style transaction
+/// (docs.stripe.com/invoicing/overview#void: "any credit balance applied
+/// to the invoice is returned to the customer").
+pub(crate) fn return_balance(s: &mut State, customer: &str, invoice: &Value) {
+    let used = invoice["ending_balance"].as_i64().unwrap_or(0)
+        - invoice["starting_balance"].as_i64().unwrap_or(0);
+    if used <= 0 {
+        return;
+    }
+    let Some(cus) = s.objects.get(customer).cloned() else {
+        return;
+    };
+    let ending = cus["balance"].as_i64().unwrap_or(0) - used;
+    if let Some(c) = s.objects.get_mut(customer) {
+        c["balance"] = json!(ending);
+    }
+    let currency = invoice["currency"].as_str().unwrap_or("usd").to_owned();
+    transaction(
+        s,
+        customer,
+        -used,
+        &currency,
+        ending,
+        "invoice_voided",
+        invoice["id"].clone(),
+        &Value::Null,
+    );
+}
+
 pub(crate) fn apply_balance(
     s: &mut State,
     customer: &str,

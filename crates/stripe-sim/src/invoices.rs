@@ -302,6 +302,40 @@ pub(crate) fn finalize_request(s: &mut State, id: &str, events: &mut Vec<Value>)
     (200, inv)
 }
 
+/// `POST /v1/invoices/{id}/void`: an open (or uncollectible) invoice is
+/// `void`, nothing more is collected, and the balance it used goes back to
+/// the customer; `invoice.voided` (docs.stripe.com/api/invoices/void). A
+/// draft, paid or void invoice cannot be voided.
+pub(crate) fn void_request(s: &mut State, id: &str, events: &mut Vec<Value>) -> Reply {
+    let Some(mut inv) = s
+        .objects
+        .get(id)
+        .filter(|o| o["object"] == "invoice")
+        .cloned()
+    else {
+        return no_such("invoice", id);
+    };
+    if inv["status"] != "open" && inv["status"] != "uncollectible" {
+        return error(
+            400,
+            "invalid_request_error",
+            "invoice_not_editable",
+            &format!(
+                "You can only pass in open or uncollectible invoices to void, this invoice is {}.",
+                inv["status"].as_str().unwrap_or("")
+            ),
+        );
+    }
+    inv["status"] = json!("void");
+    inv["amount_remaining"] = json!(0);
+    inv["status_transitions"]["voided_at"] = json!(s.now());
+    let customer = inv["customer"].as_str().unwrap_or_default().to_owned();
+    crate::customers::return_balance(s, &customer, &inv);
+    s.objects.insert(id.to_owned(), inv.clone());
+    events.push(s.event("invoice.voided", inv.clone()));
+    (200, inv)
+}
+
 /// `POST /v1/invoices/{id}/pay`: the saved card pays it (a draft is
 /// finalized first); a declined card is 402 `card_declined` with
 /// `invoice.payment_failed`, a card needing authentication 402

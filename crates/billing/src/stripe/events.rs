@@ -389,21 +389,35 @@ async fn balance_applied(
         return Ok(());
     };
     let invoice = text(obj, &["id"]).unwrap_or_default();
-    credits::record(
+    // The charge of ours the invoice is: what the credit paid part of.
+    let charge = tenantry_store::billing::charge_of_payment(
+        conn,
+        sub.tenant_id,
+        invoice,
+        text(obj, &["metadata", "charge"]),
+    )
+    .await?;
+    let used = Money::from_minor_units(used, currency).amount();
+    let recorded = credits::record(
         conn,
         &credits::NewCredit {
             tenant_id: sub.tenant_id,
             subscription_id: sub.id,
-            amount: -Money::from_minor_units(used, currency).amount(),
+            amount: -used,
             currency: currency.code(),
             reason: "invoice",
             source: &format!("invoice:{invoice}"),
-            charge_id: None,
+            charge_id: charge.as_ref().map(|c| c.id),
             provider_reference: Some(invoice),
             at: now,
         },
     )
     .await?;
+    if recorded.is_some()
+        && let Some(c) = charge
+    {
+        tenantry_store::billing::add_credit_applied(conn, c.id, used).await?;
+    }
     Ok(())
 }
 
@@ -443,10 +457,7 @@ async fn apply(
         "invoice.paid" => {
             let invoice = text(obj, &["id"]).unwrap_or_default();
             if let Some(change) = meta_uuid(obj, "plan_change_id") {
-                if let Some(sub) = our_subscription(conn, obj).await? {
-                    balance_applied(conn, now, &sub, obj).await?;
-                }
-                return upgrade_paid(
+                let outcome = upgrade_paid(
                     conn,
                     now,
                     change,
@@ -456,7 +467,11 @@ async fn apply(
                         refund_via: payment_intent(obj),
                     },
                 )
-                .await;
+                .await?;
+                if let Some(sub) = our_subscription(conn, obj).await? {
+                    balance_applied(conn, now, &sub, obj).await?;
+                }
+                return Ok(outcome);
             }
             let Some(sub) = our_subscription(conn, obj).await? else {
                 return Ok(unmatched(env));
@@ -464,7 +479,6 @@ async fn apply(
             if let Err(why) = link(conn, &sub, obj, stripe_subscription(obj), true).await? {
                 return unmatched_payment(conn, env, Some(sub.tenant_id), &why).await;
             }
-            balance_applied(conn, now, &sub, obj).await?;
             let reason = text(obj, &["billing_reason"]);
             let first = reason == Some("subscription_create");
             let signup = if first {
@@ -485,6 +499,8 @@ async fn apply(
                 }
                 _ => false,
             };
+            // After the charge row exists: the credit names it.
+            balance_applied(conn, now, &sub, obj).await?;
             Ok(match (signup, renewed) {
                 (Some(s @ Ingested::Applied(_)), _) => s,
                 (_, true) => Ingested::Applied("period paid".into()),
@@ -521,15 +537,17 @@ async fn apply(
             } else {
                 format!("invoice {} unpaid after {attempts} attempt(s)", p.reference)
             };
-            Ok(
-                if store::record_failed_period(conn, now, &p, &reason).await? {
-                    Ingested::Applied("past due".into())
-                } else {
-                    Ingested::Ignored(
-                        "the period is already paid, or the subscription is not active".into(),
-                    )
-                },
-            )
+            let failed = store::record_failed_period(conn, now, &p, &reason).await?;
+            // Stripe applied the customer's balance when it finalized the
+            // invoice, paid or not.
+            balance_applied(conn, now, &sub, obj).await?;
+            Ok(if failed {
+                Ingested::Applied("past due".into())
+            } else {
+                Ingested::Ignored(
+                    "the period is already paid, or the subscription is not active".into(),
+                )
+            })
         }
         "customer.subscription.updated" | "customer.subscription.deleted" => {
             let Some(sub) = our_subscription(conn, obj).await? else {

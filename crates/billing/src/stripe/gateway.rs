@@ -378,10 +378,33 @@ async fn pay_invoice(
         Ok(paid) if paid.status == Some(InvoiceStatus::Paid) => Ok(ChargeOutcome::Paid {
             reference: invoice_id,
         }),
-        Ok(other) => Ok(ChargeOutcome::Declined {
-            reason: format!("invoice {invoice_id} is {:?} after payment", other.status),
-        }),
-        Err(CallError::Declined(reason)) => Ok(ChargeOutcome::Declined { reason }),
+        Ok(other) => {
+            void_declined(stripe, k, &invoice_id).await?;
+            Ok(ChargeOutcome::Declined {
+                reason: format!("invoice {invoice_id} is {:?} after payment", other.status),
+            })
+        }
+        Err(CallError::Declined(reason)) => {
+            void_declined(stripe, k, &invoice_id).await?;
+            Ok(ChargeOutcome::Declined { reason })
+        }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A declined invoice of ours is voided: nothing more is collected on it
+/// (the plan change it was for is refused), and the customer's credit
+/// balance it used at finalization goes back to the customer
+/// (docs.stripe.com/api/invoices/void).
+async fn void_declined(stripe: &Stripe, k: &str, invoice_id: &str) -> Result<(), GatewayError> {
+    stripe
+        .raw(
+            "void invoice",
+            StripeMethod::Post,
+            &format!("/invoices/{invoice_id}/void"),
+            &serde_json::json!({}),
+            Some(&format!("{k}:void")),
+        )
+        .await?;
+    Ok(())
 }

@@ -97,6 +97,55 @@ pub async fn find_charge(
         .optional()?)
 }
 
+/// The tenant's charge a provider's payment object paid (or tried to):
+/// by its `provider_reference` (e.g. a Stripe invoice id), else by our
+/// idempotency key when the provider carries it (`metadata.charge`).
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn charge_of_payment(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    reference: &str,
+    key: Option<&str>,
+) -> Result<Option<Charge>, StoreError> {
+    let by_reference = charges::table
+        .filter(charges::tenant_id.eq(tenant_id))
+        .filter(charges::provider_reference.eq(reference))
+        .filter(charges::kind.ne("refund"))
+        .select(Charge::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    match (by_reference, key) {
+        (Some(c), _) => Ok(Some(c)),
+        (None, Some(k)) => Ok(find_charge(conn, k)
+            .await?
+            .filter(|c| c.tenant_id == tenant_id)),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Adds `amount` of credit to what a charge was paid with
+/// (`credit_applied`): a provider used the customer's balance on it.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn add_credit_applied(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    amount: Decimal,
+) -> Result<(), StoreError> {
+    diesel::update(charges::table.find(id))
+        .set((
+            charges::credit_applied.eq(charges::credit_applied + amount),
+            charges::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Sets a charge's status (`canceled`: an abandoned upgrade's).
 ///
 /// # Errors

@@ -890,3 +890,105 @@ async fn a_late_bank_transfer_is_given_back_by_hand_and_recorded() {
         1
     );
 }
+
+/// Stripe applies the customer balance to any invoice it finalizes, an
+/// upgrade's too. A declined upgrade invoice is voided, which gives the
+/// balance back (no credit is spent on a refused change); a paid one
+/// records the credit it used against its charge (`credit_applied`, and
+/// the ledger's applied row names the charge). Found by the billing
+/// oracle's stand-in path.
+#[tokio::test]
+async fn a_credit_used_by_an_upgrade_invoice_is_recorded_on_its_charge_and_a_declined_one_gives_it_back()
+ {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    let (t, token, _) = paid_tenant(&w, "credup", "basic").await;
+    let customer = w.customer(t).await;
+    w.advance_both(&admin.access_token, 12 * 86_400).await;
+    let upgrade = async |plan: &str| -> reqwest::Response {
+        w.app
+            .post_as(
+                &format!("/v1/tenants/{t}/plan-change"),
+                &token,
+                json!({"plan": plan}),
+            )
+            .await
+    };
+    let first: Value = upgrade("pro").await.json().await.unwrap();
+    let change: Uuid = first["plan_change"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let credit = cents(&first["plan_change"]["amount"]["amount"]);
+    crate::billing::fail_migration(&w.app, t, change).await;
+    let job = w
+        .one(&format!(
+            "SELECT payload FROM jobs WHERE tenant_id = '{t}' AND kind = 'stripe.push_credit'"
+        ))
+        .await;
+    w.run_job("stripe.push_credit", serde_json::from_str(&job).unwrap())
+        .await
+        .unwrap();
+    w.sync(t).await;
+    assert_eq!(w.sim.object(&customer).unwrap()["balance"], -credit);
+    let ledger = async || -> Decimal {
+        w.one(&format!(
+            "SELECT coalesce(sum(amount), 0) FROM credits WHERE tenant_id = '{t}'"
+        ))
+        .await
+        .parse()
+        .unwrap()
+    };
+
+    // Declined (enterprise costs more than the credit covers): the invoice
+    // is voided and the balance comes back.
+    w.sim.decline(&customer, true);
+    assert_eq!(upgrade("enterprise").await.status(), 402);
+    let declined = w
+        .invoices_of(&customer)
+        .into_iter()
+        .rfind(|i| i["metadata"]["plan_change_id"].is_string())
+        .unwrap();
+    assert_eq!(declined["status"], "void");
+    assert_eq!(w.sim.object(&customer).unwrap()["balance"], -credit);
+    assert_eq!(ledger().await * Decimal::from(100), Decimal::from(credit));
+
+    // Paid: the balance pays what it covers, recorded on the charge.
+    w.sim.decline(&customer, false);
+    let paid = upgrade("pro").await;
+    assert_eq!(paid.status(), 202);
+    let paid: Value = paid.json().await.unwrap();
+    let amount = cents(&paid["plan_change"]["amount"]["amount"]);
+    let used = amount.min(credit);
+    let invoice = w
+        .invoices_of(&customer)
+        .into_iter()
+        .rfind(|i| i["status"] == "paid" && i["metadata"]["plan_change_id"].is_string())
+        .unwrap();
+    assert_eq!(invoice["amount_paid"], amount - used);
+    let change = paid["plan_change"]["id"].as_str().unwrap();
+    let row = w
+        .one(&format!(
+            "SELECT c.credit_applied::text || ' ' || (SELECT count(*) FROM credits k WHERE k.charge_id = c.id AND k.kind = 'applied')
+             FROM charges c WHERE c.plan_change_id = '{change}' AND c.kind = 'upgrade'"
+        ))
+        .await;
+    let (applied, rows) = row.split_once(' ').unwrap();
+    assert_eq!(
+        (
+            applied.parse::<Decimal>().unwrap() * Decimal::from(100),
+            rows
+        ),
+        (Decimal::from(used), "1")
+    );
+    assert_eq!(
+        ledger().await * Decimal::from(100),
+        Decimal::from(credit - used)
+    );
+    assert_eq!(
+        w.sim.object(&customer).unwrap()["balance"],
+        -(credit - used),
+        "Stripe's balance and our ledger agree"
+    );
+}

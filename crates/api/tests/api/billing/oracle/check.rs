@@ -826,11 +826,20 @@ fn compare_credits(m: &Model, s: &Snapshot, credits: &[DbCredit], found: &mut Fo
         let model = m
             .charges
             .iter()
-            .find(|c| c.kind == ChargeKind::Renewal && c.period.map(|p| p.0) == d.start)
+            .find(|c| match d.kind.as_str() {
+                "upgrade" => {
+                    c.kind == ChargeKind::Upgrade
+                        && c.change.map(|k| m.changes[k].db_id) == d.change
+                }
+                _ => c.kind == ChargeKind::Renewal && c.period.map(|p| p.0) == d.start,
+            })
             .map(|c| c.credit_applied);
         found.eq(
             "credits.applied",
-            &format!("R10 credit applied to the renewal from {:?}", d.start),
+            &format!(
+                "R10 credit applied to the {} charge {} (from {:?})",
+                d.kind, d.key, d.start
+            ),
             model,
             Some(applied),
         );

@@ -610,10 +610,22 @@ impl Model {
             Outcome::Applied
         } else if checkout {
             Outcome::Pending
-        } else if self.declined {
+        } else if self.declined && amount > self.invoice_credit(amount, checkout) {
             Outcome::Refused(Refusal::Declined)
         } else {
             Outcome::Applied
+        }
+    }
+
+    /// The credit a provider's invoice of `amount` uses (R10): Stripe
+    /// applies the customer balance to any invoice it finalizes, so on the
+    /// provider paths an upgrade charged to the saved card uses it too (a
+    /// Checkout Session in payment mode does not); locally only renewals do.
+    fn invoice_credit(&self, amount: i64, checkout: bool) -> i64 {
+        if self.provider_renews && !checkout {
+            self.balance().min(amount).max(0)
+        } else {
+            0
         }
     }
 
@@ -718,9 +730,21 @@ impl Model {
         });
         match outcome {
             Outcome::Applied => {
+                let credit = self.invoice_credit(amount, checkout);
+                if credit > 0 {
+                    self.saw("R10 credit applied to an upgrade invoice");
+                    let i = self.charges.len() - 1;
+                    self.charges[i].credit_applied = credit;
+                    self.credits.push(Credit {
+                        amount: -credit,
+                        change: None,
+                        charge: Some(i),
+                    });
+                }
                 self.receive(k);
                 self.apply_upgrade(k);
             }
+            // The declined invoice is voided: its credit goes back.
             Outcome::Refused(Refusal::Declined) => self.changes[k].status = ChangeStatus::Failed,
             _ => {}
         }
@@ -1165,18 +1189,28 @@ impl Model {
             }
             let next = next_boundary(anchor, PLANS[billed].interval, e);
             let price = PLANS[billed].cents;
-            if self.declined && price > 0 {
+            let credit = self.balance().min(price).max(0);
+            if self.declined && price > credit {
+                // Finalized with the balance applied, the rest declined.
                 self.provider_anchor = (anchor != self.anchor).then_some(anchor);
                 self.charges.push(Charge {
                     kind: ChargeKind::Renewal,
-                    amount: price,
+                    amount: price - credit,
                     period: Some((e, Some(next))),
                     paid: false,
                     change: None,
                     plan: billed,
-                    credit_applied: 0,
+                    credit_applied: credit,
                     next_attempt: None,
                 });
+                if credit > 0 {
+                    let i = self.charges.len() - 1;
+                    self.credits.push(Credit {
+                        amount: -credit,
+                        change: None,
+                        charge: Some(i),
+                    });
+                }
                 self.saw("R6 renewal by the provider, declined: past due");
                 self.migratable = None;
                 self.sub = SubStatus::PastDue;
@@ -1184,7 +1218,6 @@ impl Model {
                 self.provider_ahead = Some(next);
                 continue;
             }
-            let credit = self.balance().min(price).max(0);
             self.charges.push(Charge {
                 kind: ChargeKind::Renewal,
                 amount: price - credit,
@@ -1208,6 +1241,9 @@ impl Model {
             } else {
                 "R6 renewal by the provider, paid"
             });
+            if credit > 0 {
+                self.saw("R10 credit applied to a renewal invoice by the provider");
+            }
             self.migratable = None;
             self.anchor = anchor;
             self.provider_anchor = None;

@@ -17,11 +17,13 @@
 //! expires it after 24 hours), refunded through Stripe when they can no
 //! longer apply, payments an operator records (late ones that no longer
 //! apply go back by hand: the operator records it with `mark-refunded`),
-//! clock jumps and processor runs. Not yet:
+//! failed migrations (the credit goes to the Stripe customer balance, which
+//! Stripe applies to the next invoice of any kind it finalizes: a renewal,
+//! paid or declined, or an upgrade charged to the card; a declined upgrade
+//! invoice is voided and gives it back), clock jumps and processor runs.
+//! Not yet:
 //! upgrades to another interval (Stripe moves the anchor to when the price
-//! is synced, not to the proration date), failed migrations (the credit goes to the
-//! Stripe customer balance, which Stripe applies to the next invoice of any
-//! kind) — each needs the model told how Stripe does it.
+//! is synced, not to the proration date) — the model needs that instant.
 
 use std::collections::HashMap;
 
@@ -220,6 +222,7 @@ impl Driver for StandIn {
                 | Op::Decline(_)
                 | Op::Pay(_)
                 | Op::PayLate(_)
+                | Op::FailMigration
         )
     }
 
@@ -450,8 +453,11 @@ impl Driver for StandIn {
         Err("the processor still finds work after 100 runs".into())
     }
 
-    async fn fail_migration(&mut self, _tenant: Uuid, _change: Uuid) -> Result<(), String> {
-        Err("failed migrations are not on the stand-in path yet".into())
+    async fn fail_migration(&mut self, tenant: Uuid, change: Uuid) -> Result<(), String> {
+        crate::billing::fail_migration(&self.world.app, tenant, change).await;
+        // The credit goes to Stripe's customer balance; the plan's price back.
+        self.run_jobs(tenant).await;
+        Ok(())
     }
 
     async fn compare_provider(&mut self, tenant: Uuid, s: &Snapshot, found: &mut Found) {
@@ -471,6 +477,15 @@ impl Driver for StandIn {
             i["lines"]["data"]
                 .as_array()
                 .and_then(|l| l.iter().find_map(|l| l["period"]["start"].as_i64()))
+        };
+        // What the card paid of a charge of ours: an upgrade's amount less
+        // the balance Stripe applied; a renewal's amount is already that.
+        let net = |x: &super::check::DbCharge| {
+            if x.kind == "upgrade" {
+                x.amount - x.credit_applied.unwrap_or(0)
+            } else {
+                x.amount
+            }
         };
         // Every payment Stripe took is a paid charge of ours, for as much.
         for inv in invoices
@@ -492,7 +507,7 @@ impl Driver for StandIn {
                     .find(|x| x.kind == "renewal" && x.start.map(unix) == line_start(inv)),
             };
             match ours {
-                Some(x) if x.paid() && x.amount == paid => {}
+                Some(x) if x.paid() && net(x) == paid => {}
                 Some(x) => found.add(
                     "provider.amount",
                     format!(
@@ -607,7 +622,7 @@ impl Driver for StandIn {
                 }
             });
             match theirs {
-                Some(inv) if inv["amount_paid"].as_i64() == Some(x.amount) => {}
+                Some(inv) if inv["amount_paid"].as_i64() == Some(net(x)) => {}
                 Some(inv) => found.add(
                     "provider.amount",
                     format!(
