@@ -147,6 +147,16 @@ pub trait Driver {
     /// `cents` arrive for change `change` through `via`; refunds the
     /// engine decides on are carried out before this returns.
     async fn pay(&mut self, tenant: Uuid, change: Uuid, cents: i64, via: Via) -> Answer;
+    /// Whether provisioning's failed migration of a change from `from` to
+    /// `to` is on this path.
+    fn supports_failed_migration(&self, _from: usize, _to: usize) -> bool {
+        true
+    }
+    /// The provider's billing cycle anchor now, when it keeps its own (a
+    /// Price of another interval restarts the cycle when it is set there).
+    async fn provider_anchor(&mut self, _tenant: Uuid) -> Option<Ts> {
+        None
+    }
     /// Whether a payment for `change` can be made through `via` now (a
     /// provider's checkout session may have expired: nobody can pay it).
     async fn can_pay(&mut self, _change: Uuid, _via: Via) -> bool {
@@ -745,7 +755,10 @@ async fn step<D: Driver>(
             let outcome = m.pay(k);
             let got = d.pay(tenant, id, cents, via).await;
             let want = match outcome {
-                PayOutcome::Applied => Answer::Applied,
+                PayOutcome::Applied => {
+                    provider_cycle(d, m, tenant, k, found).await;
+                    Answer::Applied
+                }
                 PayOutcome::Refunded => {
                     m.refund_done(k);
                     Answer::Refunded
@@ -769,6 +782,9 @@ async fn step<D: Driver>(
         }
         Op::FailMigration => {
             let (k, first) = m.migration_target().ok_or("no applied upgrade to fail")?;
+            if !d.supports_failed_migration(m.changes[k].from, m.changes[k].to) {
+                return Err("not on this path");
+            }
             sync(d, m).await;
             m.migration_failed(k);
             if let Err(e) = d.fail_migration(tenant, m.changes[k].db_id).await {
@@ -782,6 +798,42 @@ async fn step<D: Driver>(
                 m.balance()
             ))
         }
+    }
+}
+
+/// A provider that keeps its own cycle restarts it when an applied change
+/// of interval reaches it (Stripe: when the Price is set, at its now; the
+/// model learns that instant from it, within [`rules::FUZZ`] of now).
+async fn provider_cycle<D: Driver>(
+    d: &mut D,
+    m: &mut Model,
+    tenant: Uuid,
+    k: usize,
+    found: &mut Found,
+) {
+    let c = &m.changes[k];
+    let (from, to) = (PLANS[c.from].interval, PLANS[c.to].interval);
+    if !m.provider_renews
+        || c.status != rules::ChangeStatus::Applied
+        || from == to
+        || to == Interval::Lifetime
+    {
+        return;
+    }
+    match d.provider_anchor(tenant).await {
+        Some(at) if (at - m.now).abs() <= rules::FUZZ => {
+            m.provider_cycle_reset(at);
+            // The provider's clock ran on in real time; the next step must
+            // not set it (or ours) back before the cycle it started.
+            m.now = m.now.max(at);
+        }
+        other => found.add(
+            "provider.anchor",
+            format!(
+                "R3 the provider's new cycle should start about {} (when the Price is set); its anchor is {other:?}",
+                m.now
+            ),
+        ),
     }
 }
 
@@ -864,6 +916,7 @@ async fn request<D: Driver>(
                 return Ok(format!("request {what}: no change recorded"));
             };
             let k = m.record_request(id, kind, to, checkout, pd);
+            provider_cycle(d, m, tenant, k, found).await;
             let c = &m.changes[k];
             Ok(format!(
                 "request {what} ({}{}, pd {}): {want:?}, amount {} cents",

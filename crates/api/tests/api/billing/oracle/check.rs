@@ -298,8 +298,14 @@ fn fuzzy_eq(a: Option<Ts>, b: Option<Ts>) -> bool {
     }
 }
 
+/// Whether two spans share a whole second (Stripe's periods are whole
+/// seconds, a proration date ours to the microsecond: a cycle Stripe
+/// restarts at the second a quote's instant falls in shares less than one
+/// with the charge that paid for it).
 fn overlaps(a: (Ts, Option<Ts>), b: (Ts, Option<Ts>)) -> bool {
-    let before = |x: (Ts, Option<Ts>), y: (Ts, Option<Ts>)| x.1.is_some_and(|e| e <= y.0);
+    let before = |x: (Ts, Option<Ts>), y: (Ts, Option<Ts>)| {
+        x.1.is_some_and(|e| e - y.0 < chrono::Duration::seconds(1))
+    };
     !(before(a, b) || before(b, a))
 }
 
@@ -503,10 +509,7 @@ pub fn compare(m: &Model, s: &Snapshot, plan_ids: &[Uuid], found: &mut Found) ->
             );
         }
         let i = match d.kind.as_str() {
-            "renewal" => m
-                .charges
-                .iter()
-                .position(|c| c.kind == ChargeKind::Renewal && c.period.map(|p| p.0) == d.start),
+            "renewal" => model_renewal(m, d),
             "upgrade" | "refund" => d
                 .change
                 .and_then(|id| change_index.get(&id))
@@ -655,11 +658,7 @@ fn invariants(m: &Model, s: &Snapshot, plan_ids: &[Uuid], found: &mut Found) {
     for d in s.charges.iter().filter(|c| c.paid() && c.amount > 0) {
         match d.kind.as_str() {
             "renewal" => {
-                let plan = m
-                    .charges
-                    .iter()
-                    .find(|c| c.kind == ChargeKind::Renewal && c.period.map(|p| p.0) == d.start)
-                    .map(|c| plan_ids[c.plan]);
+                let plan = model_renewal(m, d).map(|i| plan_ids[m.charges[i].plan]);
                 if let (Some(plan), Some(start)) = (plan, d.start) {
                     covers.push((plan, (start, d.end), format!("renewal {}", d.id)));
                 }
@@ -695,10 +694,13 @@ fn invariants(m: &Model, s: &Snapshot, plan_ids: &[Uuid], found: &mut Found) {
             }
         }
     }
+    // (A provider's restarted cycle, prepaid by the credit the upgrade's
+    // charge paid for, takes no money of its own.)
+    let prepaid = |d: &DbCharge| model_renewal(m, d).is_some_and(|i| m.charges[i].prepaid);
     let mut renewals: Vec<(Ts, Option<Ts>)> = s
         .charges
         .iter()
-        .filter(|c| c.kind == "renewal" && c.paid())
+        .filter(|c| c.kind == "renewal" && c.paid() && !prepaid(c))
         .filter_map(|c| c.start.map(|s| (s, c.end)))
         .collect();
     renewals.sort();
@@ -761,6 +763,25 @@ fn invariants(m: &Model, s: &Snapshot, plan_ids: &[Uuid], found: &mut Found) {
             );
         }
     }
+}
+
+/// The model's renewal a database renewal is: the one of the same period,
+/// else of the same start (two periods may start at one second: a cycle a
+/// provider restarts in the first second of a period).
+fn model_renewal(m: &Model, d: &DbCharge) -> Option<usize> {
+    let is = |c: &super::rules::Charge| c.kind == ChargeKind::Renewal;
+    m.charges
+        .iter()
+        .position(|c| {
+            is(c)
+                && c.period
+                    .is_some_and(|p| Some(p.0) == d.start && p.1 == d.end)
+        })
+        .or_else(|| {
+            m.charges
+                .iter()
+                .position(|c| is(c) && c.period.map(|p| p.0) == d.start)
+        })
 }
 
 /// The credit ledger (R9, R10): what was granted and applied, once each.
@@ -831,8 +852,9 @@ fn compare_credits(m: &Model, s: &Snapshot, credits: &[DbCredit], found: &mut Fo
                     c.kind == ChargeKind::Upgrade
                         && c.change.map(|k| m.changes[k].db_id) == d.change
                 }
-                _ => c.kind == ChargeKind::Renewal && c.period.map(|p| p.0) == d.start,
+                _ => false,
             })
+            .or_else(|| model_renewal(m, d).map(|i| &m.charges[i]))
             .map(|c| c.credit_applied);
         found.eq(
             "credits.applied",

@@ -390,6 +390,9 @@ pub struct Charge {
     pub credit_applied: i64,
     /// Declined renewals: next attempt (fuzzy).
     pub next_attempt: Option<Ts>,
+    /// A provider's restarted cycle, paid by the credit the upgrade's
+    /// charge prepaid (R3 on Stripe).
+    pub prepaid: bool,
 }
 
 /// A row of the credit ledger: granted (> 0) or applied (< 0).
@@ -509,6 +512,7 @@ impl Model {
             plan,
             credit_applied: 0,
             next_attempt: None,
+            prepaid: false,
         });
         Self {
             now: anchor,
@@ -706,6 +710,7 @@ impl Model {
             plan: to,
             credit_applied: 0,
             next_attempt: None,
+            prepaid: false,
         });
         self.changes.push(Change {
             db_id,
@@ -778,6 +783,44 @@ impl Model {
         self.plan = c.to;
         self.changes[k].status = ChangeStatus::Applied;
         self.migratable = Some(k);
+    }
+
+    /// R3 on a provider that keeps its own cycle (Stripe): the Price of the
+    /// new interval, set at `at`, restarts the cycle there — period
+    /// `[at, at + interval)`, anchor `at` — and invoices it at once. We
+    /// charged that period with the upgrade, so a balance credit of the
+    /// Price goes first (granted) and that invoice uses it (applied): a
+    /// renewal charge of 0 for the new period, paid by the credit.
+    pub fn provider_cycle_reset(&mut self, at: Ts) {
+        let months = self.plan().interval.months().unwrap();
+        let price = self.plan().cents;
+        self.saw("R3 provider's cycle restarted when the Price is set, prepaid by credit");
+        self.start = at;
+        self.end = Some(add_months(at, months));
+        self.anchor = at;
+        self.provider_ahead = None;
+        self.provider_anchor = None;
+        self.credits.push(Credit {
+            amount: price,
+            change: None,
+            charge: None,
+        });
+        self.charges.push(Charge {
+            kind: ChargeKind::Renewal,
+            amount: 0,
+            period: Some((at, self.end)),
+            paid: true,
+            change: None,
+            plan: self.plan,
+            credit_applied: price,
+            next_attempt: None,
+            prepaid: true,
+        });
+        self.credits.push(Credit {
+            amount: -price,
+            change: None,
+            charge: Some(self.charges.len() - 1),
+        });
     }
 
     /// Cancels the scheduled downgrade (R5): only before it takes effect.
@@ -880,6 +923,7 @@ impl Model {
                     plan,
                     credit_applied: 0,
                     next_attempt: None,
+                    prepaid: false,
                 });
             }
         }
@@ -1025,6 +1069,7 @@ impl Model {
                         plan: self.plan,
                         credit_applied: credit,
                         next_attempt: None,
+                        prepaid: false,
                     });
                     let i = self.charges.len() - 1;
                     if credit > 0 {
@@ -1202,6 +1247,7 @@ impl Model {
                     plan: billed,
                     credit_applied: credit,
                     next_attempt: None,
+                    prepaid: false,
                 });
                 if credit > 0 {
                     let i = self.charges.len() - 1;
@@ -1227,6 +1273,7 @@ impl Model {
                 plan: billed,
                 credit_applied: credit,
                 next_attempt: None,
+                prepaid: false,
             });
             if credit > 0 {
                 let i = self.charges.len() - 1;

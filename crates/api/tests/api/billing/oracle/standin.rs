@@ -8,9 +8,10 @@
 //! with the billing clock) passes each period end, and the model does the
 //! same ([`super::rules::Model::provider_tick`]).
 //!
-//! What this path takes so far: signups on recurring plans, upgrades of the
-//! same interval and to lifetime with the saved card, downgrades (any
-//! interval), cancelling them, declines (Stripe moves the period on
+//! What this path takes so far: signups on recurring plans, upgrades (to
+//! another interval too: Stripe restarts its cycle when the Price is set,
+//! prepaid by a balance credit, and ours follows its invoice) with the
+//! saved card or at a checkout, downgrades (any interval), cancelling them, declines (Stripe moves the period on
 //! unpaid and, in the stand-in, never retries; our dunning suspends and
 //! ends the service, which cancels the Stripe subscription), payments at
 //! Stripe's Checkout, on time and late while the session is open (Stripe
@@ -21,9 +22,10 @@
 //! Stripe applies to the next invoice of any kind it finalizes: a renewal,
 //! paid or declined, or an upgrade charged to the card; a declined upgrade
 //! invoice is voided and gives it back), clock jumps and processor runs.
-//! Not yet:
-//! upgrades to another interval (Stripe moves the anchor to when the price
-//! is synced, not to the proration date) — the model needs that instant.
+//! Not yet: a failed migration of a change of interval (Stripe's cycle
+//! would restart again when the Price goes back) or to lifetime (the
+//! recurring Stripe subscription may have ended: nothing bills the plan the
+//! tenant goes back to — an open gap of the engine).
 
 use std::collections::HashMap;
 
@@ -204,11 +206,18 @@ impl Driver for StandIn {
         PLANS[plan].interval != Interval::Lifetime
     }
 
-    fn supports_change(&self, from: usize, to: usize, _checkout: bool) -> bool {
-        let (f, t) = (PLANS[from].interval, PLANS[to].interval);
-        f == t
-            || t == Interval::Lifetime
-            || super::rules::classify(&PLANS[from], &PLANS[to]) == super::rules::Kind::Downgrade
+    fn supports_failed_migration(&self, from: usize, to: usize) -> bool {
+        // Not yet: after an interval change, Stripe's cycle would restart a
+        // second time when the Price goes back; after a move to lifetime the
+        // recurring Stripe subscription may have ended already (nothing
+        // would bill the plan the tenant goes back to).
+        PLANS[from].interval == PLANS[to].interval
+    }
+
+    async fn provider_anchor(&mut self, tenant: Uuid) -> Option<Ts> {
+        let (_, sub) = self.ids.get(&tenant)?;
+        let at = self.sim.object(sub)?["billing_cycle_anchor"].as_i64()?;
+        chrono::TimeZone::timestamp_opt(&chrono::Utc, at, 0).single()
     }
 
     fn supports(&self, op: &Op) -> bool {
