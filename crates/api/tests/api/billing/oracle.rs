@@ -320,6 +320,30 @@ impl World {
             .unwrap();
     }
 
+    /// Staff record a bank transfer for `change`
+    /// (`POST …/plan-changes/{id}/mark-paid`); `Err` with what they were told
+    /// when it is refused.
+    pub async fn mark_paid(&mut self, tenant: Uuid, change: Uuid) -> Result<(), Answer> {
+        let token = self.admin_token().await;
+        let res = self
+            .app
+            .post_as(
+                &format!("/v1/tenants/{tenant}/plan-changes/{change}/mark-paid"),
+                &token,
+                serde_json::json!({"reference": format!("bank transfer for {change}")}),
+            )
+            .await;
+        let status = res.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Answer::Other(format!(
+                "mark-paid answered {status}: {}",
+                res.text().await.unwrap_or_default()
+            )))
+        }
+    }
+
     /// What became of a payment for `change`: refunded (a refund charge
     /// exists), applied, or something else (reported).
     pub async fn settled(&self, change: Uuid) -> Answer {

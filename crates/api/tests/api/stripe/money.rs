@@ -372,14 +372,11 @@ async fn a_charge_retried_after_stripe_forgot_its_keys_makes_no_second_invoice()
     );
 }
 
-/// Regression (issue 16): an upgrade paid after its window was ignored,
-/// the money kept. Paid after the period it was quoted for has ended, it is
-/// refunded through Stripe.
-#[tokio::test]
-async fn a_late_checkout_payment_is_refunded_through_stripe() {
-    let w = world().await;
-    let admin = w.app.admin().await;
-    let (t, token, stripe_sub) = paid_tenant(&w, "latepay", "basic").await;
+/// A Stripe-billed tenant `slug` on basic without a saved card asks for
+/// pro two hours before its period end: (tenant, owner token, the
+/// request's answer, with a checkout to pay).
+async fn upgrade_before_period_end(w: &World, admin: &str, slug: &str) -> (Uuid, String, Value) {
+    let (t, token, stripe_sub) = paid_tenant(w, slug, "basic").await;
     w.app
         .sql()
         .await
@@ -389,12 +386,10 @@ async fn a_late_checkout_payment_is_refunded_through_stripe() {
         )
         .await
         .unwrap();
-    // Two hours before the period end, the customer asks for an upgrade.
     let end = w.sim.object(&stripe_sub).unwrap()["items"]["data"][0]["current_period_end"]
         .as_i64()
         .unwrap();
-    w.advance_both(&admin.access_token, end - w.sim.now() - 7_200)
-        .await;
+    w.advance_both(admin, end - w.sim.now() - 7_200).await;
     let out: Value = w
         .app
         .post_as(
@@ -406,6 +401,17 @@ async fn a_late_checkout_payment_is_refunded_through_stripe() {
         .json()
         .await
         .unwrap();
+    (t, token, out)
+}
+
+/// Regression (issue 16): an upgrade paid after its window was ignored,
+/// the money kept. Paid after the period it was quoted for has ended, it is
+/// refunded through Stripe.
+#[tokio::test]
+async fn a_late_checkout_payment_is_refunded_through_stripe() {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    let (t, _, out) = upgrade_before_period_end(&w, &admin.access_token, "latepay").await;
     assert_eq!(out["payment"], "checkout_required");
     let url = out["checkout_url"].as_str().unwrap().to_owned();
     // The period ends (Stripe renews); the customer pays the next morning.
@@ -769,32 +775,7 @@ async fn a_subscription_our_dunning_ends_is_canceled_in_stripe_and_bills_nothing
 async fn a_late_bank_transfer_is_given_back_by_hand_and_recorded() {
     let w = world().await;
     let admin = w.app.admin().await;
-    let (t, token, stripe_sub) = paid_tenant(&w, "wire", "basic").await;
-    w.app
-        .sql()
-        .await
-        .execute(
-            "UPDATE subscriptions SET saved_payment_method = false WHERE tenant_id = $1",
-            &[&t],
-        )
-        .await
-        .unwrap();
-    let end = w.sim.object(&stripe_sub).unwrap()["items"]["data"][0]["current_period_end"]
-        .as_i64()
-        .unwrap();
-    w.advance_both(&admin.access_token, end - w.sim.now() - 7_200)
-        .await;
-    let out: Value = w
-        .app
-        .post_as(
-            &format!("/v1/tenants/{t}/plan-change"),
-            &token,
-            json!({"plan": "pro"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (t, token, out) = upgrade_before_period_end(&w, &admin.access_token, "wire").await;
     let change = out["plan_change"]["id"].as_str().unwrap().to_owned();
     // The period ends; the next morning staff record the customer's transfer.
     w.advance_both(&admin.access_token, 10 * 3_600).await;

@@ -295,27 +295,10 @@ impl Driver for Local {
             kind: MoveKind::PaidAtCheckout,
         });
         let answer = match via {
-            Via::Operator => {
-                let token = self.world.admin_token().await;
-                let res = self
-                    .world
-                    .app
-                    .post_as(
-                        &format!("/v1/tenants/{tenant}/plan-changes/{change}/mark-paid"),
-                        &token,
-                        json!({"reference": format!("bank transfer for {change}")}),
-                    )
-                    .await;
-                let status = res.status();
-                if status.is_success() {
-                    self.world.settled(change).await
-                } else {
-                    Answer::Other(format!(
-                        "mark-paid answered {status}: {}",
-                        res.text().await.unwrap_or_default()
-                    ))
-                }
-            }
+            Via::Operator => match self.world.mark_paid(tenant, change).await {
+                Ok(()) => self.world.settled(change).await,
+                Err(e) => e,
+            },
             Via::Provider => {
                 let w = &self.world;
                 let reference = format!("cs_oracle_{}", change.simple());

@@ -380,22 +380,8 @@ impl Driver for StandIn {
     async fn pay(&mut self, tenant: Uuid, change: Uuid, _cents: i64, via: Via) -> Answer {
         match via {
             Via::Operator => {
-                let token = self.world.admin_token().await;
-                let res = self
-                    .world
-                    .app
-                    .post_as(
-                        &format!("/v1/tenants/{tenant}/plan-changes/{change}/mark-paid"),
-                        &token,
-                        json!({"reference": format!("bank transfer for {change}")}),
-                    )
-                    .await;
-                let status = res.status();
-                if !status.is_success() {
-                    return Answer::Other(format!(
-                        "mark-paid answered {status}: {}",
-                        res.text().await.unwrap_or_default()
-                    ));
+                if let Err(e) = self.world.mark_paid(tenant, change).await {
+                    return e;
                 }
             }
             // The customer pays at Stripe's page; Stripe's webhook reports it.
