@@ -765,6 +765,7 @@ async fn step<D: Driver>(
             Ok(format!("cancel scheduled downgrade: {want:?}"))
         }
         Op::Pay(via) | Op::PayLate(via) => {
+            sync(d, m).await;
             let k = if matches!(op, Op::Pay(_)) {
                 m.on_time_target()
                     .ok_or("no upgrade waits for its payment")?
@@ -772,7 +773,6 @@ async fn step<D: Driver>(
                 m.late_target().ok_or("no unpaid upgrade past its window")?
             };
             let (id, cents) = (m.changes[k].db_id, m.changes[k].amount);
-            sync(d, m).await;
             if !d.can_pay(id, via).await {
                 return Err("its checkout session expired: it cannot be paid");
             }
@@ -805,11 +805,11 @@ async fn step<D: Driver>(
             Ok(format!("card {}", if on { "declines" } else { "works" }))
         }
         Op::FailMigration => {
+            sync(d, m).await;
             let (k, first) = m.migration_target().ok_or("no applied upgrade to fail")?;
             if !d.supports_failed_migration(m.changes[k].from, m.changes[k].to) {
                 return Err("not on this path");
             }
-            sync(d, m).await;
             m.migration_failed(k);
             if let Err(e) = d.fail_migration(tenant, m.changes[k].db_id).await {
                 found.add("op.result", format!("failed migration: {e}"));
@@ -871,6 +871,9 @@ async fn request<D: Driver>(
     found: &mut Found,
 ) -> Result<String, &'static str> {
     let preview_at = m.now - Duration::minutes(preview_age_min.into());
+    // The provider's renewals due by now come first: they decide what the
+    // request meets (an active subscription again, a period renewed).
+    sync(d, m).await;
     let planned = m.plan_request(to, preview_at, checkout);
     let what = format!("{} → {}", m.plan().code, PLANS[to].code);
     match planned {
