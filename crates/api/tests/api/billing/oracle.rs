@@ -175,6 +175,34 @@ pub trait Driver {
     async fn retire(&mut self, tenant: Uuid);
 }
 
+/// What the engine's refusal means to the model.
+pub fn refusal(e: &tenantry_billing::BillingError) -> Answer {
+    use tenantry_billing::BillingError;
+    match e {
+        BillingError::SubscriptionNotActive(_) => Answer::Refused(Refusal::NotActive),
+        BillingError::NotAllowed(_) => Answer::Refused(Refusal::NotAllowed),
+        BillingError::ChangePending => Answer::Refused(Refusal::ChangePending),
+        BillingError::Declined(_) => Answer::Refused(Refusal::Declined),
+        BillingError::NotFound(_) => Answer::Refused(Refusal::NotFound),
+        other => Answer::Other(other.to_string()),
+    }
+}
+
+/// What a plan change request came to: the change's status, or the refusal.
+pub fn answer_of(
+    result: &Result<tenantry_billing::engine::RequestOutcome, tenantry_billing::BillingError>,
+) -> Answer {
+    match result {
+        Ok(out) => match out.change.status.as_str() {
+            "applied" => Answer::Applied,
+            "pending" => Answer::Pending,
+            "scheduled" => Answer::Scheduled,
+            other => Answer::Other(format!("a change {other}")),
+        },
+        Err(e) => refusal(e),
+    }
+}
+
 /// The app, its database and the oracle's catalog.
 pub struct World {
     pub app: TestApp,

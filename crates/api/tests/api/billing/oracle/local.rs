@@ -132,17 +132,6 @@ fn customer() -> Actor {
     Actor::system("oracle customer")
 }
 
-fn refusal(e: &BillingError) -> Answer {
-    match e {
-        BillingError::SubscriptionNotActive(_) => Answer::Refused(Refusal::NotActive),
-        BillingError::NotAllowed(_) => Answer::Refused(Refusal::NotAllowed),
-        BillingError::ChangePending => Answer::Refused(Refusal::ChangePending),
-        BillingError::Declined(_) => Answer::Refused(Refusal::Declined),
-        BillingError::NotFound(_) => Answer::Refused(Refusal::NotFound),
-        other => Answer::Other(other.to_string()),
-    }
-}
-
 impl Local {
     pub async fn new() -> Self {
         Self {
@@ -261,15 +250,7 @@ impl Driver for Local {
         }
         let after = self.newest_change(tenant).await;
         let change = after.filter(|a| Some(a.0) != before);
-        let answer = match result {
-            Ok(out) => match out.change.status.as_str() {
-                "applied" => Answer::Applied,
-                "pending" => Answer::Pending,
-                "scheduled" => Answer::Scheduled,
-                other => Answer::Other(format!("a change {other}")),
-            },
-            Err(e) => refusal(&e),
-        };
+        let answer = super::answer_of(&result);
         Requested {
             answer,
             change: change.map(|c| c.0),
@@ -282,7 +263,7 @@ impl Driver for Local {
         match engine::cancel_scheduled(&w.pool, &w.clock, tenant, &customer()).await {
             Ok(_) => Answer::Applied,
             Err(BillingError::WrongState(_)) => Answer::Refused(Refusal::TookEffect),
-            Err(e) => refusal(&e),
+            Err(e) => super::refusal(&e),
         }
     }
 

@@ -1234,41 +1234,14 @@ impl Model {
             }
             let next = next_boundary(anchor, PLANS[billed].interval, e);
             let price = PLANS[billed].cents;
+            // Finalized with the balance applied; the card pays the rest, or declines.
             let credit = self.balance().min(price).max(0);
-            if self.declined && price > credit {
-                // Finalized with the balance applied, the rest declined.
-                self.provider_anchor = (anchor != self.anchor).then_some(anchor);
-                self.charges.push(Charge {
-                    kind: ChargeKind::Renewal,
-                    amount: price - credit,
-                    period: Some((e, Some(next))),
-                    paid: false,
-                    change: None,
-                    plan: billed,
-                    credit_applied: credit,
-                    next_attempt: None,
-                    prepaid: false,
-                });
-                if credit > 0 {
-                    let i = self.charges.len() - 1;
-                    self.credits.push(Credit {
-                        amount: -credit,
-                        change: None,
-                        charge: Some(i),
-                    });
-                }
-                self.saw("R6 renewal by the provider, declined: past due");
-                self.migratable = None;
-                self.sub = SubStatus::PastDue;
-                self.past_due_since.get_or_insert(self.now);
-                self.provider_ahead = Some(next);
-                continue;
-            }
+            let declined = self.declined && price > credit;
             self.charges.push(Charge {
                 kind: ChargeKind::Renewal,
                 amount: price - credit,
                 period: Some((e, Some(next))),
-                paid: true,
+                paid: !declined,
                 change: None,
                 plan: billed,
                 credit_applied: credit,
@@ -1282,6 +1255,15 @@ impl Model {
                     change: None,
                     charge: Some(i),
                 });
+            }
+            if declined {
+                self.provider_anchor = (anchor != self.anchor).then_some(anchor);
+                self.saw("R6 renewal by the provider, declined: past due");
+                self.migratable = None;
+                self.sub = SubStatus::PastDue;
+                self.past_due_since.get_or_insert(self.now);
+                self.provider_ahead = Some(next);
+                continue;
             }
             self.saw(if self.sub == SubStatus::PastDue {
                 "R6 renewal by the provider, paid: active again"

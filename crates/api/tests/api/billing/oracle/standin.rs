@@ -86,17 +86,6 @@ fn customer() -> Actor {
     Actor::system("oracle customer")
 }
 
-fn refusal(e: &BillingError) -> Answer {
-    match e {
-        BillingError::SubscriptionNotActive(_) => Answer::Refused(Refusal::NotActive),
-        BillingError::NotAllowed(_) => Answer::Refused(Refusal::NotAllowed),
-        BillingError::ChangePending => Answer::Refused(Refusal::ChangePending),
-        BillingError::Declined(_) => Answer::Refused(Refusal::Declined),
-        BillingError::NotFound(_) => Answer::Refused(Refusal::NotFound),
-        other => Answer::Other(other.to_string()),
-    }
-}
-
 fn unix(t: Ts) -> i64 {
     t.timestamp()
 }
@@ -338,15 +327,7 @@ impl Driver for StandIn {
             let session = url.rsplit('/').next().unwrap_or_default().to_owned();
             self.sessions.insert(out.change.id, session);
         }
-        let answer = match result {
-            Ok(out) => match out.change.status.as_str() {
-                "applied" => Answer::Applied,
-                "pending" => Answer::Pending,
-                "scheduled" => Answer::Scheduled,
-                other => Answer::Other(format!("a change {other}")),
-            },
-            Err(e) => refusal(&e),
-        };
+        let answer = super::answer_of(&result);
         Requested {
             answer,
             change: change.map(|c| c.0),
@@ -359,7 +340,7 @@ impl Driver for StandIn {
         let answer = match engine::cancel_scheduled(&w.pool, &w.clock, tenant, &customer()).await {
             Ok(_) => Answer::Applied,
             Err(BillingError::WrongState(_)) => Answer::Refused(Refusal::TookEffect),
-            Err(e) => refusal(&e),
+            Err(e) => super::refusal(&e),
         };
         self.run_jobs(tenant).await;
         answer
