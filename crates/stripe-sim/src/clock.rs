@@ -32,7 +32,9 @@ fn next_due(s: &State, target: i64, stuck: &HashSet<Due>) -> Option<(i64, Due)> 
                 Due::PhaseEnd(id.clone()),
             ),
             Some("subscription")
-                if (o["status"] == "active" || o["status"] == "past_due")
+                if (o["status"] == "active"
+                    || o["status"] == "past_due"
+                    || o["status"] == "trialing")
                     && o["items"]["data"][0]["price"]["recurring"].is_object() =>
             {
                 (

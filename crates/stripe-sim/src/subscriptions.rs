@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::api::{Reply, error, invalid, no_such};
 use crate::calendar::Interval;
 use crate::catalog::plan_of;
-use crate::form::{opt_bool, update_metadata};
+use crate::form::{opt_bool, opt_int, update_metadata};
 use crate::invoices::{collect, draft, finalize, outcome_event, subscription_of};
 use crate::payments::Card;
 use crate::state::State;
@@ -143,12 +143,13 @@ pub(crate) fn invoice_paid(s: &mut State, inv: &Value) {
 /// calendar period is invoiced (`subscription_cycle`) and becomes the
 /// current one whether paid or not (`invoice.paid`, or
 /// `invoice.payment_failed` / `invoice.payment_action_required` and
-/// `past_due`). Only `active` and `past_due` subscriptions renew.
+/// `past_due`). Only `active`, `past_due` and `trialing` subscriptions
+/// renew (a trial's end bills its first full period).
 pub(crate) fn cycle(s: &mut State, sub_id: &str) -> Vec<Value> {
     let Some(sub) = s.objects.get(sub_id).cloned() else {
         return Vec::new();
     };
-    if sub["status"] != "active" && sub["status"] != "past_due" {
+    if sub["status"] != "active" && sub["status"] != "past_due" && sub["status"] != "trialing" {
         return Vec::new();
     }
     let end = item(&sub)["current_period_end"].as_i64().unwrap_or(0);
@@ -240,10 +241,27 @@ pub(crate) fn change_price(
     Some(bill(s, sub_id, "subscription_update", at, end, true))
 }
 
+/// A trial to `end` from `at` (docs.stripe.com/billing/subscriptions/
+/// billing-cycle#add-a-trial-to-change-the-billing-cycle): `trialing`,
+/// `billing_cycle_anchor` and the current period's end at `end`, nothing
+/// invoiced before it (with `proration_behavior=none`, nothing credited
+/// either); the trial's end bills the first full period.
+fn start_trial(s: &mut State, sub_id: &str, at: i64, end: i64) {
+    set_period(s, sub_id, at, end);
+    if let Some(sub) = s.objects.get_mut(sub_id) {
+        sub["status"] = json!("trialing");
+        sub["trial_start"] = json!(at);
+        sub["trial_end"] = json!(end);
+        sub["billing_cycle_anchor"] = json!(end);
+    }
+}
+
 /// `POST /v1/subscriptions/{id}`: `items[0][id]` + `items[0][price]` with
 /// `proration_behavior=none` (the only behaviour the stand-in has),
-/// `cancel_at_period_end`, `metadata`. Emits `customer.subscription.updated`
-/// and, for an interval change, the invoice's event.
+/// `trial_end` (a future timestamp: [`start_trial`], which also keeps a
+/// Price of another interval from invoicing now), `cancel_at_period_end`,
+/// `metadata`. Emits `customer.subscription.updated` and, for an interval
+/// change without a trial, the invoice's event.
 pub(crate) fn update(s: &mut State, id: &str, p: &Value, events: &mut Vec<Value>) -> Reply {
     let Some(sub) = s
         .objects
@@ -264,8 +282,31 @@ pub(crate) fn update(s: &mut State, id: &str, p: &Value, events: &mut Vec<Value>
             "the stand-in only moves prices with proration_behavior=none",
         );
     }
+    let trial_end = match &p["trial_end"] {
+        Value::Null => None,
+        v => match opt_int(v) {
+            Some(t) if t > s.now() => Some(t),
+            _ => {
+                return invalid(
+                    "trial_end",
+                    "",
+                    "Invalid timestamp: must be an integer Unix timestamp in the future.",
+                );
+            }
+        },
+    };
+    if trial_end.is_some() && p["proration_behavior"] != "none" {
+        return error(
+            400,
+            "invalid_request_error",
+            "parameter_missing",
+            "the stand-in only moves a billing cycle with proration_behavior=none",
+        );
+    }
     let cancel_at_end = opt_bool(&p["cancel_at_period_end"]);
-    if sub["status"] == "canceled" && (new_price.is_some() || cancel_at_end.is_some()) {
+    if sub["status"] == "canceled"
+        && (new_price.is_some() || cancel_at_end.is_some() || trial_end.is_some())
+    {
         return error(
             400,
             "invalid_request_error",
@@ -326,7 +367,22 @@ pub(crate) fn update(s: &mut State, id: &str, p: &Value, events: &mut Vec<Value>
         }
         update_metadata(&mut o["metadata"], &p["metadata"]);
     }
-    let invoice = price.and_then(|pr| change_price(s, id, &pr, now));
+    let invoice = match (price, trial_end) {
+        (Some(pr), None) => change_price(s, id, &pr, now),
+        (Some(pr), Some(end)) => {
+            if let Some(o) = s.objects.get_mut(id) {
+                o["items"]["data"][0]["price"] = pr.clone();
+                o["items"]["data"][0]["plan"] = plan_of(&pr);
+            }
+            start_trial(s, id, now, end);
+            None
+        }
+        (None, Some(end)) => {
+            start_trial(s, id, now, end);
+            None
+        }
+        (None, None) => None,
+    };
     let sub = s.objects.get(id).cloned().unwrap_or_default();
     events.push(s.event("customer.subscription.updated", sub.clone()));
     if let Some((inv, kind)) = invoice {

@@ -1096,3 +1096,64 @@ async fn moving_the_clock_back_and_forth_by_offset_bills_each_period_once() {
     );
     assert_eq!(w.sim.clock_offset(), month);
 }
+
+#[tokio::test]
+async fn a_trial_end_with_a_price_of_another_interval_moves_the_anchor_and_bills_nothing_until_it_ends()
+ {
+    let w = World::at(at(2028, 1, 31, 10));
+    let cus = w.customer().await;
+    let monthly = w.price("2900", "month").await;
+    let yearly = w.price("29000", "year").await;
+    let sub = w.subscribe(&cus, &yearly).await;
+    let item = w.sub(&sub)["items"]["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let invoices = w.sim.objects("invoice").len();
+
+    w.advance_to(at(2028, 2, 3, 0)).await;
+    // A trial end in the past (or now) is refused, as by Stripe.
+    let past = at(2028, 2, 2, 0).to_string();
+    let (status, body) = w
+        .post(
+            &format!("/v1/subscriptions/{sub}"),
+            &[("trial_end", &past), ("proration_behavior", "none")],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "trial_end");
+
+    let end = at(2028, 2, 29, 10);
+    let before = w.sim.events().len();
+    let (status, body) = w
+        .post(
+            &format!("/v1/subscriptions/{sub}"),
+            &[
+                ("items[0][id]", &item),
+                ("items[0][price]", &monthly),
+                ("proration_behavior", "none"),
+                ("trial_end", &end.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "trialing");
+    assert_eq!(body["billing_cycle_anchor"], end);
+    assert_eq!(body["trial_end"], end);
+    assert_eq!(period(&body), (at(2028, 2, 3, 0), end));
+    assert_eq!(
+        kinds(&w.sim.events()[before..]),
+        ["customer.subscription.updated"],
+        "no invoice before the trial's end"
+    );
+    assert_eq!(w.sim.objects("invoice").len(), invoices);
+
+    // The trial's end bills the first monthly period, counted from it.
+    let events = w.advance_to(at(2028, 3, 1, 0)).await;
+    assert_eq!(kinds(&events), ["invoice.paid"]);
+    let invoice = &events[0]["data"]["object"];
+    assert_eq!(invoice["billing_reason"], "subscription_cycle");
+    assert_eq!(invoice["amount_paid"], 2900);
+    assert_eq!(line_period(invoice), (end, at(2028, 3, 29, 10)));
+    assert_eq!(w.sub(&sub)["status"], "active");
+}

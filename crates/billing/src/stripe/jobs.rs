@@ -10,6 +10,7 @@
 //! | `stripe.push_credit` | `StripePushCredit` | a credit granted to the customer, as a customer balance transaction |
 //! | `stripe.reconcile` | `StripeReconcile` | processes recent events no webhook delivered |
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tenantry_domain::{Currency, Money, billing::PlanChangeStatus};
 use tenantry_store::{
@@ -226,11 +227,13 @@ fn id_of(v: &Value) -> Option<String> {
 pub async fn sync_price(
     stripe: &Stripe,
     pool: &Pool,
+    clock: &Clock,
     subscription_id: Uuid,
 ) -> Result<(), JobError> {
     for _ in 0..8 {
         let mut conn = pool.get().await?;
         let (sub, want) = desired(stripe, &mut conn, subscription_id).await?;
+        let now = clock.now(&mut conn).await?;
         drop(conn);
         let (Some(stripe_sub), Some(customer)) = (
             sub.provider_subscription_id.clone(),
@@ -238,7 +241,7 @@ pub async fn sync_price(
         ) else {
             return Ok(());
         };
-        let acted = converge_once(stripe, pool, &sub, &stripe_sub, &customer, &want).await?;
+        let acted = converge_once(stripe, pool, now, &sub, &stripe_sub, &customer, &want).await?;
         if !acted {
             let mut conn = pool.get().await?;
             if store::mark_price_synced(&mut conn, subscription_id, want.version).await? {
@@ -253,9 +256,14 @@ pub async fn sync_price(
 
 /// One pass: reads the Stripe subscription (and its schedule) and makes one
 /// round of calls towards `want`; returns whether it called anything.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the subscription on both sides, what is wanted, and when"
+)]
 async fn converge_once(
     stripe: &Stripe,
     pool: &Pool,
+    now: DateTime<Utc>,
     sub: &tenantry_store::tenants::Subscription,
     stripe_sub: &str,
     customer: &str,
@@ -360,21 +368,38 @@ async fn converge_once(
             let (units, currency) = catalog::minor_units(&plan)?;
             (units, plan.billing_interval.clone(), currency)
         };
+        let mut body =
+            json!({"items": [{"id": item_id, "price": price}], "proration_behavior": "none"});
         if !item_interval.is_empty() && new_interval != item_interval && new_units > 0 {
-            prepay_new_cycle(
-                stripe, pool, sub, stripe_sub, customer, new_units, &currency, v,
-            )
-            .await?;
+            match cycle_move(sub, period_start, now) {
+                CycleMove::Prepaid => {
+                    prepay_new_cycle(
+                        stripe, pool, sub, stripe_sub, customer, new_units, &currency, v,
+                    )
+                    .await?;
+                }
+                CycleMove::Keep(end) => body["trial_end"] = json!(end.timestamp()),
+                CycleMove::Restart => {}
+            }
         }
-        stripe
+        let updated = stripe
             .raw(
                 "update subscription price",
                 StripeMethod::Post,
                 &path,
-                &json!({"items": [{"id": item_id, "price": price}], "proration_behavior": "none"}),
+                &body,
                 Some(&key(&format!("price:{price}"))),
             )
             .await?;
+        if let Some(anchor) = updated["billing_cycle_anchor"]
+            .as_i64()
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+            && !body["trial_end"].is_null()
+        {
+            // Stripe's periods now count from the trial's end.
+            let mut conn = pool.get().await?;
+            store::set_billing_anchor(&mut conn, sub.id, anchor).await?;
+        }
         return Ok(true);
     }
     match (&want.next_price, &schedule) {
@@ -434,6 +459,47 @@ async fn converge_once(
         return Ok(true);
     }
     Ok(false)
+}
+
+/// How Stripe's cycle moves with a Price of another interval, which
+/// restarts it and invoices the new period at once unless a trial says
+/// otherwise (docs.stripe.com/billing/subscriptions/billing-cycle#changing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CycleMove {
+    /// Our period started after Stripe's (an upgrade started a new cycle
+    /// and charged it): Stripe restarts its cycle, prepaid by a balance
+    /// credit of the new Price ([`prepay_new_cycle`]).
+    Prepaid,
+    /// Our period started before Stripe's (a failed migration put back the
+    /// period an upgrade replaced) and still runs: Stripe keeps it with a
+    /// trial to its end, `proration_behavior=none`, which moves its anchor
+    /// there and bills nothing before it
+    /// (docs.stripe.com/billing/subscriptions/billing-cycle#add-a-trial-to-change-the-billing-cycle).
+    Keep(DateTime<Utc>),
+    /// Our period started before Stripe's and is over: Stripe restarts its
+    /// cycle now and invoices it (the customer's balance applies first).
+    Restart,
+}
+
+/// Which [`CycleMove`] fits our period against Stripe's (`stripe_start`,
+/// seconds since the Unix epoch) at `now`.
+fn cycle_move(
+    sub: &tenantry_store::tenants::Subscription,
+    stripe_start: Option<i64>,
+    now: DateTime<Utc>,
+) -> CycleMove {
+    let ours = sub.current_period_start.map(|t| t.timestamp());
+    match (ours, stripe_start, sub.current_period_end) {
+        (Some(ours), Some(theirs), Some(end)) if ours < theirs => {
+            // Stripe takes a trial end at least a few seconds ahead.
+            if end > now + chrono::Duration::seconds(60) {
+                CycleMove::Keep(end)
+            } else {
+                CycleMove::Restart
+            }
+        }
+        _ => CycleMove::Prepaid,
+    }
 }
 
 /// Before a Price of another interval (which makes Stripe invoice the new
@@ -580,7 +646,7 @@ impl JobHandler<StripeCharge> for StripeJobs {
 impl JobHandler<StripeSyncPrice> for StripeJobs {
     async fn run(&self, ctx: &JobContext, job: StripeSyncPrice) -> Result<(), JobError> {
         ctx.set_step(&ctx.job.kind).await?;
-        sync_price(&self.stripe, &ctx.pool, job.subscription_id).await
+        sync_price(&self.stripe, &ctx.pool, &self.clock, job.subscription_id).await
     }
 }
 

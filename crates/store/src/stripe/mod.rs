@@ -27,5 +27,5 @@ pub use events::{StripeEvent, find_event, insert_event, known_events, mark_proce
 pub use subscriptions::{
     PaidPeriod, bump_price_version, cancel_at_period_end, enqueue_unsynced, latest_change,
     link_provider, lock_subscription, mark_price_synced, record_failed_period, record_paid_period,
-    subscription_by_provider,
+    set_billing_anchor, subscription_by_provider,
 };

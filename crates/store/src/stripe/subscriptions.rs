@@ -45,6 +45,26 @@ pub async fn bump_price_version(
         .await?)
 }
 
+/// Sets the anchor a subscription's periods count from (Stripe's
+/// `billing_cycle_anchor` after it moved).
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn set_billing_anchor(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    anchor: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    diesel::update(subscriptions::table.find(id))
+        .set((
+            subscriptions::billing_anchor.eq(anchor),
+            subscriptions::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Records that the provider was seen to match `version`; returns whether
 /// that is still the latest (`false`: a change came meanwhile, sync again).
 ///

@@ -973,3 +973,117 @@ async fn a_credit_used_by_an_upgrade_invoice_is_recorded_on_its_charge_and_a_dec
         "Stripe's balance and our ledger agree"
     );
 }
+
+/// Regression (issue 16, found by the billing oracle): a month → year
+/// upgrade restarts Stripe's cycle; when its migration then fails, our
+/// period goes back to the month the upgrade replaced, and moving Stripe
+/// back to the monthly Price would restart its cycle a second time (and
+/// invoice a month now). Now Stripe keeps our period with a trial to its
+/// end: nothing is billed before it, the anchor moves there, and the first
+/// monthly renewal after it is paid from the migration's credit.
+#[tokio::test]
+async fn a_failed_migration_of_a_month_to_year_upgrade_puts_stripe_back_on_our_period() {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    let (t, token, stripe_sub) = paid_tenant(&w, "backtomonth", "basic").await;
+    let customer = w.customer(t).await;
+    let period_sql = format!(
+        "SELECT extract(epoch FROM current_period_start)::bigint || ' ' || extract(epoch FROM current_period_end)::bigint || ' ' || extract(epoch FROM billing_anchor)::bigint FROM subscriptions WHERE tenant_id = '{t}'"
+    );
+    let month = w.one(&period_sql).await;
+    w.advance_both(&admin.access_token, 5 * 86_400).await;
+    let out: Value = w
+        .app
+        .post_as(
+            &format!("/v1/tenants/{t}/plan-change"),
+            &token,
+            json!({"plan": "basic-yearly"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(out["plan_change"]["status"], "applied");
+    let change: Uuid = out["plan_change"]["id"].as_str().unwrap().parse().unwrap();
+    let charged = cents(&out["plan_change"]["amount"]["amount"]);
+    w.sync(t).await;
+    assert_eq!(
+        w.sim.object(&stripe_sub).unwrap()["items"]["data"][0]["price"]["recurring"]["interval"],
+        "year"
+    );
+    let paid_before = paid_total(&w.invoices_of(&customer));
+    let invoices_before = w.invoices_of(&customer).len();
+
+    crate::billing::fail_migration(&w.app, t, change).await;
+    assert_eq!(w.one(&period_sql).await, month, "our month is back");
+    let job = w
+        .one(&format!(
+            "SELECT payload FROM jobs WHERE tenant_id = '{t}' AND kind = 'stripe.push_credit'"
+        ))
+        .await;
+    w.run_job("stripe.push_credit", serde_json::from_str(&job).unwrap())
+        .await
+        .unwrap();
+    w.sync(t).await;
+    let subscription = w.sim.object(&stripe_sub).unwrap();
+    let item = &subscription["items"]["data"][0];
+    assert_eq!(item["price"]["recurring"]["interval"], "month");
+    assert_eq!(subscription["status"], "trialing");
+    let end: i64 = month.split(' ').nth(1).unwrap().parse().unwrap();
+    assert_eq!(
+        item["current_period_end"], end,
+        "Stripe's period ends with ours"
+    );
+    assert_eq!(subscription["billing_cycle_anchor"], end);
+    assert_eq!(
+        w.invoices_of(&customer).len(),
+        invoices_before,
+        "nothing invoiced when the Price goes back"
+    );
+    let start = month.split(' ').next().unwrap();
+    assert_eq!(
+        w.one(&period_sql).await,
+        format!("{start} {end} {end}"),
+        "our anchor is Stripe's"
+    );
+
+    // The month's end: one monthly renewal, paid from the credit.
+    w.advance_both(&admin.access_token, end - w.sim.now() + 60)
+        .await;
+    let renewals: Vec<Value> = w
+        .invoices_of(&customer)
+        .into_iter()
+        .skip(invoices_before)
+        .collect();
+    assert_eq!(renewals.len(), 1, "{renewals:?}");
+    assert_eq!(renewals[0]["billing_reason"], "subscription_cycle");
+    assert_eq!(renewals[0]["total"], 2900);
+    assert_eq!(renewals[0]["lines"]["data"][0]["period"]["start"], end);
+    assert_eq!(
+        paid_total(&w.invoices_of(&customer)),
+        paid_before,
+        "no card payment"
+    );
+    assert_eq!(
+        w.sim.object(&customer).unwrap()["balance"],
+        -(charged - 2900),
+        "the rest of the credit stays on the balance"
+    );
+    assert_eq!(
+        w.one(&format!(
+            "SELECT extract(epoch FROM current_period_start)::bigint FROM subscriptions WHERE tenant_id = '{t}'"
+        ))
+        .await,
+        end.to_string()
+    );
+    assert_eq!(
+        w.one(&format!(
+            "SELECT coalesce(sum(amount), 0) FROM credits WHERE tenant_id = '{t}'"
+        ))
+        .await
+        .parse::<Decimal>()
+        .unwrap(),
+        Decimal::new(charged - 2900, 2),
+        "our ledger says what Stripe's balance does"
+    );
+}
