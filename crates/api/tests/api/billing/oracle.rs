@@ -147,9 +147,9 @@ pub trait Driver {
     /// `cents` arrive for change `change` through `via`; refunds the
     /// engine decides on are carried out before this returns.
     async fn pay(&mut self, tenant: Uuid, change: Uuid, cents: i64, via: Via) -> Answer;
-    /// Whether provisioning's failed migration of a change from `from` to
-    /// `to` is on this path.
-    fn supports_failed_migration(&self, _from: usize, _to: usize) -> bool {
+    /// Whether provisioning's failed migration of change `k` now is on
+    /// this path.
+    fn supports_failed_migration(&self, _m: &Model, _k: usize) -> bool {
         true
     }
     /// The provider's billing cycle anchor now, when it keeps its own (a
@@ -835,10 +835,13 @@ async fn step<D: Driver>(
         Op::FailMigration => {
             sync(d, m).await;
             let (k, first) = m.migration_target().ok_or("no applied upgrade to fail")?;
-            if !d.supports_failed_migration(m.changes[k].from, m.changes[k].to) {
+            if !d.supports_failed_migration(m, k) {
                 return Err("not on this path");
             }
             m.migration_failed(k);
+            if first && m.provider_renews {
+                m.provider_keeps_period(k);
+            }
             if let Err(e) = d.fail_migration(tenant, m.changes[k].db_id).await {
                 found.add("op.result", format!("failed migration: {e}"));
             }

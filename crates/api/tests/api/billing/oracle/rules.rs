@@ -984,6 +984,23 @@ impl Model {
         self.migratable = None;
     }
 
+    /// R9 on a provider that keeps its own cycle (Stripe): a change of
+    /// interval had restarted it; the period put back is kept there with a
+    /// trial to its end, which moves the provider's anchor (and ours, read
+    /// from it) to that end. A move to lifetime had the subscription end at
+    /// its period end; the failure resumes it (nothing else moves).
+    pub fn provider_keeps_period(&mut self, k: usize) {
+        let c = &self.changes[k];
+        if c.previous.is_some()
+            && let Some(end) = self.end
+        {
+            self.saw("R9 on the provider: back on the period put aside, trial to its end");
+            self.anchor = end;
+        } else if PLANS[c.to].interval == Interval::Lifetime {
+            self.saw("R9 on the provider: the recurring subscription resumed before its end");
+        }
+    }
+
     // -- the processor -------------------------------------------------------
 
     /// A processor run at `now`, repeated until nothing more is due.

@@ -22,10 +22,13 @@
 //! Stripe applies to the next invoice of any kind it finalizes: a renewal,
 //! paid or declined, or an upgrade charged to the card; a declined upgrade
 //! invoice is voided and gives it back), clock jumps and processor runs.
-//! Not yet: a failed migration of a change of interval (Stripe's cycle
-//! would restart again when the Price goes back) or to lifetime (the
-//! recurring Stripe subscription may have ended: nothing bills the plan the
-//! tenant goes back to — an open gap of the engine).
+//! A failed migration of a change of interval puts Stripe back on the
+//! period the change had replaced (a trial to its end, which moves
+//! Stripe's anchor there); one after a move to lifetime resumes the
+//! recurring subscription before its period end. Both are generated while
+//! those periods still run (a migration fails soon after its change); a
+//! failure after the recurring Stripe subscription ended is covered by
+//! `stripe::money`'s tests instead.
 
 use std::collections::HashMap;
 
@@ -47,7 +50,7 @@ use uuid::Uuid;
 
 use super::check::{Found, Snapshot};
 use super::ops::{Op, Via};
-use super::rules::{Interval, PLANS, Refusal, Ts};
+use super::rules::{Interval, Model, PLANS, Refusal, Ts};
 use super::{Answer, Driver, Requested, World};
 use crate::helpers::{PASSWORD, spawn_app_with};
 
@@ -195,12 +198,21 @@ impl Driver for StandIn {
         PLANS[plan].interval != Interval::Lifetime
     }
 
-    fn supports_failed_migration(&self, from: usize, to: usize) -> bool {
-        // Not yet: after an interval change, Stripe's cycle would restart a
-        // second time when the Price goes back; after a move to lifetime the
-        // recurring Stripe subscription may have ended already (nothing
-        // would bill the plan the tenant goes back to).
-        PLANS[from].interval == PLANS[to].interval
+    fn supports_failed_migration(&self, m: &Model, k: usize) -> bool {
+        let c = &m.changes[k];
+        // A migration fails soon after its change, not weeks later: the
+        // period a change of interval put aside (to which Stripe goes back
+        // with a trial) and the period a move to lifetime lets run out
+        // (while Stripe's subscription is still there to resume) still run.
+        let running =
+            |end: Option<Ts>| end.is_some_and(|e| e > m.now + chrono::Duration::seconds(120));
+        if PLANS[c.to].interval == Interval::Lifetime {
+            running(m.end)
+        } else if PLANS[c.from].interval != PLANS[c.to].interval {
+            c.previous.is_none_or(|p| running(p.1))
+        } else {
+            true
+        }
     }
 
     async fn provider_anchor(&mut self, tenant: Uuid) -> Option<Ts> {
