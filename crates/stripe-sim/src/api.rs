@@ -163,6 +163,7 @@ fn handle(s: &mut State, method: &str, path: &str, p: &Value, events: &mut Vec<V
         ("POST", ["v1", "checkout", "sessions", id, "expire"]) => {
             checkout::expire_request(s, id, events)
         }
+        ("POST", ["v1", "subscriptions"]) => subscriptions::create(s, p, events),
         ("GET", ["v1", "subscriptions", id]) => get(s, "subscription", id),
         ("POST", ["v1", "subscriptions", id]) => subscriptions::update(s, id, p, events),
         ("DELETE", ["v1", "subscriptions", id]) => subscriptions::cancel_now(s, id, events),

@@ -241,6 +241,78 @@ pub(crate) fn change_price(
     Some(bill(s, sub_id, "subscription_update", at, end, true))
 }
 
+/// `POST /v1/subscriptions` (docs.stripe.com/api/subscriptions/create):
+/// `customer`, `items[0][price]` (recurring, in a currency the stand-in
+/// takes), `metadata`, `trial_end` (a future timestamp: no invoice before
+/// it) with `proration_behavior=none`, `off_session`. Without a trial the
+/// first period `[now, now + interval)` is invoiced at once
+/// (`subscription_create`, the customer's balance applied, the card
+/// charged; a declined card leaves it `past_due` here, where Stripe's
+/// default `payment_behavior=allow_incomplete` would say `incomplete`).
+/// Emits `customer.subscription.created`, then the invoice's event.
+pub(crate) fn create(s: &mut State, p: &Value, events: &mut Vec<Value>) -> Reply {
+    let Some(customer) = p["customer"]
+        .as_str()
+        .filter(|c| s.objects.get(*c).is_some_and(|o| o["object"] == "customer"))
+        .map(str::to_owned)
+    else {
+        return invalid(
+            "customer",
+            "resource_missing",
+            &format!(
+                "No such customer: '{}'",
+                p["customer"].as_str().unwrap_or("")
+            ),
+        );
+    };
+    let price_id = p["items"][0]["price"].as_str().unwrap_or_default();
+    let Some(price) = s
+        .objects
+        .get(price_id)
+        .filter(|o| o["object"] == "price" && Interval::of(o).is_some())
+        .cloned()
+    else {
+        return invalid(
+            "items[0][price]",
+            "resource_missing",
+            &format!("No such recurring price: '{price_id}'"),
+        );
+    };
+    let now = s.now();
+    let trial_end = match &p["trial_end"] {
+        Value::Null => None,
+        v => match opt_int(v) {
+            Some(t) if t > now && p["proration_behavior"] == "none" => Some(t),
+            _ => {
+                return invalid(
+                    "trial_end",
+                    "",
+                    "Invalid timestamp: must be an integer Unix timestamp in the future (with proration_behavior=none in the stand-in).",
+                );
+            }
+        },
+    };
+    let sub_id = start(s, &customer, &price, &p["metadata"], now);
+    let invoice = match trial_end {
+        Some(end) => {
+            start_trial(s, &sub_id, now, end);
+            None
+        }
+        None => {
+            let end = s.objects[&sub_id]["items"]["data"][0]["current_period_end"]
+                .as_i64()
+                .unwrap_or(now);
+            Some(bill(s, &sub_id, "subscription_create", now, end, true))
+        }
+    };
+    let sub = s.objects[&sub_id].clone();
+    events.push(s.event("customer.subscription.created", sub.clone()));
+    if let Some((inv, kind)) = invoice {
+        events.push(s.event(kind, inv));
+    }
+    (200, s.objects[&sub_id].clone())
+}
+
 /// A trial to `end` from `at` (docs.stripe.com/billing/subscriptions/
 /// billing-cycle#add-a-trial-to-change-the-billing-cycle): `trialing`,
 /// `billing_cycle_anchor` and the current period's end at `end`, nothing

@@ -1157,3 +1157,53 @@ async fn a_trial_end_with_a_price_of_another_interval_moves_the_anchor_and_bills
     assert_eq!(line_period(invoice), (end, at(2028, 3, 29, 10)));
     assert_eq!(w.sub(&sub)["status"], "active");
 }
+
+#[tokio::test]
+async fn a_subscription_created_by_the_api_bills_its_first_period_at_once_from_the_balance_first() {
+    let w = World::at(at(2028, 3, 31, 12));
+    let cus = w.customer().await;
+    let monthly = w.price("2900", "month").await;
+    w.ok(
+        &format!("/v1/customers/{cus}/balance_transactions"),
+        &[("amount", "-1000"), ("currency", "usd")],
+    )
+    .await;
+    let (status, body) = w
+        .post(
+            "/v1/subscriptions",
+            &[("customer", "cus_nobody"), ("items[0][price]", &monthly)],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["param"], "customer");
+
+    let before = w.sim.events().len();
+    let sub = w
+        .ok(
+            "/v1/subscriptions",
+            &[
+                ("customer", &cus),
+                ("items[0][price]", &monthly),
+                ("metadata[replaces]", "sub_old"),
+                ("off_session", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(sub["status"], "active");
+    assert_eq!(sub["metadata"]["replaces"], "sub_old");
+    assert_eq!(sub["billing_cycle_anchor"], at(2028, 3, 31, 12));
+    let events = &w.sim.events()[before..];
+    assert_eq!(
+        kinds(events),
+        ["customer.subscription.created", "invoice.paid"]
+    );
+    let invoice = &events[1]["data"]["object"];
+    assert_eq!(invoice["billing_reason"], "subscription_create");
+    assert_eq!(invoice["amount_paid"], 1900, "the balance went first");
+    assert_eq!(
+        line_period(invoice),
+        (at(2028, 3, 31, 12), at(2028, 4, 30, 12)),
+        "calendar month from the anchor"
+    );
+    assert_eq!(w.sim.object(&cus).unwrap()["balance"], 0);
+}

@@ -263,9 +263,13 @@ async fn unmatched_payment(
 }
 
 /// Links our subscription to Stripe's ids, refusing to replace an id we
-/// hold with another (`Err` names the conflict).
+/// hold with another (`Err` names the conflict) — except by a subscription
+/// our price sync created to replace the one that ended
+/// (`metadata[replaces]` names the one we hold), recorded as
+/// `subscription.provider_replaced`.
 async fn link(
     conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
     sub: &Subscription,
     obj: &Value,
     stripe_sub: Option<&str>,
@@ -279,12 +283,20 @@ async fn link(
             "it names customer {new}, the subscription is billed to {held}"
         )));
     }
+    // A subscription our price sync made to replace the one that ended
+    // (`metadata[replaces]`, set only by us) takes its place.
     if let (Some(held), Some(new)) = (sub.provider_subscription_id.as_deref(), stripe_sub)
         && held != new
+        && meta(obj, "replaces") != Some(held)
     {
         return Ok(Err(format!(
             "it names Stripe subscription {new}, ours is {held}"
         )));
+    }
+    if let (Some(held), Some(new)) = (sub.provider_subscription_id.as_deref(), stripe_sub)
+        && held != new
+    {
+        store::replace_provider_subscription(conn, now, sub.id, held, new).await?;
     }
     store::link_provider(conn, sub.id, customer, stripe_sub, saved_payment_method).await?;
     Ok(Ok(()))
@@ -353,7 +365,9 @@ async fn checkout_completed(
             let (sub, _) = tenants::subscription_of(conn, ours.tenant_id).await?;
             let sub = store::lock_subscription(conn, sub.id).await?;
             let recurring = text(obj, &["mode"]) == Some("subscription");
-            if let Err(why) = link(conn, &sub, obj, stripe_subscription(obj), recurring).await? {
+            if let Err(why) =
+                link(conn, now, &sub, obj, stripe_subscription(obj), recurring).await?
+            {
                 return unmatched_payment(conn, env, tenant, &why).await;
             }
             Ok(signup_paid(conn, now, &sub, session).await?)
@@ -476,7 +490,7 @@ async fn apply(
             let Some(sub) = our_subscription(conn, obj).await? else {
                 return Ok(unmatched(env));
             };
-            if let Err(why) = link(conn, &sub, obj, stripe_subscription(obj), true).await? {
+            if let Err(why) = link(conn, now, &sub, obj, stripe_subscription(obj), true).await? {
                 return unmatched_payment(conn, env, Some(sub.tenant_id), &why).await;
             }
             let reason = text(obj, &["billing_reason"]);
@@ -489,7 +503,9 @@ async fn apply(
             let renewed = match period(obj, &sub)? {
                 Some(mut p) if stripe_subscription(obj).is_some() => {
                     // A Price of another interval restarts the cycle (docs.stripe.com/billing/subscriptions/billing-cycle#changing).
-                    p.anchor_reset = reason == Some("subscription_update");
+                    // So does a subscription that replaces an ended one.
+                    p.anchor_reset = reason == Some("subscription_update")
+                        || (first && meta(obj, "replaces").is_some());
                     let action = if first {
                         "subscription.first_period_paid"
                     } else {
@@ -553,7 +569,7 @@ async fn apply(
             let Some(sub) = our_subscription(conn, obj).await? else {
                 return Ok(unmatched(env));
             };
-            if let Err(why) = link(conn, &sub, obj, text(obj, &["id"]), false).await? {
+            if let Err(why) = link(conn, now, &sub, obj, text(obj, &["id"]), false).await? {
                 return unmatched_payment(conn, env, Some(sub.tenant_id), &why).await;
             }
             let ended = env.kind == "customer.subscription.deleted"

@@ -145,6 +145,10 @@ struct Desired {
     /// Our dunning ended the subscription (`expired`): Stripe's is canceled
     /// now, so it bills no period of a tenant that has no service.
     cancel_now: bool,
+    /// The tenant is back on its recurring plan after a failed move to a
+    /// lifetime plan: a Stripe subscription that ended meanwhile (it was set
+    /// to end at its period end, for the lifetime plan) is replaced.
+    resume: bool,
 }
 
 async fn desired(
@@ -162,6 +166,7 @@ async fn desired(
                 next_price: None,
                 cancel_at_period_end: false,
                 cancel_now: true,
+                resume: false,
             },
         ));
     }
@@ -179,6 +184,13 @@ async fn desired(
         }
         _ => None,
     };
+    let resume = !lifetime
+        && matches!(
+            sub.status,
+            tenantry_domain::SubscriptionStatus::Active
+                | tenantry_domain::SubscriptionStatus::PastDue
+        )
+        && store::back_from_lifetime(conn, sub.id).await?;
     Ok((
         sub.clone(),
         Desired {
@@ -187,6 +199,7 @@ async fn desired(
             next_price,
             cancel_at_period_end: lifetime,
             cancel_now: false,
+            resume,
         },
     ))
 }
@@ -280,6 +293,15 @@ async fn converge_once(
         )
         .await?;
     if current["status"] == "canceled" || current["status"] == "incomplete_expired" {
+        if want.resume
+            && let Some(price) = &want.price
+        {
+            replace_ended(
+                stripe, pool, now, sub, stripe_sub, customer, price, &current, want,
+            )
+            .await?;
+            return Ok(true);
+        }
         return Ok(false);
     }
     if want.cancel_now {
@@ -459,6 +481,73 @@ async fn converge_once(
         return Ok(true);
     }
     Ok(false)
+}
+
+/// A new Stripe subscription to `price` for a tenant back on its recurring
+/// plan after a failed move to lifetime, whose Stripe subscription ended at
+/// its period end meanwhile (docs.stripe.com/api/subscriptions/create):
+/// `metadata[replaces]` names the ended one (our webhooks take the new id
+/// only from such a subscription), the old one's payment method, charged
+/// `off_session`. While our period still runs, a trial to its end keeps it
+/// (nothing billed before); once over, Stripe bills `[now, now + interval)`
+/// at once, the customer's balance first (the failed migration's credit,
+/// carried there first if its own job has not run yet), and our period
+/// follows that invoice. Then ours names the new one.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the subscription on both sides, what is wanted, and when"
+)]
+async fn replace_ended(
+    stripe: &Stripe,
+    pool: &Pool,
+    now: DateTime<Utc>,
+    sub: &tenantry_store::tenants::Subscription,
+    stripe_sub: &str,
+    customer: &str,
+    price: &str,
+    current: &Value,
+    want: &Desired,
+) -> Result<(), JobError> {
+    // The credits on their way go first, so the first invoice uses them.
+    let waiting = {
+        let mut conn = pool.get().await?;
+        credits::unpushed(&mut conn, sub.id).await?
+    };
+    for credit in waiting {
+        push_credit(stripe, pool, credit).await?;
+    }
+    let mut body = json!({
+        "customer": customer,
+        "items": [{"price": price, "quantity": 1}],
+        "proration_behavior": "none",
+        "off_session": true,
+        "metadata": {"tenant_id": sub.tenant_id.to_string(), "subscription_id": sub.id.to_string(), "replaces": stripe_sub},
+    });
+    if let Some(pm) = id_of(&current["default_payment_method"]) {
+        body["default_payment_method"] = json!(pm);
+    }
+    if let Some(end) = sub.current_period_end
+        && end > now + chrono::Duration::seconds(60)
+    {
+        body["trial_end"] = json!(end.timestamp());
+    }
+    let made = stripe
+        .raw(
+            "replace the ended subscription",
+            StripeMethod::Post,
+            "/subscriptions",
+            &body,
+            Some(&format!("sync:{stripe_sub}:{}:replace", want.version)),
+        )
+        .await?;
+    let Some(new) = id_of(&made) else {
+        return Err(JobError::Fail(
+            "Stripe answered a subscription without an id".into(),
+        ));
+    };
+    let mut conn = pool.get().await?;
+    store::replace_provider_subscription(&mut conn, now, sub.id, stripe_sub, &new).await?;
+    Ok(())
 }
 
 /// How Stripe's cycle moves with a Price of another interval, which

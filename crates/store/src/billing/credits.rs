@@ -120,6 +120,25 @@ pub async fn set_provider_reference(
         .await?)
 }
 
+/// A subscription's granted credits not carried to its provider yet
+/// (no `provider_reference`), oldest first.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn unpushed(
+    conn: &mut AsyncPgConnection,
+    subscription_id: Uuid,
+) -> Result<Vec<Uuid>, StoreError> {
+    Ok(credits::table
+        .filter(credits::subscription_id.eq(subscription_id))
+        .filter(credits::kind.eq("granted"))
+        .filter(credits::provider_reference.is_null())
+        .order(credits::id)
+        .select(credits::id)
+        .load(conn)
+        .await?)
+}
+
 /// A credit by id.
 ///
 /// # Errors

@@ -409,3 +409,69 @@ pub async fn latest_change(
         .await
         .optional()?)
 }
+
+#[derive(QueryableByName)]
+struct Flag {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    flag: bool,
+}
+
+/// Whether the subscription's latest plan change was a move to a lifetime
+/// plan whose migration failed: the tenant is back on its recurring plan,
+/// and the Stripe subscription that plan needs may have ended at its period
+/// end meanwhile (it was set to, for the lifetime plan).
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn back_from_lifetime(
+    conn: &mut AsyncPgConnection,
+    subscription_id: Uuid,
+) -> Result<bool, StoreError> {
+    let rows: Vec<Flag> = diesel::sql_query(
+        "SELECT EXISTS (
+             SELECT 1 FROM (SELECT c.status, p.billing_interval FROM plan_changes c JOIN plans p ON p.id = c.to_plan_id
+                            WHERE c.subscription_id = $1 ORDER BY c.id DESC LIMIT 1) last
+             WHERE last.status = 'failed' AND last.billing_interval = 'lifetime') AS flag",
+    )
+    .bind::<SqlUuid, _>(subscription_id)
+    .load(conn)
+    .await?;
+    Ok(rows.iter().any(|r| r.flag))
+}
+
+/// Replaces the Stripe subscription a subscription is billed through, from
+/// `old` (only if that is still the one stored) to `new`, with an activity
+/// row; returns whether it did.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn replace_provider_subscription(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    id: Uuid,
+    old: &str,
+    new: &str,
+) -> Result<bool, StoreError> {
+    let rows: Vec<Changed> = diesel::sql_query(
+        r#"
+        WITH sub AS (
+            UPDATE subscriptions SET provider_subscription_id = $4, updated_at = now()
+            WHERE id = $2 AND provider_subscription_id = $3
+            RETURNING id, tenant_id
+        ), l AS (
+            INSERT INTO activity_log (id, occurred_at, actor_label, tenant_id, action, target_type, target_id, before, after)
+            SELECT uuid_v7(), $1, 'stripe', sub.tenant_id, 'subscription.provider_replaced', 'subscription', sub.id::text,
+                   jsonb_build_object('provider_subscription_id', $3::text), jsonb_build_object('provider_subscription_id', $4::text)
+            FROM sub RETURNING id
+        )
+        SELECT EXISTS (SELECT 1 FROM sub) AS changed
+        "#,
+    )
+    .bind::<Timestamptz, _>(now)
+    .bind::<SqlUuid, _>(id)
+    .bind::<Text, _>(old)
+    .bind::<Text, _>(new)
+    .load(conn)
+    .await?;
+    Ok(rows.iter().any(|r| r.changed))
+}

@@ -1087,3 +1087,138 @@ async fn a_failed_migration_of_a_month_to_year_upgrade_puts_stripe_back_on_our_p
         "our ledger says what Stripe's balance does"
     );
 }
+
+/// Regression (issue 16, found by the billing oracle): after a move to
+/// lifetime the recurring Stripe subscription ends at its period end; when
+/// the migration fails after that, the tenant goes back to its monthly plan
+/// and nothing billed it. Now the price sync replaces the ended Stripe
+/// subscription: Stripe bills the new period at once from the customer's
+/// balance (the failed migration's credit), ours follows it, and Stripe
+/// renews it from then on.
+#[tokio::test]
+async fn a_failed_move_to_lifetime_after_the_stripe_subscription_ended_gets_a_new_one() {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    let (t, token, stripe_sub) = paid_tenant_of(&w, "relapse", "inventory", "starter").await;
+    let customer = w.customer(t).await;
+    let out: Value = w
+        .app
+        .post_as(
+            &format!("/v1/tenants/{t}/plan-change"),
+            &token,
+            json!({"plan": "lifetime"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(out["plan_change"]["status"], "applied");
+    let change: Uuid = out["plan_change"]["id"].as_str().unwrap().parse().unwrap();
+    let lifetime = cents(&out["plan_change"]["amount"]["amount"]);
+    w.sync(t).await;
+    let end = w.sim.object(&stripe_sub).unwrap()["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+    w.advance_both(&admin.access_token, end - w.sim.now() + 3_600)
+        .await;
+    assert_eq!(w.sim.object(&stripe_sub).unwrap()["status"], "canceled");
+    let paid_before = paid_total(&w.invoices_of(&customer));
+
+    crate::billing::fail_migration(&w.app, t, change).await;
+    // The sync runs before the credit's own job: it carries the credit
+    // first, so the new subscription's first invoice uses it. Twice: the
+    // second pass finds Stripe as we want it.
+    w.sync(t).await;
+    w.sync(t).await;
+    let job = w
+        .one(&format!(
+            "SELECT payload FROM jobs WHERE tenant_id = '{t}' AND kind = 'stripe.push_credit'"
+        ))
+        .await;
+    w.run_job("stripe.push_credit", serde_json::from_str(&job).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        w.sim
+            .objects("customer_balance_transaction")
+            .into_iter()
+            .filter(|b| b["customer"] == customer.as_str() && b["amount"] == -lifetime)
+            .count(),
+        1,
+        "the credit reached Stripe once"
+    );
+
+    let new_sub = w
+        .one(&format!(
+            "SELECT provider_subscription_id FROM subscriptions WHERE tenant_id = '{t}'"
+        ))
+        .await;
+    assert_ne!(
+        new_sub, stripe_sub,
+        "ours names the new Stripe subscription"
+    );
+    let replacement = w.sim.object(&new_sub).unwrap();
+    assert_eq!(replacement["status"], "active");
+    assert_eq!(replacement["metadata"]["replaces"], stripe_sub.as_str());
+    let monthly = cents(&json!(
+        w.one(&format!("SELECT p.price::text FROM subscriptions s JOIN plans p ON p.id = s.plan_id WHERE s.tenant_id = '{t}'"))
+            .await
+    ));
+    let first: Vec<Value> = w
+        .invoices_of(&customer)
+        .into_iter()
+        .filter(|i| i["subscription"] == new_sub.as_str())
+        .collect();
+    assert_eq!(first.len(), 1, "one invoice: {first:?}");
+    assert_eq!(first[0]["billing_reason"], "subscription_create");
+    assert_eq!(first[0]["total"], monthly);
+    assert_eq!(first[0]["amount_paid"], 0, "paid from the credit");
+    assert_eq!(paid_total(&w.invoices_of(&customer)), paid_before);
+    let period = &first[0]["lines"]["data"][0]["period"];
+    assert_eq!(
+        w.one(&format!("SELECT extract(epoch FROM current_period_start)::bigint || ' ' || extract(epoch FROM current_period_end)::bigint || ' ' || extract(epoch FROM billing_anchor)::bigint || ' ' || s.status || ' ' || p.code FROM subscriptions s JOIN plans p ON p.id = s.plan_id WHERE s.tenant_id = '{t}'")).await,
+        format!("{} {} {} active starter", period["start"], period["end"], period["start"]),
+        "our period is the new subscription's"
+    );
+    assert_eq!(
+        w.one(&format!(
+            "SELECT count(*) FROM activity_log WHERE tenant_id = '{t}' AND action = 'subscription.provider_replaced'"
+        ))
+        .await,
+        "1"
+    );
+
+    // Stripe renews the new subscription; ours follows; the credit runs down.
+    let next_end = period["end"].as_i64().unwrap();
+    w.advance_both(&admin.access_token, next_end - w.sim.now() + 60)
+        .await;
+    let renewals: Vec<Value> = w
+        .invoices_of(&customer)
+        .into_iter()
+        .filter(|i| {
+            i["subscription"] == new_sub.as_str() && i["billing_reason"] == "subscription_cycle"
+        })
+        .collect();
+    assert_eq!(renewals.len(), 1);
+    assert_eq!(
+        w.one(&format!(
+            "SELECT extract(epoch FROM current_period_start)::bigint FROM subscriptions WHERE tenant_id = '{t}'"
+        ))
+        .await,
+        next_end.to_string()
+    );
+    assert_eq!(
+        w.one(&format!(
+            "SELECT coalesce(sum(amount), 0) FROM credits WHERE tenant_id = '{t}'"
+        ))
+        .await
+        .parse::<Decimal>()
+        .unwrap(),
+        Decimal::new(lifetime - 2 * monthly, 2),
+        "our ledger says what Stripe's balance does"
+    );
+    assert_eq!(
+        w.sim.object(&customer).unwrap()["balance"],
+        -(lifetime - 2 * monthly)
+    );
+}
