@@ -839,11 +839,11 @@ async fn step<D: Driver>(
                 return Err("not on this path");
             }
             m.migration_failed(k);
-            if first && m.provider_renews {
-                m.provider_keeps_period(k);
-            }
             if let Err(e) = d.fail_migration(tenant, m.changes[k].db_id).await {
                 found.add("op.result", format!("failed migration: {e}"));
+            }
+            if first && m.provider_renews {
+                provider_after_failed_migration(d, m, tenant, k, found).await;
             }
             Ok(format!(
                 "migration of the change to {} fails{}: back on {}, credit balance {}",
@@ -853,6 +853,38 @@ async fn step<D: Driver>(
                 m.balance()
             ))
         }
+    }
+}
+
+/// R9 on a provider that keeps its own cycle: [`Model::provider_keeps_period`],
+/// or, once the subscription a move to lifetime let end has ended, a new
+/// one from now (the model learns the instant from the provider, within
+/// [`rules::FUZZ`] of now).
+async fn provider_after_failed_migration<D: Driver>(
+    d: &mut D,
+    m: &mut Model,
+    tenant: Uuid,
+    k: usize,
+    found: &mut Found,
+) {
+    let ended =
+        PLANS[m.changes[k].to].interval == Interval::Lifetime && m.end.is_some_and(|e| e <= m.now);
+    if !ended {
+        m.provider_keeps_period(k);
+        return;
+    }
+    match d.provider_anchor(tenant).await {
+        Some(at) if (at - m.now).abs() <= rules::FUZZ => {
+            m.provider_replaced(at);
+            m.now = m.now.max(at);
+        }
+        other => found.add(
+            "provider.anchor",
+            format!(
+                "R9 a new provider subscription should start about {}; its anchor is {other:?}",
+                m.now
+            ),
+        ),
     }
 }
 

@@ -1001,6 +1001,39 @@ impl Model {
         }
     }
 
+    /// R9 on a provider after a move to lifetime whose recurring
+    /// subscription ended: a new one from `at` bills its first period at
+    /// once, the balance first (the failed migration's credit covers any
+    /// recurring price), and ours follows it: period and anchor from `at`.
+    pub fn provider_replaced(&mut self, at: Ts) {
+        let months = self.plan().interval.months().unwrap();
+        let price = self.plan().cents;
+        let credit = self.balance().min(price).max(0);
+        assert_eq!(credit, price, "the model's credit covers the first period");
+        self.saw("R9 on the provider: the ended subscription replaced, paid from the credit");
+        self.start = at;
+        self.end = Some(add_months(at, months));
+        self.anchor = at;
+        self.provider_ahead = None;
+        self.provider_anchor = None;
+        self.charges.push(Charge {
+            kind: ChargeKind::Renewal,
+            amount: price - credit,
+            period: Some((at, self.end)),
+            paid: true,
+            change: None,
+            plan: self.plan,
+            credit_applied: credit,
+            next_attempt: None,
+            prepaid: false,
+        });
+        self.credits.push(Credit {
+            amount: -credit,
+            change: None,
+            charge: Some(self.charges.len() - 1),
+        });
+    }
+
     // -- the processor -------------------------------------------------------
 
     /// A processor run at `now`, repeated until nothing more is due.
