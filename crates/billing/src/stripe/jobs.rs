@@ -149,6 +149,9 @@ struct Desired {
     /// lifetime plan: a Stripe subscription that ended meanwhile (it was set
     /// to end at its period end, for the lifetime plan) is replaced.
     resume: bool,
+    /// A failed change of interval put back the period it had replaced:
+    /// Stripe, whose cycle the change restarted, comes back to ours.
+    restored: bool,
 }
 
 async fn desired(
@@ -167,6 +170,7 @@ async fn desired(
                 cancel_at_period_end: false,
                 cancel_now: true,
                 resume: false,
+                restored: false,
             },
         ));
     }
@@ -184,13 +188,16 @@ async fn desired(
         }
         _ => None,
     };
+    let failed = store::last_failed_change(conn, sub.id)
+        .await?
+        .unwrap_or_default();
     let resume = !lifetime
+        && failed.from_lifetime
         && matches!(
             sub.status,
             tenantry_domain::SubscriptionStatus::Active
                 | tenantry_domain::SubscriptionStatus::PastDue
-        )
-        && store::back_from_lifetime(conn, sub.id).await?;
+        );
     Ok((
         sub.clone(),
         Desired {
@@ -200,6 +207,7 @@ async fn desired(
             cancel_at_period_end: lifetime,
             cancel_now: false,
             resume,
+            restored: failed.period_restored,
         },
     ))
 }
@@ -393,7 +401,7 @@ async fn converge_once(
         let mut body =
             json!({"items": [{"id": item_id, "price": price}], "proration_behavior": "none"});
         if !item_interval.is_empty() && new_interval != item_interval && new_units > 0 {
-            match cycle_move(sub, period_start, now) {
+            match cycle_move(sub, want.restored, now) {
                 CycleMove::Prepaid => {
                     prepay_new_cycle(
                         stripe, pool, sub, stripe_sub, customer, new_units, &currency, v,
@@ -555,39 +563,35 @@ async fn replace_ended(
 /// otherwise (docs.stripe.com/billing/subscriptions/billing-cycle#changing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CycleMove {
-    /// Our period started after Stripe's (an upgrade started a new cycle
-    /// and charged it): Stripe restarts its cycle, prepaid by a balance
-    /// credit of the new Price ([`prepay_new_cycle`]).
+    /// An upgrade started a new cycle and charged it: Stripe restarts its
+    /// cycle, prepaid by a balance credit of the new Price
+    /// ([`prepay_new_cycle`]).
     Prepaid,
-    /// Our period started before Stripe's (a failed migration put back the
-    /// period an upgrade replaced) and still runs: Stripe keeps it with a
-    /// trial to its end, `proration_behavior=none`, which moves its anchor
-    /// there and bills nothing before it
+    /// A failed migration put back the period the upgrade had replaced, and
+    /// it still runs: Stripe keeps it with a trial to its end,
+    /// `proration_behavior=none`, which moves its anchor there and bills
+    /// nothing before it
     /// (docs.stripe.com/billing/subscriptions/billing-cycle#add-a-trial-to-change-the-billing-cycle).
     Keep(DateTime<Utc>),
-    /// Our period started before Stripe's and is over: Stripe restarts its
-    /// cycle now and invoices it (the customer's balance applies first).
+    /// The period put back is over: Stripe restarts its cycle now and
+    /// invoices it (the customer's balance applies first).
     Restart,
 }
 
-/// Which [`CycleMove`] fits our period against Stripe's (`stripe_start`,
-/// seconds since the Unix epoch) at `now`.
+/// Which [`CycleMove`] fits our period at `now`; `restored`: a failed
+/// migration put back the period its change had replaced.
 fn cycle_move(
     sub: &tenantry_store::tenants::Subscription,
-    stripe_start: Option<i64>,
+    restored: bool,
     now: DateTime<Utc>,
 ) -> CycleMove {
-    let ours = sub.current_period_start.map(|t| t.timestamp());
-    match (ours, stripe_start, sub.current_period_end) {
-        (Some(ours), Some(theirs), Some(end)) if ours < theirs => {
-            // Stripe takes a trial end at least a few seconds ahead.
-            if end > now + chrono::Duration::seconds(60) {
-                CycleMove::Keep(end)
-            } else {
-                CycleMove::Restart
-            }
-        }
-        _ => CycleMove::Prepaid,
+    if !restored {
+        return CycleMove::Prepaid;
+    }
+    match sub.current_period_end {
+        // Stripe takes a trial end some time ahead.
+        Some(end) if end > now + chrono::Duration::seconds(60) => CycleMove::Keep(end),
+        _ => CycleMove::Restart,
     }
 }
 

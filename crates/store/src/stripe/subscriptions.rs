@@ -410,33 +410,53 @@ pub async fn latest_change(
         .optional()?)
 }
 
-#[derive(QueryableByName)]
-struct Flag {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    flag: bool,
+/// A subscription's latest plan change, when its migration failed: what
+/// the failure put back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FailedChange {
+    /// The change was a move to a lifetime plan: the Stripe subscription
+    /// the recurring plan needs may have ended at its period end meanwhile
+    /// (it was set to, for the lifetime plan).
+    pub from_lifetime: bool,
+    /// The change had started a new billing period (another interval),
+    /// and the period it replaced was put back.
+    pub period_restored: bool,
 }
 
-/// Whether the subscription's latest plan change was a move to a lifetime
-/// plan whose migration failed: the tenant is back on its recurring plan,
-/// and the Stripe subscription that plan needs may have ended at its period
-/// end meanwhile (it was set to, for the lifetime plan).
+#[derive(QueryableByName)]
+struct LastChange {
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Text)]
+    to_interval: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    had_previous: bool,
+}
+
+/// The subscription's latest plan change if its migration failed
+/// (`None`: no change, or the latest did not fail).
 ///
 /// # Errors
 /// [`StoreError`].
-pub async fn back_from_lifetime(
+pub async fn last_failed_change(
     conn: &mut AsyncPgConnection,
     subscription_id: Uuid,
-) -> Result<bool, StoreError> {
-    let rows: Vec<Flag> = diesel::sql_query(
-        "SELECT EXISTS (
-             SELECT 1 FROM (SELECT c.status, p.billing_interval FROM plan_changes c JOIN plans p ON p.id = c.to_plan_id
-                            WHERE c.subscription_id = $1 ORDER BY c.id DESC LIMIT 1) last
-             WHERE last.status = 'failed' AND last.billing_interval = 'lifetime') AS flag",
+) -> Result<Option<FailedChange>, StoreError> {
+    let rows: Vec<LastChange> = diesel::sql_query(
+        "SELECT c.status, p.billing_interval AS to_interval, c.previous_period_start IS NOT NULL AS had_previous
+         FROM plan_changes c JOIN plans p ON p.id = c.to_plan_id
+         WHERE c.subscription_id = $1 ORDER BY c.id DESC LIMIT 1",
     )
     .bind::<SqlUuid, _>(subscription_id)
     .load(conn)
     .await?;
-    Ok(rows.iter().any(|r| r.flag))
+    Ok(rows
+        .into_iter()
+        .find(|r| r.status == "failed")
+        .map(|r| FailedChange {
+            from_lifetime: r.to_interval == "lifetime",
+            period_restored: r.had_previous,
+        }))
 }
 
 /// Replaces the Stripe subscription a subscription is billed through, from
