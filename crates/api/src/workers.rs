@@ -47,7 +47,9 @@ pub fn provisioner(state: &AppState) -> anyhow::Result<tenantry_provisioning::de
         keyring: state.auth.keyring.clone(),
         databases,
         settings,
-        events: std::sync::Arc::new(tenantry_billing::BillingFollowUp),
+        events: std::sync::Arc::new(tenantry_billing::BillingFollowUp {
+            clock: state.settings.billing_clock(),
+        }),
         router: Some(state.router.clone()),
     })
 }

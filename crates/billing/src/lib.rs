@@ -5,6 +5,7 @@
 //! Depends on `store` and `domain`, never on `provisioning`: the two meet
 //! through jobs and events recorded in `store` (see DESIGN.md, "Layout").
 
+pub mod closing;
 pub mod engine;
 pub mod follow_up;
 pub mod gateway;

@@ -58,7 +58,11 @@ impl JobHandler<BillingRefund> for RefundJobs {
                 amount: Money::rounded(charge.amount, currency),
                 payment: charge.provider_reference.clone().unwrap_or_default(),
                 idempotency_key: charge.idempotency_key.clone(),
-                reason: "the payment came after its plan change could be applied".into(),
+                reason: if charge.plan_change_id.is_some() {
+                    "the payment came after its plan change could be applied".into()
+                } else {
+                    "the tenant was deleted before its service started".into()
+                },
             })
             .await?;
         let RefundOutcome::Refunded { reference } = outcome else {

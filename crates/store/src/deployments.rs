@@ -327,6 +327,49 @@ pub async fn delete_instance(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(
     Ok(())
 }
 
+/// Records that a tenant's provisioning gave up (tenant `failed`), for
+/// billing: a paid subscription whose service then starts late is credited
+/// for the time it paid for without service.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn record_provisioning_failed(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    detail: serde_json::Value,
+) -> Result<(), StoreError> {
+    diesel::insert_into(provisioning_events::table)
+        .values((
+            provisioning_events::id.eq(Uuid::now_v7()),
+            provisioning_events::kind.eq("provisioning_failed"),
+            provisioning_events::tenant_id.eq(tenant_id),
+            provisioning_events::detail.eq(detail),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Consumes a tenant's `provisioning_failed` events (billing has acted on
+/// them); returns how many were waiting.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn consume_provisioning_failed(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        provisioning_events::table
+            .filter(provisioning_events::kind.eq("provisioning_failed"))
+            .filter(provisioning_events::tenant_id.eq(tenant_id))
+            .filter(provisioning_events::consumed_at.is_null()),
+    )
+    .set(provisioning_events::consumed_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await?)
+}
+
 /// Records that a migration failed, for billing to credit (once per plan
 /// change).
 ///

@@ -73,7 +73,9 @@ pub async fn find(
 
 /// Moves a tenant to `to` as its caller asks (checked against the lifecycle
 /// on the locked row), writes the activity row and enqueues the job that
-/// carries the change out ([`follow_up`]), at once.
+/// carries the change out ([`follow_up`]), at once. Deleting
+/// (`deprovisioning`) also cancels its open plan change and ends its
+/// subscription ([`tenantry_billing::closing::tenant_deleted`]).
 ///
 /// # Errors
 /// `404`, `409 invalid-transition` naming both states.
@@ -86,10 +88,14 @@ pub async fn transition(
     let mut conn = t.pool.get().await?;
     let view = find(&mut conn, caller, id_or_slug).await?;
     let id = view.tenant.id;
+    let now = t.clock.now(&mut conn).await?;
     let (tenant, job) = conn
         .transaction::<_, TenancyError, _>(async |conn| {
             let (from, updated) = tenants::transition(conn, id, to, None).await?;
             if to == TenantStatus::Deprovisioning {
+                // Deleting a tenant ends its billing; a never-served one's
+                // payments go back (`tenantry_billing::closing`).
+                tenantry_billing::closing::tenant_deleted(conn, now, id, &caller.actor).await?;
                 // Terminating or deleting a tenant cancels its plan change (Lago PR #345).
                 if let Some(c) =
                     tenantry_store::billing::cancel_open_change(conn, id, PlanChangeStatus::OPEN)

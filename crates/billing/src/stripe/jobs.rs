@@ -142,8 +142,9 @@ struct Desired {
     next_price: Option<String>,
     /// A lifetime plan: the recurring subscription ends at its period end.
     cancel_at_period_end: bool,
-    /// Our dunning ended the subscription (`expired`): Stripe's is canceled
-    /// now, so it bills no period of a tenant that has no service.
+    /// Our dunning ended the subscription (`expired`), or its tenant was
+    /// deleted (`canceled`): Stripe's is canceled now, so it bills no
+    /// period of a tenant that has no service.
     cancel_now: bool,
     /// The tenant is back on its recurring plan after a failed move to a
     /// lifetime plan: a Stripe subscription that ended meanwhile (it was set
@@ -160,7 +161,11 @@ async fn desired(
     subscription_id: Uuid,
 ) -> Result<(tenantry_store::tenants::Subscription, Desired), JobError> {
     let sub = store::lock_subscription(conn, subscription_id).await?;
-    if sub.status == tenantry_domain::SubscriptionStatus::Expired {
+    if matches!(
+        sub.status,
+        tenantry_domain::SubscriptionStatus::Expired
+            | tenantry_domain::SubscriptionStatus::Canceled
+    ) {
         return Ok((
             sub.clone(),
             Desired {

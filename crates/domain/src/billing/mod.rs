@@ -6,4 +6,6 @@ pub mod proration;
 
 pub use change::{ChangeKind, PlanChangeStatus, PlanTerms, Requester, Timing, classify, policy};
 pub use period::BillingPeriod;
-pub use proration::{LineKind, PlanPrice, ProrationConvention, ProrationLine, Quote};
+pub use proration::{
+    LineKind, PlanPrice, ProrationConvention, ProrationLine, Quote, unserved_share,
+};

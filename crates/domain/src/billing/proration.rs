@@ -183,6 +183,28 @@ pub fn quote(
     })
 }
 
+/// The part of `paid`, the price of the period `[start, end)`, for the
+/// time of it before `served_from` (per second, as Stripe prorates;
+/// rounded to the minor unit, half away from zero): what a customer paid
+/// for time without service. Zero when the service started at or before
+/// `start`; all of `paid` when it started at or after `end`.
+pub fn unserved_share(
+    paid: Money,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    served_from: DateTime<Utc>,
+) -> Money {
+    let length = (end - start).num_seconds();
+    if length <= 0 || served_from >= end {
+        return paid;
+    }
+    let unserved = (served_from - start).num_seconds().clamp(0, length);
+    Money::rounded(
+        paid.amount() * Decimal::from(unserved) / Decimal::from(length),
+        paid.currency(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,5 +387,42 @@ mod tests {
             let expected = direct_c.amount_due.amount() + (b - a) * mid / len;
             prop_assert!((total.amount() - expected).abs() <= dec!(0.04), "{} vs {}", total, expected);
         }
+    }
+
+    #[test]
+    fn the_unserved_share_is_per_second_and_rounds_half_away_from_zero() {
+        let april = april();
+        let (start, end) = (april.start, april.end.unwrap());
+        // 29.00 for 30 days; 1 day unserved: 29 / 30 = 0.9666… → 0.97.
+        assert_eq!(
+            unserved_share(usd(dec!(29)), start, end, start + Duration::days(1)),
+            usd(dec!(0.97))
+        );
+        // 10 days of 30: a third of 29.99 = 9.9966… → 10.00.
+        assert_eq!(
+            unserved_share(usd(dec!(29.99)), start, end, start + Duration::days(10)),
+            usd(dec!(10.00))
+        );
+        // 0.03 for half the period: 0.015 → 0.02 (half away from zero).
+        assert_eq!(
+            unserved_share(usd(dec!(0.03)), start, end, start + Duration::days(15)),
+            usd(dec!(0.02))
+        );
+        assert_eq!(
+            unserved_share(usd(dec!(29)), start, end, start),
+            usd(dec!(0))
+        );
+        assert_eq!(
+            unserved_share(usd(dec!(29)), start, end, start - Duration::days(3)),
+            usd(dec!(0))
+        );
+        assert_eq!(
+            unserved_share(usd(dec!(29)), start, end, end),
+            usd(dec!(29))
+        );
+        assert_eq!(
+            unserved_share(usd(dec!(29)), start, end, end + Duration::days(40)),
+            usd(dec!(29))
+        );
     }
 }

@@ -87,6 +87,8 @@ impl Provisioner {
                 return Ok(());
             }
             tenants::transition(conn, tenant_id, TenantStatus::Failed, Some(reason)).await?;
+            deployments::record_provisioning_failed(conn, tenant_id, json!({"reason": reason}))
+                .await?;
             system(
                 "tenant.provisioning_failed",
                 tenant_id,

@@ -60,6 +60,26 @@ pub struct Charge {
     pub credit_applied: Decimal,
 }
 
+/// A subscription's paid renewal charges (each a billing period paid,
+/// the first one included), oldest period first.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn paid_periods(
+    conn: &mut AsyncPgConnection,
+    subscription_id: Uuid,
+) -> Result<Vec<Charge>, StoreError> {
+    Ok(charges::table
+        .filter(charges::subscription_id.eq(subscription_id))
+        .filter(charges::kind.eq("renewal"))
+        .filter(charges::status.eq("paid"))
+        .filter(charges::period_start.is_not_null())
+        .order((charges::period_start, charges::id))
+        .select(Charge::as_select())
+        .load(conn)
+        .await?)
+}
+
 /// Inserts a charge, or returns the existing one with the same key.
 ///
 /// # Errors

@@ -30,8 +30,8 @@ use diesel::{prelude::*, sql_types::BigInt};
 
 pub use charges::{
     Charge, NewRenewal, RenewalCandidate, RenewalResult, add_credit_applied, charge_of_payment,
-    claim_renewal_charges, find_charge, lock_charge, record_charge_attempt, record_renewals,
-    refund_of, renewal_candidates, set_charge_status, upsert_charge,
+    claim_renewal_charges, find_charge, lock_charge, paid_periods, record_charge_attempt,
+    record_renewals, refund_of, renewal_candidates, set_charge_status, upsert_charge,
 };
 pub use clock::{sandbox_offset, set_sandbox_offset};
 pub use dunning::{end_canceled, suspend_overdue, terminate_overdue};

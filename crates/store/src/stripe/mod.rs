@@ -25,8 +25,8 @@ pub use checkout::{
 };
 pub use events::{StripeEvent, find_event, insert_event, known_events, mark_processed};
 pub use subscriptions::{
-    FailedChange, PaidPeriod, bump_price_version, cancel_at_period_end, enqueue_unsynced,
-    last_failed_change, latest_change, link_provider, lock_subscription, mark_price_synced,
-    record_failed_period, record_paid_period, replace_provider_subscription, set_billing_anchor,
-    subscription_by_provider,
+    FailedChange, PaidPeriod, bump_price_version, cancel_at_period_end, end_for_deleted_tenant,
+    enqueue_unsynced, last_failed_change, latest_change, link_provider, lock_subscription,
+    mark_price_synced, record_failed_period, record_paid_period, replace_provider_subscription,
+    set_billing_anchor, subscription_by_provider,
 };

@@ -392,6 +392,40 @@ pub async fn cancel_at_period_end(
     Ok(rows.iter().any(|r| r.changed))
 }
 
+/// Ends a subscription now because its tenant was deleted: `active`,
+/// `past_due` or `incomplete` becomes `canceled` (the caller moves its
+/// `price_version`, so a provider's subscription is canceled too). Returns
+/// the status it had, or `None` when it had already ended.
+///
+/// # Errors
+/// [`StoreError`].
+pub async fn end_for_deleted_tenant(
+    conn: &mut AsyncPgConnection,
+    subscription_id: Uuid,
+) -> Result<Option<String>, StoreError> {
+    #[derive(QueryableByName)]
+    struct Before {
+        #[diesel(sql_type = Text)]
+        status: String,
+    }
+    let rows: Vec<Before> = diesel::sql_query(
+        r#"
+        WITH before AS (
+            SELECT id, status FROM subscriptions
+            WHERE id = $1 AND status IN ('active', 'past_due', 'incomplete') FOR NO KEY UPDATE
+        ), sub AS (
+            UPDATE subscriptions s SET status = 'canceled', past_due_since = NULL, updated_at = now()
+            FROM before b WHERE s.id = b.id RETURNING s.id
+        )
+        SELECT b.status FROM before b JOIN sub ON sub.id = b.id
+        "#,
+    )
+    .bind::<SqlUuid, _>(subscription_id)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().next().map(|r| r.status))
+}
+
 /// The id of a tenant's most recent plan change (any status), if any.
 ///
 /// # Errors

@@ -50,6 +50,13 @@ async fn set_saved_method(app: &TestApp, t: uuid::Uuid) {
         .unwrap();
 }
 
+/// Billing's follow-up as the app wires it (the sandbox's clock).
+pub(crate) fn follow_up() -> tenantry_billing::BillingFollowUp {
+    tenantry_billing::BillingFollowUp {
+        clock: tenantry_billing::engine::Clock::new(true),
+    }
+}
+
 /// Provisioning's side of a failed migration, as it runs it: the event
 /// recorded, billing's follow-up, in one transaction.
 pub(crate) async fn fail_migration(app: &TestApp, tenant: uuid::Uuid, change: uuid::Uuid) {
@@ -65,9 +72,7 @@ pub(crate) async fn fail_migration(app: &TestApp, tenant: uuid::Uuid, change: uu
                 serde_json::json!({"reason": "test"}),
             )
             .await?;
-            tenantry_billing::BillingFollowUp
-                .migration_failed(conn, tenant, change)
-                .await
+            follow_up().migration_failed(conn, tenant, change).await
         },
     )
     .await

@@ -31,6 +31,9 @@
 //! - `TENANTRY_ORACLE_SEED`: the run's seed (default: random, printed);
 //!   `TENANTRY_ORACLE_CASE`: run only this case of that seed.
 //! - `TENANTRY_ORACLE_MAX_OPS`: operations per case, at most (default 16).
+//! - `TENANTRY_ORACLE_LIFETIME_WEIGHT`, `TENANTRY_ORACLE_FAIL_MIGRATION_WEIGHT`:
+//!   how often upgrades go to lifetime and migrations fail ([`ops::op`]:
+//!   defaults 2 and 4).
 //! - `TENANTRY_ORACLE_SKIP`: comparisons to leave out, comma-separated tag
 //!   prefixes (`change.status,inv.overlap`), while the engine catches up.
 //! - `TENANTRY_ORACLE_KEEP_GOING=1`: run every case, shrink the first of

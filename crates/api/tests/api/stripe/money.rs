@@ -1222,3 +1222,217 @@ async fn a_failed_move_to_lifetime_after_the_stripe_subscription_ended_gets_a_ne
         -(lifetime - 2 * monthly)
     );
 }
+
+impl World {
+    /// A paid signup whose provisioning gave up, as provisioning records it:
+    /// tenant `failed` and its `provisioning_failed` event, in one transaction.
+    async fn paid_signup_failed(&self, slug: &str) -> (Uuid, String) {
+        let (tenant, _, url) = self.signup(slug, "basic").await;
+        self.sim.complete_checkout(&World::session_of(&url)).await;
+        assert_eq!(self.tenant_status(tenant).await, "provisioning");
+        let mut conn = self.app.pool().get().await.unwrap();
+        tenantry_store::AsyncConnection::transaction::<_, tenantry_store::StoreError, _>(
+            &mut conn,
+            async |conn| {
+                tenantry_store::tenants::transition(
+                    conn,
+                    tenant,
+                    tenantry_domain::TenantStatus::Failed,
+                    Some("no node has room"),
+                )
+                .await
+                .map_err(|e| match e {
+                    tenantry_store::tenants::TransitionError::Store(e) => e,
+                    other => panic!("{other:?}"),
+                })?;
+                tenantry_store::deployments::record_provisioning_failed(
+                    conn,
+                    tenant,
+                    json!({"reason": "no node has room"}),
+                )
+                .await
+            },
+        )
+        .await
+        .unwrap();
+        let stripe_sub = self
+            .one(&format!(
+                "SELECT provider_subscription_id FROM subscriptions WHERE tenant_id = '{tenant}'"
+            ))
+            .await;
+        (tenant, stripe_sub)
+    }
+
+    /// Provisioning's activation, as it runs it: the tenant `active` and
+    /// billing's `service_started`, in one transaction.
+    async fn serve(&self, tenant: Uuid) {
+        let follow_up = tenantry_billing::BillingFollowUp {
+            clock: self.clock(),
+        };
+        let mut conn = self.app.pool().get().await.unwrap();
+        tenantry_store::AsyncConnection::transaction::<_, tenantry_store::StoreError, _>(
+            &mut conn,
+            async |conn| {
+                tenantry_store::tenants::mark_provisioned(conn, tenant)
+                    .await
+                    .map_err(|e| match e {
+                        tenantry_store::tenants::TransitionError::Store(e) => e,
+                        other => panic!("{other:?}"),
+                    })?;
+                tenantry_store::events::ProvisioningEvents::service_started(
+                    &follow_up, conn, tenant,
+                )
+                .await
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Point 6 (issue 16), a refund-worthy failure besides a failed migration:
+/// a paid signup whose provisioning gave up, served days later after a
+/// retry, is credited for the paid time without service (per second), once;
+/// the credit reaches the Stripe balance and pays part of the renewal.
+#[tokio::test]
+async fn a_paid_signup_served_late_after_its_provisioning_failed_is_credited_the_time_without_service()
+ {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    let (t, stripe_sub) = w.paid_signup_failed("latecomer").await;
+    let customer = w.customer(t).await;
+    let item = w.sim.object(&stripe_sub).unwrap()["items"]["data"][0].clone();
+    let (start, end) = (
+        item["current_period_start"].as_i64().unwrap(),
+        item["current_period_end"].as_i64().unwrap(),
+    );
+    w.advance_both(&admin.access_token, 6 * 86_400 + 3_600)
+        .await;
+    let res = w
+        .app
+        .post_as(
+            &format!("/v1/tenants/{t}/retry-provisioning"),
+            &admin.access_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    w.serve(t).await;
+    let served: i64 = w
+        .one("SELECT extract(epoch FROM occurred_at)::bigint FROM activity_log WHERE action = 'credit.granted' ORDER BY occurred_at DESC LIMIT 1")
+        .await
+        .parse()
+        .unwrap();
+    assert!(
+        (served - (start + 6 * 86_400 + 3_600)).abs() <= 5,
+        "credited at the service's start on the billing clock"
+    );
+    // 29.00 for [start, end), the part before the service: half-up cents.
+    let unserved = served - start;
+    let length = end - start;
+    let expected = (2 * 2_900 * unserved + length) / (2 * length);
+    let credited = cents(&json!(
+        w.one(&format!(
+            "SELECT amount::text FROM credits WHERE tenant_id = '{t}' AND reason = 'provisioning_failed'"
+        ))
+        .await
+    ));
+    assert!(
+        (credited - expected).abs() <= 1,
+        "{credited} cents for {unserved} s of {length} s (expected about {expected})"
+    );
+    assert_eq!(
+        w.one(&format!(
+            "SELECT status FROM subscriptions WHERE tenant_id = '{t}'"
+        ))
+        .await,
+        "active"
+    );
+    // Served again (a repeated job step): no second credit.
+    w.serve(t).await;
+    assert_eq!(
+        w.count(&format!(
+            "SELECT 1 FROM credits WHERE tenant_id = '{t}' AND kind = 'granted'"
+        ))
+        .await,
+        1
+    );
+    let job = w
+        .one(&format!(
+            "SELECT payload FROM jobs WHERE tenant_id = '{t}' AND kind = 'stripe.push_credit'"
+        ))
+        .await;
+    w.run_job("stripe.push_credit", serde_json::from_str(&job).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(w.sim.object(&customer).unwrap()["balance"], -credited);
+    w.advance_both(&admin.access_token, end - w.sim.now() + 60)
+        .await;
+    let renewal = w
+        .invoices_of(&customer)
+        .into_iter()
+        .rfind(|i| i["billing_reason"] == "subscription_cycle")
+        .expect("the renewal");
+    assert_eq!(renewal["amount_paid"], 2_900 - credited);
+}
+
+/// Deleting a tenant used to leave its subscription billing (our renewals
+/// and Stripe's). Now deleting ends it; a tenant never served (its
+/// provisioning failed) gets its payment back in full through Stripe, once,
+/// and Stripe's subscription is canceled: nothing more is billed.
+#[tokio::test]
+async fn deleting_a_never_served_tenant_refunds_its_payment_and_cancels_its_stripe_subscription() {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    let (t, stripe_sub) = w.paid_signup_failed("neverserved").await;
+    let customer = w.customer(t).await;
+    let paid = paid_total(&w.invoices_of(&customer));
+    assert_eq!(paid, 2_900);
+    w.advance_both(&admin.access_token, 2 * 86_400).await;
+    let res = w
+        .app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/v1/tenants/{t}"),
+            &admin.access_token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    assert_eq!(
+        w.one(&format!(
+            "SELECT status FROM subscriptions WHERE tenant_id = '{t}'"
+        ))
+        .await,
+        "canceled"
+    );
+    w.sync(t).await;
+    assert_eq!(w.sim.object(&stripe_sub).unwrap()["status"], "canceled");
+    w.refund_jobs(t).await;
+    let refunds: Vec<Value> = w
+        .sim
+        .objects("refund")
+        .into_iter()
+        .filter(|r| r["status"] == "succeeded")
+        .collect();
+    assert_eq!(refunds.len(), 1, "refunded once: {refunds:?}");
+    assert_eq!(refunds[0]["amount"], paid);
+    assert_eq!(
+        w.one(&format!(
+            "SELECT status || ' ' || (amount = 29)::text FROM charges WHERE tenant_id = '{t}' AND kind = 'refund'"
+        ))
+        .await,
+        "paid true"
+    );
+    assert_eq!(
+        w.count(&format!(
+            "SELECT 1 FROM activity_log WHERE tenant_id = '{t}' AND action IN ('subscription.canceled', 'charge.refund_requested', 'charge.refunded')"
+        ))
+        .await,
+        3
+    );
+    // A month and more: Stripe bills nothing more.
+    w.advance_both(&admin.access_token, 40 * 86_400).await;
+    assert_eq!(w.invoices_of(&customer).len(), 1);
+}

@@ -347,9 +347,11 @@ impl Driver for Local {
                 json!({"reason": "the oracle failed it"}),
             )
             .await?;
-            BillingFollowUp
-                .migration_failed(conn, tenant, change)
-                .await?;
+            BillingFollowUp {
+                clock: self.world.clock,
+            }
+            .migration_failed(conn, tenant, change)
+            .await?;
             Ok(())
         })
         .await

@@ -139,11 +139,21 @@ fn preview_age() -> impl Strategy<Value = u8> {
 /// the downgrade 3, pay in the window 8, pay late 4 (each by an operator or
 /// the provider, half and half), card declines 4, works again 2, failed
 /// migration 4.
+///
+/// `TENANTRY_ORACLE_LIFETIME_WEIGHT` and `TENANTRY_ORACLE_FAIL_MIGRATION_WEIGHT`
+/// change the last two (to aim a run at failed migrations after a move to
+/// lifetime, say).
 pub fn op() -> impl Strategy<Value = Op> {
+    let weight = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
     let up = prop_oneof![
         6 => Just(Up::SameInterval),
         4 => Just(Up::ToYear),
-        2 => Just(Up::ToLifetime),
+        weight("TENANTRY_ORACLE_LIFETIME_WEIGHT", 2) => Just(Up::ToLifetime),
     ];
     prop_oneof![
         30 => jump().prop_map(Op::Advance),
@@ -155,7 +165,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         4 => via().prop_map(Op::PayLate),
         4 => Just(Op::Decline(true)),
         2 => Just(Op::Decline(false)),
-        4 => Just(Op::FailMigration),
+        weight("TENANTRY_ORACLE_FAIL_MIGRATION_WEIGHT", 4) => Just(Op::FailMigration),
     ]
 }
 
