@@ -305,3 +305,57 @@ async fn serve_runs_the_processor_on_its_own() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// Deleting a tenant used to leave its subscription `active`: the
+/// processor went on renewing it, charging the saved card of a tenant
+/// without service. Now deleting ends it (`canceled`), and the period end
+/// bills nothing.
+#[tokio::test]
+async fn a_deleted_tenant_is_not_renewed() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (t, _owner) = owner_of(&app, "gone", "odoo", "pro").await;
+    set_saved_method(&app, t).await;
+    let res = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/v1/tenants/{t}"),
+            &admin.access_token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let sub = subscription(&app, t, &admin.access_token).await;
+    assert_eq!(sub["status"], "canceled");
+    let res = app
+        .post_as(
+            "/v1/sandbox/clock",
+            &admin.access_token,
+            json!({"advance_seconds": 70 * 86_400}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let renewals: i64 = app
+        .sql()
+        .await
+        .query_one(
+            "SELECT count(*) FROM charges WHERE tenant_id = $1 AND kind = 'renewal'",
+            &[&t],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(renewals, 0, "nothing billed after the deletion");
+    let canceled: i64 = app
+        .sql()
+        .await
+        .query_one(
+            "SELECT count(*) FROM activity_log WHERE tenant_id = $1 AND action = 'subscription.canceled' AND after->>'reason' = 'tenant deleted'",
+            &[&t],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(canceled, 1);
+}
