@@ -25,10 +25,9 @@
 //! A failed migration of a change of interval puts Stripe back on the
 //! period the change had replaced (a trial to its end, which moves
 //! Stripe's anchor there); one after a move to lifetime resumes the
-//! recurring subscription before its period end. Both are generated while
-//! those periods still run (a migration fails soon after its change); a
-//! failure after the recurring Stripe subscription ended is covered by
-//! `stripe::money`'s tests instead.
+//! recurring subscription before its period end, or replaces it once it
+//! ended. A change of interval fails while the period it put aside still
+//! runs (a migration fails soon after its change).
 
 use std::collections::HashMap;
 
@@ -202,12 +201,17 @@ impl Driver for StandIn {
         let c = &m.changes[k];
         // A migration fails soon after its change, not weeks later: the
         // period a change of interval put aside (to which Stripe goes back
-        // with a trial) and the period a move to lifetime lets run out
-        // (while Stripe's subscription is still there to resume) still run.
+        // with a trial) still runs.
         let running =
             |end: Option<Ts>| end.is_some_and(|e| e > m.now + chrono::Duration::seconds(120));
+        let over =
+            |end: Option<Ts>| end.is_some_and(|e| e < m.now - chrono::Duration::seconds(120));
         if PLANS[c.to].interval == Interval::Lifetime {
-            running(m.end)
+            // Before the end Stripe's subscription resumes; after it a new
+            // one replaces it (paid from the credit, which covers any
+            // recurring price). Not within two minutes of the end, where
+            // which of the two happens is a race with the clock.
+            running(m.end) || over(m.end)
         } else if PLANS[c.from].interval != PLANS[c.to].interval {
             c.previous.is_none_or(|p| running(p.1))
         } else {
@@ -443,8 +447,22 @@ impl Driver for StandIn {
 
     async fn fail_migration(&mut self, tenant: Uuid, change: Uuid) -> Result<(), String> {
         crate::billing::fail_migration(&self.world.app, tenant, change).await;
-        // The credit goes to Stripe's customer balance; the plan's price back.
+        // The credit goes to Stripe's customer balance; the plan's price back
+        // (or, after a move to lifetime whose Stripe subscription ended, a
+        // new subscription in its place).
         self.run_jobs(tenant).await;
+        let row = self
+            .world
+            .sql
+            .query_one(
+                "SELECT provider_subscription_id FROM subscriptions WHERE tenant_id = $1",
+                &[&tenant],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(ids) = self.ids.get_mut(&tenant) {
+            ids.1 = row.get(0);
+        }
         Ok(())
     }
 
