@@ -232,8 +232,9 @@ fn period_statement<'a>(
 
 /// Records a paid renewal of a Stripe-billed subscription: the charge row
 /// (one per subscription and period start; the first period of a restarted
-/// cycle has its own key, `…:cycle`, as it may start in the very second
-/// the period it replaces did), the period advanced (never
+/// or replaced cycle has its own key, `…:cycle:{invoice}`, as it may start
+/// in the very second the period it replaces did — even a cycle restarted
+/// in the second another began), the period advanced (never
 /// backwards: a late invoice of an older period changes no period; the
 /// first invoice of a new cycle — another interval, `anchor_reset` — sets
 /// Stripe's period and anchor exactly), past
@@ -257,7 +258,7 @@ pub async fn record_paid_period(
             INSERT INTO charges (id, tenant_id, subscription_id, kind, amount, currency, status, period_start, period_end,
                                  attempts, provider_reference, idempotency_key, created_at, updated_at)
             VALUES (uuid_v7(), $2, $3, 'renewal', $4, $5, 'paid', $6, $7, 1, $8,
-                    'renewal:' || $3 || ':' || extract(epoch FROM $6)::bigint || CASE WHEN $14 THEN ':cycle' ELSE '' END, $1, $1)
+                    'renewal:' || $3 || ':' || extract(epoch FROM $6)::bigint || CASE WHEN $14 THEN ':cycle:' || $8 ELSE '' END, $1, $1)
             ON CONFLICT (idempotency_key) DO UPDATE
                 SET status = 'paid', provider_reference = EXCLUDED.provider_reference, last_error = NULL,
                     next_attempt_at = NULL, updated_at = now()
