@@ -414,7 +414,7 @@ async fn converge_once(
                     .await?;
                 }
                 CycleMove::Keep(end) => body["trial_end"] = json!(end.timestamp()),
-                CycleMove::Restart => {}
+                CycleMove::Restart => push_waiting_credits(stripe, pool, sub.id).await?,
             }
         }
         let updated = stripe
@@ -521,14 +521,7 @@ async fn replace_ended(
     current: &Value,
     want: &Desired,
 ) -> Result<(), JobError> {
-    // The credits on their way go first, so the first invoice uses them.
-    let waiting = {
-        let mut conn = pool.get().await?;
-        credits::unpushed(&mut conn, sub.id).await?
-    };
-    for credit in waiting {
-        push_credit(stripe, pool, credit).await?;
-    }
+    push_waiting_credits(stripe, pool, sub.id).await?;
     let mut body = json!({
         "customer": customer,
         "items": [{"price": price, "quantity": 1}],
@@ -563,6 +556,24 @@ async fn replace_ended(
     Ok(())
 }
 
+/// Carries the subscription's granted credits that have not reached Stripe
+/// yet (their own `stripe.push_credit` jobs may run later) before a call
+/// that makes Stripe invoice at once, so that invoice uses them.
+async fn push_waiting_credits(
+    stripe: &Stripe,
+    pool: &Pool,
+    subscription_id: Uuid,
+) -> Result<(), JobError> {
+    let waiting = {
+        let mut conn = pool.get().await?;
+        credits::unpushed(&mut conn, subscription_id).await?
+    };
+    for credit in waiting {
+        push_credit(stripe, pool, credit).await?;
+    }
+    Ok(())
+}
+
 /// How Stripe's cycle moves with a Price of another interval, which
 /// restarts it and invoices the new period at once unless a trial says
 /// otherwise (docs.stripe.com/billing/subscriptions/billing-cycle#changing).
@@ -579,7 +590,8 @@ enum CycleMove {
     /// (docs.stripe.com/billing/subscriptions/billing-cycle#add-a-trial-to-change-the-billing-cycle).
     Keep(DateTime<Utc>),
     /// The period put back is over: Stripe restarts its cycle now and
-    /// invoices it (the customer's balance applies first).
+    /// invoices it (the customer's balance applies first, the credits on
+    /// their way carried there before).
     Restart,
 }
 

@@ -1436,3 +1436,65 @@ async fn deleting_a_never_served_tenant_refunds_its_payment_and_cancels_its_stri
     w.advance_both(&admin.access_token, 40 * 86_400).await;
     assert_eq!(w.invoices_of(&customer).len(), 1);
 }
+
+/// The rarer order of [`a_failed_migration_of_a_month_to_year_upgrade_puts_stripe_back_on_our_period`]:
+/// the migration fails after the month it puts back is over. No trial can
+/// end in the past: Stripe restarts its monthly cycle now and invoices it,
+/// paid from the migration's credit first, and our period follows that
+/// invoice (no time billed twice; the weeks between are not billed).
+#[tokio::test]
+async fn a_failed_migration_after_the_month_it_restores_ended_restarts_stripe_monthly_now() {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    let (t, token, stripe_sub) = paid_tenant(&w, "latefail", "basic").await;
+    let customer = w.customer(t).await;
+    let out: Value = w
+        .app
+        .post_as(
+            &format!("/v1/tenants/{t}/plan-change"),
+            &token,
+            json!({"plan": "basic-yearly"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let change: Uuid = out["plan_change"]["id"].as_str().unwrap().parse().unwrap();
+    let charged = cents(&out["plan_change"]["amount"]["amount"]);
+    w.sync(t).await;
+    w.advance_both(&admin.access_token, 45 * 86_400).await;
+    let paid_before = paid_total(&w.invoices_of(&customer));
+    crate::billing::fail_migration(&w.app, t, change).await;
+    w.sync(t).await;
+    w.sync(t).await;
+    let subscription = w.sim.object(&stripe_sub).unwrap();
+    assert_eq!(
+        subscription["items"]["data"][0]["price"]["recurring"]["interval"],
+        "month"
+    );
+    assert_eq!(subscription["status"], "active");
+    let restart = w
+        .invoices_of(&customer)
+        .into_iter()
+        .rfind(|i| i["billing_reason"] == "subscription_update")
+        .unwrap();
+    assert_eq!(restart["total"], 2_900);
+    assert_eq!(restart["amount_paid"], 0, "paid from the credit");
+    assert_eq!(paid_total(&w.invoices_of(&customer)), paid_before);
+    let period = &restart["lines"]["data"][0]["period"];
+    assert!((period["start"].as_i64().unwrap() - w.sim.now()).abs() <= 5);
+    assert_eq!(
+        w.one(&format!("SELECT extract(epoch FROM current_period_start)::bigint || ' ' || extract(epoch FROM current_period_end)::bigint || ' ' || extract(epoch FROM billing_anchor)::bigint FROM subscriptions WHERE tenant_id = '{t}'")).await,
+        format!("{} {} {}", period["start"], period["end"], period["start"])
+    );
+    assert_eq!(
+        w.one(&format!(
+            "SELECT coalesce(sum(amount), 0) FROM credits WHERE tenant_id = '{t}'"
+        ))
+        .await
+        .parse::<Decimal>()
+        .unwrap(),
+        Decimal::new(charged - 2_900, 2),
+        "the credit paid the month; the rest is left"
+    );
+}
