@@ -242,9 +242,13 @@ fn id_of(v: &Value) -> Option<String> {
 ///   canceled downgrade releases the schedule;
 /// - on a lifetime plan the recurring subscription ends at its period end
 ///   (`cancel_at_period_end`);
-/// - a subscription our dunning ended (`expired`) is canceled in Stripe at
-///   once (docs.stripe.com/api/subscriptions/cancel), so Stripe bills no
-///   later period of a tenant without service.
+/// - a subscription our dunning ended (`expired`), or whose tenant was
+///   deleted (`canceled`), is canceled in Stripe at once
+///   (docs.stripe.com/api/subscriptions/cancel), so Stripe bills no later
+///   period of a tenant without service;
+/// - after a failed migration: a period put back keeps Stripe on it with a
+///   trial to its end ([`CycleMove`]); a Stripe subscription that ended
+///   while the tenant was on a lifetime plan is replaced ([`replace_ended`]).
 ///
 /// A Price Stripe's own schedule is about to switch to is left to it.
 ///
@@ -282,10 +286,6 @@ pub async fn sync_price(
 
 /// One pass: reads the Stripe subscription (and its schedule) and makes one
 /// round of calls towards `want`; returns whether it called anything.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the subscription on both sides, what is wanted, and when"
-)]
 async fn converge_once(
     stripe: &Stripe,
     pool: &Pool,

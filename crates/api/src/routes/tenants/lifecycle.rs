@@ -392,8 +392,11 @@ pub async fn retry_provisioning(
     status_change(&state, &principal, &client, &id, TenantStatus::Provisioning).await
 }
 
-/// Delete a tenant: starts deprovisioning (`202` with the job). Its activity
-/// log and history are kept.
+/// Delete a tenant: starts deprovisioning (`202` with the job). Its
+/// subscription ends at once (`canceled`; a Stripe subscription is canceled,
+/// nothing more is billed); a tenant never served gets every period it paid
+/// refunded in full through the payment provider. Its activity log and
+/// history are kept.
 #[utoipa::path(
     context_path = "/v1", tag = "tenants", security(("bearer" = [])),
     params(("id" = String, Path, description = "Tenant id or slug")),
