@@ -359,3 +359,73 @@ async fn a_deleted_tenant_is_not_renewed() {
         .get(0);
     assert_eq!(canceled, 1);
 }
+
+/// Regression (issue 17, probe 3): `advance_seconds: 10000000000000`
+/// answered 500, and every request reading the billing clock failed from
+/// then on. A move is now bounded (10 years a call, 100 years ahead in
+/// all): beyond is a 422 that moves nothing, and the clock still works.
+#[tokio::test]
+async fn an_absurd_sandbox_clock_move_is_refused_and_the_clock_keeps_working() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let before: Value = app
+        .get_as("/v1/sandbox/clock", &admin.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    for body in [
+        json!({"advance_seconds": 10_000_000_000_000_i64}),
+        json!({"advance_seconds": i64::MAX}),
+        json!({"advance_seconds": 10 * 366 * 86_400 + 1}),
+        json!({"now": "9999-12-31T23:59:59Z"}),
+    ] {
+        assert_problem(
+            app.post_as("/v1/sandbox/clock", &admin.access_token, body.clone())
+                .await,
+            422,
+        )
+        .await;
+    }
+    // Ten moves of ten (365-day) years are allowed; the eleventh passes 100 years.
+    for _ in 0..10 {
+        let res = app
+            .post_as(
+                "/v1/sandbox/clock",
+                &admin.access_token,
+                json!({"advance_seconds": 10 * 365 * 86_400}),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    assert_problem(
+        app.post_as(
+            "/v1/sandbox/clock",
+            &admin.access_token,
+            json!({"advance_seconds": 10 * 365 * 86_400}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    let after: Value = app
+        .get_as("/v1/sandbox/clock", &admin.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        after["offset_seconds"].as_i64().unwrap() - before["offset_seconds"].as_i64().unwrap(),
+        10 * 10 * 365 * 86_400,
+        "only the allowed moves happened"
+    );
+    // What reads the billing clock still works: a tenant is created.
+    let t = app.tenant_on("aftermath", "odoo", "basic").await;
+    let res = app
+        .get_as(
+            &format!("/v1/tenants/{t}/subscription"),
+            &admin.access_token,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+}
