@@ -103,8 +103,12 @@ pub async fn find_user(conn: &mut AsyncPgConnection, id: Uuid) -> Result<User, S
         .await?)
 }
 
-/// Counts one failed login; at `max_failures` consecutive failures the
-/// account is locked until `now + lock_for` and the count restarts.
+/// Counts one failed login (a wrong password, TOTP or recovery code),
+/// atomically: the count is incremented by the `UPDATE` itself, on the
+/// row's latest version, so concurrent failures each count. At
+/// `max_failures` consecutive failures the account is locked until
+/// `now + lock_for` and the count restarts. Returns the user as updated and
+/// whether this failure locked it.
 ///
 /// # Errors
 /// [`StoreError`].
@@ -113,23 +117,31 @@ pub async fn record_login_failure(
     id: Uuid,
     max_failures: i32,
     lock_for: Duration,
-) -> Result<User, StoreError> {
-    let now = Utc::now();
-    let user = find_user(conn, id).await?;
-    let failures = user.failed_logins + 1;
-    let (failed_logins, locked_until) = if failures >= max_failures {
-        (0, Some(now + lock_for))
-    } else {
-        (failures, user.locked_until)
-    };
-    Ok(diesel::update(users::table.find(id))
+) -> Result<(User, bool), StoreError> {
+    // Microseconds, as PostgreSQL keeps it (so the returned row compares).
+    let lock_until = chrono::SubsecRound::trunc_subsecs(Utc::now() + lock_for, 6);
+    let reaches = (users::failed_logins + 1).ge(max_failures);
+    let user: User = diesel::update(users::table.find(id))
         .set((
-            users::failed_logins.eq(failed_logins),
-            users::locked_until.eq(locked_until),
+            users::failed_logins.eq(diesel::dsl::case_when::<_, _, diesel::sql_types::Integer>(
+                reaches, 0,
+            )
+            .otherwise(users::failed_logins + 1)),
+            users::locked_until.eq(diesel::dsl::case_when::<
+                _,
+                _,
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            >(
+                (users::failed_logins + 1).ge(max_failures),
+                Some(lock_until),
+            )
+            .otherwise(users::locked_until)),
         ))
         .returning(User::as_returning())
         .get_result(conn)
-        .await?)
+        .await?;
+    let locked_now = user.failed_logins == 0 && user.locked_until == Some(lock_until);
+    Ok((user, locked_now))
 }
 
 /// Clears failed logins and any lock after a successful login.

@@ -159,23 +159,29 @@ pub async fn login(
         audit("auth.login_locked").record(&mut conn).await?;
         return Err(invalid_credentials());
     }
-    if !password_ok || user.status != UserStatus::Active.as_str() {
+    // Counts a failed attempt (password or second factor) and locks the
+    // account at the limit: one atomic `UPDATE` decides it.
+    let failed = async |conn: &mut tenantry_store::AsyncPgConnection,
+                        action: &str|
+           -> Result<(), ApiError> {
         let settings = &state.auth.settings;
         let lock = chrono::Duration::from_std(settings.login_lock)
             .map_err(|e| ApiError::Internal(e.into()))?;
-        let after = identity::record_login_failure(
-            &mut conn,
+        let (_, locked_now) = identity::record_login_failure(
+            conn,
             user.id,
             i32::try_from(settings.login_max_failures).unwrap_or(5),
             lock,
         )
         .await?;
-        audit("auth.login_failed").record(&mut conn).await?;
-        if after.locked_until.is_some_and(|t| t > Utc::now())
-            && user.locked_until != after.locked_until
-        {
-            audit("auth.account_locked").record(&mut conn).await?;
+        audit(action).record(conn).await?;
+        if locked_now {
+            audit("auth.account_locked").record(conn).await?;
         }
+        Ok(())
+    };
+    if !password_ok || user.status != UserStatus::Active.as_str() {
+        failed(&mut conn, "auth.login_failed").await?;
         return Err(invalid_credentials());
     }
     if user.totp_enabled {
@@ -197,7 +203,7 @@ pub async fn login(
         )
         .await?
         {
-            audit("auth.totp_failed").record(&mut conn).await?;
+            failed(&mut conn, "auth.totp_failed").await?;
             return Err(ApiError::Unauthorized {
                 code: "totp-invalid",
                 detail: "the two-factor code is wrong, expired or already used".into(),

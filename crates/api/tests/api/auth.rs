@@ -252,6 +252,51 @@ async fn five_failures_lock_the_account_then_it_unlocks() {
     assert_eq!(actions.last().unwrap(), "auth.login");
 }
 
+/// Regression (issue 17, point 2): failures were counted read-then-write,
+/// so concurrent wrong passwords could count once each and never lock.
+/// The count is now incremented by the `UPDATE` itself: 50 concurrent
+/// wrong passwords lock the account (and every one of them counts).
+#[tokio::test]
+async fn fifty_concurrent_wrong_passwords_lock_the_account() {
+    let app = spawn_app_with(|s| s.auth.login_rate_per_minute = 10_000).await;
+    let id = app.create_user("c@example.test", Role::Admin, None).await;
+    let attempts = (0..50).map(|_| {
+        app.login_response(json!({"email": "c@example.test", "password": "wrong password!"}))
+    });
+    for res in futures_util::future::join_all(attempts).await {
+        assert_eq!(res.status(), 401);
+    }
+    let sql = app.sql().await;
+    let row = sql
+        .query_one(
+            "SELECT locked_until > now(), (SELECT count(*) FROM activity_log WHERE actor_id = $1 AND action = 'auth.account_locked')
+             FROM users WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "locked");
+    let failed: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM activity_log WHERE actor_id = $1 AND action IN ('auth.login_failed', 'auth.login_locked')",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(failed, 50, "every attempt is recorded");
+    let locks: i64 = row.get(1);
+    assert!(locks >= 1, "the lock is recorded");
+    let right = app
+        .login_response(json!({"email": "c@example.test", "password": PASSWORD}))
+        .await;
+    assert_eq!(
+        right.status(),
+        401,
+        "the right password is refused while locked"
+    );
+}
+
 #[tokio::test]
 async fn login_is_rate_limited_per_client_ip() {
     let app = spawn_app_with(|s| s.auth.login_rate_per_minute = 3).await;
@@ -531,6 +576,69 @@ mod totp {
         assert_eq!(
             body["type"],
             "https://tenantry.dev/problems/totp-already-enabled"
+        );
+    }
+
+    /// Regression (issue 17, point 2): wrong TOTP and recovery codes never
+    /// counted towards the lock. Now each counts as a failed login: five
+    /// wrong second factors (with the right password) lock the account.
+    #[tokio::test]
+    async fn wrong_second_factors_count_towards_the_lock() {
+        let app = spawn_app().await;
+        let s = app.user("b@example.test", Role::Admin, None).await;
+        let setup: Value = app
+            .post_as("/v1/auth/totp/setup", &s.access_token, json!({}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let t = generator(setup["secret"].as_str().unwrap());
+        let enabled = app
+            .post_as(
+                "/v1/auth/totp/enable",
+                &s.access_token,
+                json!({"code": step_code(&t, 0)}),
+            )
+            .await;
+        assert_eq!(enabled.status(), 200);
+        let valid: Vec<String> = (-1..=1).map(|o| step_code(&t, o)).collect();
+        let wrong = (0..1_000_000)
+            .map(|n| format!("{n:06}"))
+            .find(|c| !valid.contains(c))
+            .unwrap();
+        for i in 0..5 {
+            let body = if i % 2 == 0 {
+                json!({"email": "b@example.test", "password": PASSWORD, "totp_code": wrong})
+            } else {
+                json!({"email": "b@example.test", "password": PASSWORD, "recovery_code": "not-a-recovery-code"})
+            };
+            let res = app.login_response(body).await;
+            let problem = assert_problem(res, 401).await;
+            assert_eq!(
+                problem["type"],
+                "https://tenantry.dev/problems/totp-invalid"
+            );
+        }
+        let locked: bool = app
+            .sql()
+            .await
+            .query_one(
+                "SELECT locked_until > now() FROM users WHERE id = $1",
+                &[&s.user_id],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(locked, "five wrong second factors lock the account");
+        let res = app
+            .login_response(
+                json!({"email": "b@example.test", "password": PASSWORD, "totp_code": step_code(&t, 0)}),
+            )
+            .await;
+        assert_eq!(
+            res.status(),
+            401,
+            "even the right code is refused while locked"
         );
     }
 }

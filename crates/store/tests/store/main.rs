@@ -3,6 +3,7 @@
 //! Store integration tests against a real PostgreSQL: one database per test.
 
 mod catalog;
+mod identity;
 mod jobs;
 mod locks;
 mod migrations;
