@@ -7,7 +7,10 @@ use actix_web::{
     Error, HttpMessage, ResponseError,
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
-    http::header::{HeaderName, HeaderValue},
+    http::{
+        Method,
+        header::{HeaderName, HeaderValue},
+    },
     middleware::Next,
 };
 use futures_util::FutureExt;
@@ -60,6 +63,37 @@ fn request_id(req: &ServiceRequest) -> String {
                 && v.bytes().all(|b| b.is_ascii_graphic())
         })
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+}
+
+/// The methods of RFC 9110 §9 and PATCH (RFC 5789).
+const STANDARD_METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::CONNECT,
+    Method::OPTIONS,
+    Method::TRACE,
+    Method::PATCH,
+];
+
+/// Outermost: any other method becomes `other` before anything records it,
+/// so metrics labels and log fields keep a bounded set of values (an
+/// invented method still answers `404` or `405`, as before).
+///
+/// # Errors
+/// The inner service's.
+pub async fn bounded_method(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if !STANDARD_METHODS.contains(req.method()) {
+        if let Ok(other) = Method::from_bytes(b"other") {
+            req.head_mut().method = other;
+        }
+    }
+    next.call(req).await
 }
 
 /// Wraps every request: assigns its id, runs it in a `request` span, turns a

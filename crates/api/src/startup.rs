@@ -156,6 +156,7 @@ impl Application {
                 .wrap(cors(&auth_settings.cors_origins))
                 .wrap(from_fn(request_context))
                 .wrap(http_metrics.clone())
+                .wrap(from_fn(crate::middleware::bounded_method))
         })
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         // actix stops at once on SIGINT; we want Ctrl-C to be as graceful as

@@ -122,6 +122,35 @@ async fn metrics_count_requests_by_route_template_and_report_the_pool() {
     }
 }
 
+/// Regression (issue 17, point 6): every invented HTTP method made its own
+/// metrics label (unbounded series). Now the label is a standard method or
+/// `other`, and the invented method is still refused.
+#[tokio::test]
+async fn invented_http_methods_share_one_metrics_label() {
+    let app = spawn_app().await;
+    for i in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("INVENTED{i}").as_bytes()).unwrap();
+        let res = app
+            .client
+            .request(method, app.url("/v1/products"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            matches!(res.status().as_u16(), 404 | 405),
+            "{}",
+            res.status()
+        );
+    }
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(!text.contains("INVENTED"), "{text}");
+    let other = text
+        .lines()
+        .find(|l| l.starts_with("tenantry_http_requests_total{") && l.contains(r#"method="other""#))
+        .unwrap_or_else(|| panic!("no `other` series: {text}"));
+    assert!(other.ends_with(" 20"), "{other}");
+}
+
 #[tokio::test]
 async fn openapi_json_and_the_offline_docs_page_are_served() {
     let app = spawn_app().await;
