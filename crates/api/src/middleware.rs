@@ -88,10 +88,10 @@ pub async fn bounded_method(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    if !STANDARD_METHODS.contains(req.method()) {
-        if let Ok(other) = Method::from_bytes(b"other") {
-            req.head_mut().method = other;
-        }
+    if !STANDARD_METHODS.contains(req.method())
+        && let Ok(other) = Method::from_bytes(b"other")
+    {
+        req.head_mut().method = other;
     }
     next.call(req).await
 }
