@@ -39,6 +39,17 @@ pub struct HttpArgs {
     #[arg(display_order = 9)]
     pub max_body_bytes: usize,
 
+    /// Bearer token `GET /metrics` requires [default: none: `/metrics` is
+    /// open, so keep the listen address private or set this].
+    #[arg(
+        long,
+        env = "TENANTRY_METRICS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    #[arg(display_order = 10)]
+    pub metrics_token: Option<String>,
+
     /// The URL clients reach this API at (links in invitations, sandbox checkout pages) [default: http://LISTEN].
     #[arg(long, env = "TENANTRY_PUBLIC_URL", global = true)]
     #[arg(display_order = 25)]

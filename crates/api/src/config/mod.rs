@@ -132,6 +132,8 @@ pub struct Settings {
     pub http_workers: Option<usize>,
     /// Request body limit, bytes.
     pub max_body_bytes: usize,
+    /// The bearer token `GET /metrics` requires (`None`: open).
+    pub metrics_token: Option<SecretString>,
     /// Identity and access settings.
     pub auth: AuthSettings,
     /// `TENANTRY_TRUSTED_PROXIES` as given, validated at start-up.
@@ -175,6 +177,10 @@ impl fmt::Debug for Settings {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("http_workers", &self.http_workers)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("auth", &self.auth)
             .field("jobs", &self.jobs)
             .field("provisioning", &self.provisioning)
@@ -212,6 +218,12 @@ impl From<SettingsArgs> for Settings {
             shutdown_timeout: Duration::from_secs(a.http.shutdown_timeout_secs),
             http_workers: a.http.http_workers,
             max_body_bytes: a.http.max_body_bytes,
+            metrics_token: a
+                .http
+                .metrics_token
+                .clone()
+                .filter(|t| !t.is_empty())
+                .map(SecretString::from),
             raw_trusted_proxies: a.auth.trusted_proxies.clone(),
             public_url,
             signup_rate_per_minute: a.signup.signup_rate_per_minute,
@@ -243,6 +255,7 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(5),
             http_workers: Some(1),
             max_body_bytes: 256 * 1024,
+            metrics_token: None,
             raw_trusted_proxies: String::new(),
             public_url: "http://tenantry.test".into(),
             signup_rate_per_minute: 1000,

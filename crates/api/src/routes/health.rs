@@ -1,8 +1,10 @@
 //! Operational endpoints: liveness, readiness, metrics.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
 use prometheus::{Encoder, TextEncoder};
+use secrecy::ExposeSecret as _;
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 use utoipa::ToSchema;
 
 use crate::{ApiError, AppState, error::ApiResult};
@@ -51,13 +53,37 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<web::Json<Status>> 
 
 /// Prometheus text exposition: `tenantry_http_requests_total` and
 /// `tenantry_http_requests_duration_seconds` by endpoint (route template),
-/// method and status; `tenantry_db_pool_*` gauges.
+/// method (a standard one or `other`) and status; `tenantry_db_pool_*`
+/// gauges. With `TENANTRY_METRICS_TOKEN` set it needs
+/// `Authorization: Bearer <that token>` (else `401`).
 #[utoipa::path(
     tag = "operations",
-    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String))
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String),
+        (status = 401, description = "`TENANTRY_METRICS_TOKEN` is set and the request does not carry it", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
 )]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    if let Some(token) = &state.settings.metrics_token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .unwrap_or("");
+        // Digests compared: equal-length values, no early exit on a prefix.
+        let digest = |s: &str| Sha256::digest(s.as_bytes());
+        if digest(given) != digest(token.expose_secret()) {
+            return Err(ApiError::Unauthorized {
+                code: "unauthorized",
+                detail: "/metrics needs the metrics token: Authorization: Bearer <TENANTRY_METRICS_TOKEN>".into(),
+            });
+        }
+    }
     let encoder = TextEncoder::new();
     let mut buf = Vec::new();
     encoder

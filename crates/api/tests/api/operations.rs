@@ -151,6 +151,31 @@ async fn invented_http_methods_share_one_metrics_label() {
     assert!(other.ends_with(" 20"), "{other}");
 }
 
+/// Issue 17, point 6: `/metrics` can be kept behind a token
+/// (`TENANTRY_METRICS_TOKEN`); without one it stays open (documented).
+#[tokio::test]
+async fn metrics_need_the_metrics_token_when_one_is_set() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.metrics_token = Some(secrecy::SecretString::from(
+            "scrape-me-0123456789".to_owned(),
+        ));
+    })
+    .await;
+    let bare = app.get("/metrics").await;
+    assert_problem(bare, 401).await;
+    let wrong = app.get_as("/metrics", "scrape-me-012345678").await;
+    assert_problem(wrong, 401).await;
+    let right = app.get_as("/metrics", "scrape-me-0123456789").await;
+    assert_eq!(right.status(), 200);
+    assert!(
+        right
+            .text()
+            .await
+            .unwrap()
+            .contains("tenantry_db_pool_max_size")
+    );
+}
+
 #[tokio::test]
 async fn openapi_json_and_the_offline_docs_page_are_served() {
     let app = spawn_app().await;
