@@ -96,6 +96,36 @@ pub async fn bounded_method(
     next.call(req).await
 }
 
+/// Refuses a request whose path or query string holds an encoded NUL
+/// (`%00`): no identifier, slug or filter contains one, and PostgreSQL text
+/// cannot store it — `422`, before any handler or query runs.
+///
+/// # Errors
+/// [`ApiError::Validation`], or the inner service's.
+pub async fn refuse_nul(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let nul = |s: &str| {
+        s.as_bytes()
+            .windows(3)
+            .any(|w| w.eq_ignore_ascii_case(b"%00"))
+    };
+    if nul(req.path()) || nul(req.query_string()) {
+        let refused = ApiError::Validation {
+            detail: "the URL holds a NUL character (%00), which no path or query parameter accepts"
+                .into(),
+            errors: vec![crate::error::FieldProblem {
+                field: String::new(),
+                message: "NUL characters are not accepted".into(),
+            }],
+        };
+        let res = refused.error_response();
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
 /// Wraps every request: assigns its id, runs it in a `request` span, turns a
 /// panic into a `500` problem, sets `X-Request-Id` and logs one line with
 /// method, route template, status and latency.

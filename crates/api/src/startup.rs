@@ -154,6 +154,7 @@ impl Application {
                 .wrap(Compress::default())
                 .wrap(security_headers(auth_settings.hsts))
                 .wrap(cors(&auth_settings.cors_origins))
+                .wrap(from_fn(crate::middleware::refuse_nul))
                 .wrap(from_fn(request_context))
                 .wrap(http_metrics.clone())
                 .wrap(from_fn(crate::middleware::bounded_method))

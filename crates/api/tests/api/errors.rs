@@ -292,3 +292,65 @@ async fn bad_query_parameters_are_400_naming_the_parameter() {
             .contains("prodcut")
     );
 }
+
+/// Regression (issue 17, point 10): a NUL character reached PostgreSQL
+/// (500); a lone UTF-16 surrogate was a 400 like broken JSON. Both are now
+/// `422 validation-failed`, in a body, a path and a query, and nothing is
+/// written.
+#[tokio::test]
+async fn nul_characters_and_lone_surrogates_are_422_never_500() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let t = app.tenant_on("nulco", "odoo", "basic").await;
+    let rename = |body: &'static str| {
+        app.request(
+            reqwest::Method::PATCH,
+            &format!("/v1/tenants/{t}"),
+            &admin.access_token,
+        )
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+    };
+    for (body, says) in [
+        (r#"{"company_name": "Nul\u0000 Ltd"}"#, "NUL"),
+        (r#"{"company_name": "Lone \ud800 Ltd"}"#, "surrogate"),
+        (r#"{"company_name": "Trail \udc00 Ltd"}"#, "surrogate"),
+    ] {
+        let problem = assert_problem(rename(body).await.unwrap(), 422).await;
+        assert_eq!(
+            problem["type"],
+            "https://tenantry.dev/problems/validation-failed"
+        );
+        assert!(
+            problem.to_string().contains(says) || problem.to_string().contains("hex escape"),
+            "{problem}"
+        );
+    }
+    for path in [
+        "/v1/tenants/nul%00co",
+        "/v1/tenants?status=active%00",
+        "/v1/products/odoo%00",
+    ] {
+        let res = app.get_as(path, &admin.access_token).await;
+        assert_problem(res, 422).await;
+    }
+    let name: String = app
+        .sql()
+        .await
+        .query_one("SELECT company_name FROM tenants WHERE id = $1", &[&t])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        !name.contains("Nul") && !name.contains("Lone"),
+        "nothing was written: {name}"
+    );
+    // An escaped backslash followed by the text u0000 is an ordinary string.
+    let res = rename(r#"{"company_name": "Back\\u0000slash Ltd"}"#)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["company_name"], r"Back\u0000slash Ltd");
+}
