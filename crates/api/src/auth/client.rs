@@ -33,6 +33,21 @@ pub fn client_ip(
     Some(last)
 }
 
+/// The address a rate limit counts a client under: an IPv4 address as it
+/// is, an IPv6 address by its /64 (one subscriber's network: a client
+/// holds a whole /64 and may rotate through it at will, RFC 6177).
+pub fn rate_limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
+    }
+}
+
 /// The client's IP for a request, with the app's trusted proxies.
 pub fn request_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
     let forwarded = req
@@ -85,6 +100,16 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_and_ipv4_as_they_are() {
+        let key = |s: &str| super::rate_limit_key(s.parse().unwrap()).to_string();
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
     }
 
     #[test]

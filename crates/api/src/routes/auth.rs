@@ -84,7 +84,8 @@ fn require_csrf_header(req: &HttpRequest) -> ApiResult<()> {
     }
 }
 
-/// Keys login rate limits by client IP (trusted proxies honoured).
+/// Keys rate limits by client IP (trusted proxies honoured), an IPv6
+/// client by its /64 ([`client::rate_limit_key`]).
 #[derive(Debug, Clone)]
 pub struct ClientIpKey(pub Vec<ipnet::IpNet>);
 
@@ -94,6 +95,7 @@ impl KeyExtractor for ClientIpKey {
 
     fn extract(&self, req: &ServiceRequest) -> Result<Self::Key, Self::KeyExtractionError> {
         client::request_ip(req.request(), &self.0)
+            .map(client::rate_limit_key)
             .ok_or_else(|| SimpleKeyExtractionError::new("cannot tell the client's address"))
     }
 }

@@ -320,6 +320,39 @@ async fn login_is_rate_limited_per_client_ip() {
     );
 }
 
+/// Issue 17, point 3: an IPv6 client holds a whole /64 and could rotate
+/// through it to dodge a per-address limit; the limit counts the /64.
+#[tokio::test]
+async fn ipv6_clients_are_rate_limited_per_64() {
+    let app = spawn_app_with(|s| {
+        s.auth.login_rate_per_minute = 2;
+        s.auth.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let attempt = |xff: &'static str| {
+        app.client
+            .post(app.url("/v1/auth/login"))
+            .header("x-forwarded-for", xff)
+            .json(&json!({"email": "x@example.test", "password": "whatever pw"}))
+            .send()
+    };
+    assert_eq!(attempt("2001:db8:1:2::1").await.unwrap().status(), 401);
+    assert_eq!(attempt("2001:db8:1:2::2").await.unwrap().status(), 401);
+    assert_eq!(
+        attempt("2001:db8:1:2:ffff:ffff:ffff:ffff")
+            .await
+            .unwrap()
+            .status(),
+        429,
+        "another address of the same /64 is the same client"
+    );
+    assert_eq!(
+        attempt("2001:db8:1:3::1").await.unwrap().status(),
+        401,
+        "the next /64 is another client"
+    );
+}
+
 #[tokio::test]
 async fn forwarded_for_is_honoured_from_trusted_proxies() {
     let app = spawn_app_with(|s| {
