@@ -42,13 +42,19 @@ pub const RESERVED_SLUGS: &[&str] = &[
     "localhost",
 ];
 
+/// The infix of shared instances' host and container names
+/// (`{product}-shared-{node}`, container `tenantry-{product}-shared-{node}`):
+/// a tenant slug holding it could take a shared instance's name.
+pub const SHARED_INSTANCE_INFIX: &str = "-shared-";
+
 /// Why a string is not a [`TenantSlug`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TenantSlugError {
     /// Not a DNS label of 3–63 characters.
     #[error(transparent)]
     Slug(#[from] SlugError),
-    /// One of [`RESERVED_SLUGS`].
+    /// One of [`RESERVED_SLUGS`], or shaped like a shared instance's name
+    /// (holds [`SHARED_INSTANCE_INFIX`] or ends with `-shared`).
     #[error("{0:?} is reserved")]
     Reserved(String),
 }
@@ -60,7 +66,11 @@ impl TenantSlug {
     /// [`TenantSlugError`].
     pub fn parse(s: &str) -> Result<Self, TenantSlugError> {
         let slug = Slug::parse(s)?;
-        if RESERVED_SLUGS.contains(&slug.as_str()) {
+        let name = slug.as_str();
+        if RESERVED_SLUGS.contains(&name)
+            || name.contains(SHARED_INSTANCE_INFIX)
+            || name.ends_with("-shared")
+        {
             return Err(TenantSlugError::Reserved(s.to_owned()));
         }
         Ok(Self(slug))
@@ -204,6 +214,25 @@ mod tests {
             TenantSlug::parse("acme-corp").unwrap().as_str(),
             "acme-corp"
         );
+    }
+
+    /// Issue 17, point 10: a slug could take a shared instance's name
+    /// (`odoo-shared-pve1` is the shared Odoo instance on node `pve1`).
+    #[test]
+    fn a_slug_shaped_like_a_shared_instance_name_is_reserved() {
+        for r in [
+            "odoo-shared-pve1",
+            "inventory-shared-docker-1",
+            "odoo-shared",
+        ] {
+            assert_eq!(
+                TenantSlug::parse(r),
+                Err(TenantSlugError::Reserved(r.into()))
+            );
+        }
+        for ok in ["shared-office", "sharedspace", "acme-sharedx"] {
+            assert!(TenantSlug::parse(ok).is_ok(), "{ok}");
+        }
     }
 
     #[test]
