@@ -48,13 +48,45 @@ pub fn rate_limit_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The client's IP for a request, with the app's trusted proxies.
+/// Whether a request looks relayed by a proxy we were not told to trust:
+/// no trusted proxies are configured, the peer is a loopback or private
+/// address, and it forwards a client (`X-Forwarded-For` or `Forwarded`).
+/// Then every client behind that proxy counts as the proxy: one rate-limit
+/// budget for all, one address in the activity log.
+pub fn behind_untrusted_proxy(peer: Option<IpAddr>, forwards: bool, trusted: &[IpNet]) -> bool {
+    let private = match peer {
+        Some(IpAddr::V4(v4)) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        Some(IpAddr::V6(v6)) => {
+            v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local()
+        }
+        None => false,
+    };
+    trusted.is_empty() && forwards && private
+}
+
+/// Warned once per process (see [`behind_untrusted_proxy`]).
+static UNTRUSTED_PROXY_WARNED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// The client's IP for a request, with the app's trusted proxies. The first
+/// request that looks relayed by a proxy nobody configured logs a warning
+/// naming `TENANTRY_TRUSTED_PROXIES`.
 pub fn request_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
     let forwarded = req
         .headers()
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok());
-    client_ip(req.peer_addr().map(|a| a.ip()), forwarded, trusted)
+    let peer = req.peer_addr().map(|a| a.ip());
+    let forwards = forwarded.is_some() || req.headers().contains_key("forwarded");
+    if behind_untrusted_proxy(peer, forwards, trusted)
+        && !UNTRUSTED_PROXY_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            proxy = ?peer,
+            "requests come through a proxy at {peer:?} (they carry X-Forwarded-For or Forwarded) but TENANTRY_TRUSTED_PROXIES is empty: every client behind it shares one rate-limit budget and one logged address; set TENANTRY_TRUSTED_PROXIES to the proxy's address"
+        );
+    }
+    client_ip(peer, forwarded, trusted)
 }
 
 /// Client details recorded with every state change.
@@ -100,6 +132,29 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_private_peer_forwarding_clients_without_trusted_proxies_is_an_untrusted_proxy() {
+        let ip = |s: &str| Some(s.parse().unwrap());
+        let none: Vec<ipnet::IpNet> = Vec::new();
+        assert!(super::behind_untrusted_proxy(ip("10.0.0.5"), true, &none));
+        assert!(super::behind_untrusted_proxy(ip("127.0.0.1"), true, &none));
+        assert!(super::behind_untrusted_proxy(ip("fd00::5"), true, &none));
+        assert!(
+            !super::behind_untrusted_proxy(ip("10.0.0.5"), false, &none),
+            "nothing forwarded"
+        );
+        assert!(
+            !super::behind_untrusted_proxy(ip("203.0.113.9"), true, &none),
+            "a public client claiming a hop is not a proxy of ours"
+        );
+        let trusted = vec!["10.0.0.5/32".parse().unwrap()];
+        assert!(!super::behind_untrusted_proxy(
+            ip("10.0.0.5"),
+            true,
+            &trusted
+        ));
     }
 
     #[test]
