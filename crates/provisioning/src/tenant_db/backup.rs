@@ -8,13 +8,16 @@ use std::process::Stdio;
 
 use tokio_postgres::config::Host;
 
+use std::os::unix::fs::PermissionsExt as _;
+
 use super::{DatabaseServer, TenantDbError, TenantDbName};
 
 impl DatabaseServer {
     /// Writes `pg_dump -Fc` of database `name` to
     /// `backup_dir/<name>-<UTC timestamp>.dump` (e.g.
     /// `t_acme-20261121T143000.123Z.dump`, created with the directory if need
-    /// be) and returns that path. The dump is written to a `.partial` file,
+    /// be) and returns that path. The file is `0600` and the directory
+    /// `0700`: a dump holds a tenant's whole data. The dump is written to a `.partial` file,
     /// synced, then renamed, so a file with the final name is always a
     /// complete dump; a failed dump leaves no file.
     ///
@@ -32,7 +35,7 @@ impl DatabaseServer {
         if !self.exists(name).await? {
             return Err(TenantDbError::NoSuchDatabase(name.clone()));
         }
-        tokio::fs::create_dir_all(backup_dir)
+        private_dir(backup_dir)
             .await
             .map_err(TenantDbError::io(format!(
                 "create the backup directory {}",
@@ -41,6 +44,14 @@ impl DatabaseServer {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
         let path = backup_dir.join(format!("{name}-{stamp}.dump"));
         let partial = backup_dir.join(format!("{name}-{stamp}.dump.partial"));
+        // Owner-only before pg_dump writes a byte (it keeps the mode).
+        tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)
+            .await
+            .map_err(TenantDbError::io(format!("create {}", partial.display())))?;
 
         let result = self.run_pg_dump(name, &partial).await;
         if let Err(e) = result {
@@ -155,4 +166,11 @@ impl DatabaseServer {
         self.drop_database(name).await?;
         Ok(dump)
     }
+}
+
+/// Creates `dir` (and its parents) if need be and makes it `0700`: only the
+/// control plane's user reads the dumps in it.
+async fn private_dir(dir: &Path) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).await
 }

@@ -363,6 +363,13 @@ async fn backup_writes_a_custom_format_dump_that_pg_restore_lists() {
         "{file}"
     );
     assert_eq!(files_in(&dir.join("nested")), [file], "no .partial left");
+    // Issue 17, point 10: a dump holds a tenant's data: owner-only.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600, "the dump is 0600");
+        assert_eq!(mode(&dir.join("nested")), 0o700, "its directory is 0700");
+    }
     let bytes = std::fs::read(&path).unwrap();
     assert!(bytes.starts_with(b"PGDMP"), "custom format header");
     let list = std::process::Command::new("pg_restore")
