@@ -70,13 +70,15 @@ pub async fn get_clock(
 
 /// Move the sandbox billing clock forward (admins; `TENANTRY_SANDBOX=1` only),
 /// then run the billing processor at the new time, like Stripe test clocks.
-/// A call moves it at most [`MAX_ADVANCE_SECONDS`], and it runs at most
+/// An API token needs `billing:write`. A call moves it at most
+/// [`MAX_ADVANCE_SECONDS`], and it runs at most
 /// [`MAX_OFFSET_SECONDS`] ahead of real time (`422` beyond, nothing moved).
 #[utoipa::path(
     context_path = "/v1", tag = "sandbox", security(("bearer" = [])),
     request_body = ClockInput,
     responses(
         (status = 200, description = "Moved; the processor ran", body = Clock),
+        (status = 403, description = "Not an admin, or an API token without `billing:write`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Neither or both fields, backwards, more than 10 years in one call, or more than 100 years ahead of real time", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -88,6 +90,7 @@ pub async fn move_clock(
     Json(input): Json<ClockInput>,
 ) -> ApiResult<web::Json<Clock>> {
     principal.require_admin()?;
+    principal.require(tenantry_domain::Scope::BillingWrite)?;
     let mut conn = state.pool.get().await?;
     let offset = store::sandbox_offset(&mut conn).await?;
     let now = clock(&state).now(&mut conn).await?;

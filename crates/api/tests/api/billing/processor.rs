@@ -419,6 +419,37 @@ async fn an_absurd_sandbox_clock_move_is_refused_and_the_clock_keeps_working() {
         10 * 10 * 365 * 86_400,
         "only the allowed moves happened"
     );
+    // An admin's API token moves it only with `billing:write`.
+    let token = |scopes: serde_json::Value| {
+        let app = &app;
+        let admin = &admin;
+        async move {
+            let created: Value = app
+                .post_as(
+                    "/v1/api-tokens",
+                    &admin.access_token,
+                    json!({"name": format!("clock {scopes}"), "scopes": scopes}),
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            created["secret"].as_str().unwrap().to_owned()
+        }
+    };
+    let reader = token(json!(["billing:read"])).await;
+    assert_problem(
+        app.post_as("/v1/sandbox/clock", &reader, json!({"advance_seconds": 60}))
+            .await,
+        403,
+    )
+    .await;
+    // With it the clock moves.
+    let writer = token(json!(["billing:write"])).await;
+    let res = app
+        .post_as("/v1/sandbox/clock", &writer, json!({"advance_seconds": 60}))
+        .await;
+    assert_eq!(res.status(), 200);
     // What reads the billing clock still works: a tenant is created.
     let t = app.tenant_on("aftermath", "odoo", "basic").await;
     let res = app
