@@ -142,12 +142,7 @@ pub(crate) fn update(s: &mut State, id: &str, p: &Value, events: &mut Vec<Value>
         for (i, ph) in given.iter().enumerate() {
             let param = |k: &str| format!("phases[{i}][{k}]");
             let price_id = ph["items"][0]["price"].as_str().unwrap_or_default();
-            let Some(price) = s
-                .objects
-                .get(price_id)
-                .filter(|o| o["object"] == "price" && Interval::of(o).is_some())
-                .cloned()
-            else {
+            let Some(price) = crate::subscriptions::recurring_price(s, price_id) else {
                 return invalid(
                     &format!("phases[{i}][items][0][price]"),
                     "resource_missing",

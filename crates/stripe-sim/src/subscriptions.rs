@@ -53,6 +53,14 @@ pub(crate) fn start(
     sub_id
 }
 
+/// The recurring price `id`, if there is one.
+pub(crate) fn recurring_price(s: &State, id: &str) -> Option<Value> {
+    s.objects
+        .get(id)
+        .filter(|o| o["object"] == "price" && Interval::of(o).is_some())
+        .cloned()
+}
+
 /// The subscription's (only) item.
 fn item(sub: &Value) -> &Value {
     &sub["items"]["data"][0]
@@ -266,12 +274,7 @@ pub(crate) fn create(s: &mut State, p: &Value, events: &mut Vec<Value>) -> Reply
         );
     };
     let price_id = p["items"][0]["price"].as_str().unwrap_or_default();
-    let Some(price) = s
-        .objects
-        .get(price_id)
-        .filter(|o| o["object"] == "price" && Interval::of(o).is_some())
-        .cloned()
-    else {
+    let Some(price) = recurring_price(s, price_id) else {
         return invalid(
             "items[0][price]",
             "resource_missing",
@@ -279,18 +282,9 @@ pub(crate) fn create(s: &mut State, p: &Value, events: &mut Vec<Value>) -> Reply
         );
     };
     let now = s.now();
-    let trial_end = match &p["trial_end"] {
-        Value::Null => None,
-        v => match opt_int(v) {
-            Some(t) if t > now && p["proration_behavior"] == "none" => Some(t),
-            _ => {
-                return invalid(
-                    "trial_end",
-                    "",
-                    "Invalid timestamp: must be an integer Unix timestamp in the future (with proration_behavior=none in the stand-in).",
-                );
-            }
-        },
+    let trial_end = match trial_end_param(s, p) {
+        Ok(t) => t,
+        Err(reply) => return reply,
     };
     let sub_id = start(s, &customer, &price, &p["metadata"], now);
     let invoice = match trial_end {
@@ -311,6 +305,31 @@ pub(crate) fn create(s: &mut State, p: &Value, events: &mut Vec<Value>) -> Reply
         events.push(s.event(kind, inv));
     }
     (200, s.objects[&sub_id].clone())
+}
+
+/// The `trial_end` parameter: `None` when absent; a timestamp in the
+/// future (Stripe refuses any other with a 400 on `trial_end`), given with
+/// `proration_behavior=none` (the only behaviour the stand-in has).
+fn trial_end_param(s: &State, p: &Value) -> Result<Option<i64>, Reply> {
+    let t = match &p["trial_end"] {
+        Value::Null => return Ok(None),
+        v => opt_int(v).filter(|t| *t > s.now()).ok_or_else(|| {
+            invalid(
+                "trial_end",
+                "",
+                "Invalid timestamp: must be an integer Unix timestamp in the future.",
+            )
+        })?,
+    };
+    if p["proration_behavior"] != "none" {
+        return Err(error(
+            400,
+            "invalid_request_error",
+            "parameter_missing",
+            "the stand-in only moves a billing cycle with proration_behavior=none",
+        ));
+    }
+    Ok(Some(t))
 }
 
 /// A trial to `end` from `at` (docs.stripe.com/billing/subscriptions/
@@ -354,27 +373,10 @@ pub(crate) fn update(s: &mut State, id: &str, p: &Value, events: &mut Vec<Value>
             "the stand-in only moves prices with proration_behavior=none",
         );
     }
-    let trial_end = match &p["trial_end"] {
-        Value::Null => None,
-        v => match opt_int(v) {
-            Some(t) if t > s.now() => Some(t),
-            _ => {
-                return invalid(
-                    "trial_end",
-                    "",
-                    "Invalid timestamp: must be an integer Unix timestamp in the future.",
-                );
-            }
-        },
+    let trial_end = match trial_end_param(s, p) {
+        Ok(t) => t,
+        Err(reply) => return reply,
     };
-    if trial_end.is_some() && p["proration_behavior"] != "none" {
-        return error(
-            400,
-            "invalid_request_error",
-            "parameter_missing",
-            "the stand-in only moves a billing cycle with proration_behavior=none",
-        );
-    }
     let cancel_at_end = opt_bool(&p["cancel_at_period_end"]);
     if sub["status"] == "canceled"
         && (new_price.is_some() || cancel_at_end.is_some() || trial_end.is_some())

@@ -1,6 +1,6 @@
 //! Operational endpoints: liveness, readiness, metrics.
 
-use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use prometheus::{Encoder, TextEncoder};
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
@@ -66,18 +66,10 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<web::Json<Status>> 
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
     if let Some(token) = &state.settings.metrics_token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .unwrap_or("");
+        let given = crate::auth::principal::bearer_token(&req).unwrap_or_default();
         // Digests compared: equal-length values, no early exit on a prefix.
         let digest = |s: &str| Sha256::digest(s.as_bytes());
-        if digest(given) != digest(token.expose_secret()) {
+        if digest(&given) != digest(token.expose_secret()) {
             return Err(ApiError::Unauthorized {
                 code: "unauthorized",
                 detail: "/metrics needs the metrics token: Authorization: Bearer <TENANTRY_METRICS_TOKEN>".into(),
