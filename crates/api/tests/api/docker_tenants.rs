@@ -244,11 +244,7 @@ async fn a_docker_tenant_runs_pauses_resumes_migrates_and_is_deleted_on_the_real
     assert_eq!(shared_labels["tenantry.tenant"], "shared");
 
     // Deleting the tenant drops its database; the shared container keeps serving others.
-    let res = app
-        .request(reqwest::Method::DELETE, &tenant_path, &token)
-        .send()
-        .await
-        .unwrap();
+    let res = app.delete_as(&tenant_path, &token).await;
     assert_eq!(res.status(), 202);
     wait(&app, &tenant_path, &token, |t| t["status"] == "deleted").await;
     assert_eq!(running(&shared), Some(true));

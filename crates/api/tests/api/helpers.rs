@@ -265,6 +265,13 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn delete_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.request(reqwest::Method::DELETE, path, token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn patch_as(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
         self.request(reqwest::Method::PATCH, path, token)
             .json(&body)

@@ -248,24 +248,13 @@ async fn a_node_with_instances_cannot_be_deleted() {
     .await
     .unwrap();
     let path = format!("/v1/nodes/{id}");
-    let problem = assert_problem(
-        app.request(reqwest::Method::DELETE, &path, &admin.access_token)
-            .send()
-            .await
-            .unwrap(),
-        409,
-    )
-    .await;
+    let problem = assert_problem(app.delete_as(&path, &admin.access_token).await, 409).await;
     assert_eq!(
         problem["type"],
         "https://tenantry.dev/problems/node-not-empty"
     );
     sql.execute("DELETE FROM instances", &[]).await.unwrap();
-    let res = app
-        .request(reqwest::Method::DELETE, &path, &admin.access_token)
-        .send()
-        .await
-        .unwrap();
+    let res = app.delete_as(&path, &admin.access_token).await;
     assert_eq!(res.status(), 204);
     assert_problem(app.get_as(&path, &admin.access_token).await, 404).await;
 }

@@ -516,14 +516,8 @@ async fn shared_and_dedicated_docker_tenants_answer_through_a_real_caddy_before_
 
     // A deleted tenant has no route.
     let res = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/v1/tenants/{dedicated_id}"),
-            &token,
-        )
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/v1/tenants/{dedicated_id}"), &token)
+        .await;
     assert_eq!(res.status(), 202);
     wait(&app, &format!("/v1/tenants/{dedicated_id}"), &token, |t| {
         t["status"] == "deleted"

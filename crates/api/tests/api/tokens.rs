@@ -67,14 +67,8 @@ async fn an_api_token_is_shown_once_stored_hashed_and_usable() {
     // Revoked → 401.
     let id = created["id"].as_str().unwrap();
     let res = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/v1/api-tokens/{id}"),
-            &admin.access_token,
-        )
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/v1/api-tokens/{id}"), &admin.access_token)
+        .await;
     assert_eq!(res.status(), 204);
     assert_problem(app.get_as("/v1/me", &secret).await, 401).await;
     let revoked: Value = app

@@ -56,25 +56,19 @@ async fn downgrades_wait_for_the_period_end_and_can_be_canceled() {
     );
 
     let del = app
-        .request(
-            reqwest::Method::DELETE,
+        .delete_as(
             &format!("/v1/tenants/{t}/scheduled-plan-change"),
             &owner.access_token,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(del.status(), 200);
     assert_eq!(del.json::<Value>().await.unwrap()["status"], "canceled");
     let again = app
-        .request(
-            reqwest::Method::DELETE,
+        .delete_as(
             &format!("/v1/tenants/{t}/scheduled-plan-change"),
             &owner.access_token,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_problem(again, 404).await;
     assert_eq!(
         subscription(&app, t, &owner.access_token).await["scheduled_plan_change"],
@@ -105,14 +99,8 @@ async fn deleting_a_tenant_cancels_its_scheduled_change() {
     )
     .await;
     let del = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/v1/tenants/{t}"),
-            &admin.access_token,
-        )
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/v1/tenants/{t}"), &admin.access_token)
+        .await;
     assert_eq!(del.status(), 202);
     let history: Value = app
         .get_as(

@@ -594,14 +594,11 @@ async fn a_due_downgrade_can_no_longer_be_canceled() {
         .await
         .unwrap();
     let cancel = app
-        .request(
-            reqwest::Method::DELETE,
+        .delete_as(
             &format!("/v1/tenants/{t}/scheduled-plan-change"),
             &owner.access_token,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     let problem = assert_problem(cancel, 409).await;
     assert!(problem["detail"].as_str().unwrap().contains("took effect"));
     assert_eq!(

@@ -317,14 +317,8 @@ async fn a_deleted_tenant_is_not_renewed() {
     let (t, _owner) = owner_of(&app, "gone", "odoo", "pro").await;
     set_saved_method(&app, t).await;
     let res = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/v1/tenants/{t}"),
-            &admin.access_token,
-        )
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/v1/tenants/{t}"), &admin.access_token)
+        .await;
     assert_eq!(res.status(), 202);
     let sub = subscription(&app, t, &admin.access_token).await;
     assert_eq!(sub["status"], "canceled");

@@ -95,14 +95,8 @@ async fn pause_resume_and_delete_act_on_a_dedicated_container() {
     let db = d["database"].as_str().unwrap().to_owned();
     let res = env
         .app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/v1/tenants/{id}"),
-            &env.token,
-        )
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/v1/tenants/{id}"), &env.token)
+        .await;
     assert_eq!(res.status(), 202);
     env.wait_status(&id, "deleted").await;
     assert_eq!(status(&env), None, "container destroyed");

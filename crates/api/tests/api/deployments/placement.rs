@@ -234,14 +234,8 @@ async fn without_a_free_port_the_job_waits_and_the_tenant_says_no_free_port_with
     // Deleting a tenant frees its port; the waiting job takes it.
     let res = env
         .app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/v1/tenants/{a}"),
-            &env.token,
-        )
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/v1/tenants/{a}"), &env.token)
+        .await;
     assert_eq!(res.status(), 202);
     env.wait_status(&a, "deleted").await;
     env.wait_status(&c, "active").await;

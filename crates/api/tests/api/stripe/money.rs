@@ -268,14 +268,8 @@ async fn a_downgrade_canceled_while_the_price_sync_runs_leaves_stripe_on_the_cur
     held.arrived().await;
     let res = w
         .app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/v1/tenants/{t}/scheduled-plan-change"),
-            &token,
-        )
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/v1/tenants/{t}/scheduled-plan-change"), &token)
+        .await;
     assert_eq!(res.status(), 200);
     held.release();
     job.await.unwrap().unwrap();
@@ -1391,14 +1385,8 @@ async fn deleting_a_never_served_tenant_refunds_its_payment_and_cancels_its_stri
     w.advance_both(&admin.access_token, 2 * 86_400).await;
     let res = w
         .app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/v1/tenants/{t}"),
-            &admin.access_token,
-        )
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/v1/tenants/{t}"), &admin.access_token)
+        .await;
     assert_eq!(res.status(), 202);
     assert_eq!(
         w.one(&format!(

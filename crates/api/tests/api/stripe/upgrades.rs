@@ -160,14 +160,8 @@ async fn an_upgrade_charges_exactly_the_quote_and_moves_the_price_without_prorat
     );
     let res = w
         .app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/v1/tenants/{t}/scheduled-plan-change"),
-            &token,
-        )
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/v1/tenants/{t}/scheduled-plan-change"), &token)
+        .await;
     assert_eq!(res.status(), 200);
     w.run_job("stripe.sync_price", json!({"subscription_id": sub_id}))
         .await

@@ -38,27 +38,15 @@ async fn the_lifecycle_refuses_invalid_transitions_and_keeps_history_after_delet
     assert_problem(post("resume").await, 409).await;
 
     let del = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/v1/tenants/{id}"),
-            &admin.access_token,
-        )
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/v1/tenants/{id}"), &admin.access_token)
+        .await;
     assert_eq!(del.status(), 202);
     let body: Value = del.json().await.unwrap();
     assert_eq!(body["tenant"]["status"], "deprovisioning");
     assert_eq!(body["job"]["kind"], "deprovision");
     let again = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/v1/tenants/{id}"),
-            &admin.access_token,
-        )
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/v1/tenants/{id}"), &admin.access_token)
+        .await;
     assert_problem(again, 409).await;
 
     // Mark it deleted as the deprovisioning job will; the history stays.

@@ -69,14 +69,11 @@ async fn owners_invite_and_remove_members() {
 
     let uid = accepted["user_id"].as_str().unwrap();
     let res = app
-        .request(
-            reqwest::Method::DELETE,
+        .delete_as(
             &format!("/v1/tenants/acme/members/{uid}"),
             &owner.access_token,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status(), 204);
     assert_problem(app.get_as("/v1/me", &member.access_token).await, 401).await;
     // The owner is not a removable member.
